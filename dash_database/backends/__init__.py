@@ -1,0 +1,1 @@
+"""Storage engines behind :class:`dash_database.DashDatabase`, one module each."""

@@ -1,0 +1,465 @@
+"""The embedded engine: one SQLite file (or memory), shared by threads and processes.
+
+sqlitedict creates and owns the values table (``key TEXT PRIMARY KEY, value
+BLOB``) and its connection thread runs every write, so the file stays a plain
+sqlitedict database. sqlitedict alone is not enough, and this module adds:
+
+* **Keys that cannot collide.** A record key is the JSON text of
+  ``[user_id, key_name]``. JSON keeps ``1`` apart from ``"1"`` and ends every
+  id unambiguously, so one user's records are exactly one range of the primary
+  key index: listing and deleting a user is an index range, never a scan.
+* **Errors in the caller.** sqlitedict queues a write and raises its error in
+  whichever call comes next, possibly another user's. Here every statement is
+  followed by a round trip on the same queue, under one lock, so its error is
+  raised by the call that caused it and is never left for somebody else.
+* **Transactions.** ``BEGIN IMMEDIATE`` ... ``COMMIT`` for read-modify-write
+  and for values that span chunks; sqlitedict has no transaction primitive.
+* **Concurrent reads.** sqlitedict funnels every read through its one thread.
+  In WAL mode readers never block the writer, so file databases read on a small
+  pool of plain connections instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import tempfile
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, Union
+
+from sqlitedict import SqliteDict
+
+from ..exceptions import InvalidLocationError, StorageError
+from ..keys import Key
+from ..serialization import CHUNK_SIZE, ChunkWriter, Codec, is_chunked
+from .base import MISSING, Backend
+
+logger = logging.getLogger("dash_database")
+
+MEMORY = ":memory:"
+DURABILITY = {"normal": "NORMAL", "full": "FULL"}
+
+_VALUES = "dash_database"
+_CHUNKS = "dash_database_chunks"
+_SCHEMA = (
+    f'CREATE TABLE IF NOT EXISTS "{_CHUNKS}" '
+    "(key TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (key, seq))",
+    # A value's chunks go away inside the statement that replaces or deletes its
+    # record, so that a single write or a user-wide delete stays one atomic
+    # statement with no transaction around it.
+    f'CREATE TRIGGER IF NOT EXISTS "{_VALUES}_replace" BEFORE INSERT ON "{_VALUES}" '
+    f'BEGIN DELETE FROM "{_CHUNKS}" WHERE key = NEW.key; END',
+    f'CREATE TRIGGER IF NOT EXISTS "{_VALUES}_delete" AFTER DELETE ON "{_VALUES}" '
+    f'BEGIN DELETE FROM "{_CHUNKS}" WHERE key = OLD.key; END',
+)
+_GET = f'SELECT value FROM "{_VALUES}" WHERE key = ?'
+_HAS = f'SELECT 1 FROM "{_VALUES}" WHERE key = ?'
+_PUT = f'REPLACE INTO "{_VALUES}" (key, value) VALUES (?, ?)'
+_DELETE = f'DELETE FROM "{_VALUES}" WHERE key = ?'
+_RANGE = "key >= ? AND key < ?"
+_KEYS = f'SELECT key FROM "{_VALUES}" WHERE {_RANGE}'
+_COUNT = f'SELECT count(*) FROM "{_VALUES}" WHERE {_RANGE}'
+_DELETE_RANGE = f'DELETE FROM "{_VALUES}" WHERE {_RANGE}'
+_ALL_KEYS = f'SELECT key FROM "{_VALUES}"'
+_PUT_CHUNK = f'INSERT INTO "{_CHUNKS}" (key, seq, data) VALUES (?, ?, ?)'
+_CHUNKS_OF = f'SELECT data FROM "{_CHUNKS}" WHERE key = ? ORDER BY seq'
+
+Rows = list[tuple[Any, ...]]
+
+
+def record_key(user_id: Key, key_name: Key) -> str:
+    """The primary key of one value: the JSON text of ``[user_id, key_name]``."""
+    return json.dumps([user_id, key_name], separators=(",", ":"))
+
+
+def user_range(user_id: Key) -> tuple[str, str]:
+    """The half-open range of record keys that belong to ``user_id``, and to nobody else."""
+    # Every record key of the user starts with this prefix; since "-" follows ","
+    # in every collation, prefix[:-1] + "-" is the first text past all of them.
+    prefix = "[" + json.dumps(user_id) + ","
+    return prefix, prefix[:-1] + "-"
+
+
+def _check_path(path: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InvalidLocationError(
+            f"db_location={path!r}: the folder {folder!r} does not exist; create it first"
+        )
+    if os.path.isdir(path):
+        raise InvalidLocationError(
+            f"db_location={path!r} is a folder; pass a file path inside it, "
+            f"e.g. {os.path.join(path, 'dash_database.sqlite3')!r}"
+        )
+    if os.path.exists(path):
+        with open(path, "rb") as file:
+            header = file.read(16)
+        # An empty file is a valid empty database for SQLite.
+        if header and header != b"SQLite format 3\x00":
+            raise InvalidLocationError(
+                f"db_location={path!r} exists but is not a SQLite database; "
+                "pass a new path or an existing dash_database file"
+            )
+
+
+def _remove_temp_dir(path: str, owner_pid: int) -> None:
+    # A forked worker inherits the finalizer; only the creating process cleans up.
+    if os.getpid() == owner_pid:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class _ValueWrite:
+    """Streams one value into the tables; begins a transaction only if it spans chunks."""
+
+    def __init__(self, backend: SqliteBackend, key: str, own_transaction: bool) -> None:
+        self._backend = backend
+        self._key = key
+        self._own_transaction = own_transaction
+        self._begun = False
+        self._chunks = 0
+
+    def add_chunk(self, chunk: bytes) -> None:
+        """Store the next full chunk (the first one also writes the record)."""
+        backend = self._backend
+        if self._chunks == 0:
+            if self._own_transaction:
+                backend.run("BEGIN IMMEDIATE")
+                self._begun = True
+            backend.change(_PUT, (self._key, backend.codec.chunked_tag))
+        backend.change(_PUT_CHUNK, (self._key, self._chunks, chunk))
+        self._chunks += 1
+
+    def finish(self, tail: bytes) -> None:
+        """Store what is left and commit."""
+        if self._chunks == 0:
+            record = self._backend.codec.tag + tail
+            self._backend.change(_PUT, (self._key, record), commit=self._own_transaction)
+            return
+        if tail:
+            self.add_chunk(tail)
+        if self._begun:
+            self._backend.run("COMMIT")
+
+    def abort(self) -> None:
+        """Undo a transaction this write began."""
+        if self._begun:
+            self._backend.rollback()
+
+
+class SqliteBackend(Backend):
+    """Values in a SQLite file (or in memory), via sqlitedict.
+
+    :param location: a file path, :data:`MEMORY`, or ``None`` for a private
+        temporary file removed on close and at interpreter exit.
+    :param codec: the serializer.
+    :param timeout: seconds to wait for another connection's write lock.
+    :param durability: ``"normal"`` (survives a process crash) or ``"full"``
+        (also survives power loss, with an fsync per commit).
+    """
+
+    def __init__(
+        self,
+        location: Union[str, os.PathLike[str], None],
+        codec: Codec,
+        *,
+        timeout: float,
+        durability: str,
+    ) -> None:
+        super().__init__(codec)
+        if durability not in DURABILITY:
+            raise ValueError(f"durability must be one of {tuple(DURABILITY)}, not {durability!r}")
+        self._timeout = timeout
+        self._synchronous = DURABILITY[durability]
+        self.chunk_size = CHUNK_SIZE
+        self._finalizer: weakref.finalize | None = None
+        if location is None:
+            # mkdtemp makes the folder 0700; SQLite gives its side files the
+            # mode of the database file, so they stay private too.
+            folder = tempfile.mkdtemp(prefix="dash_database-")
+            path = os.path.join(folder, "dash_database.sqlite3")
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            self._finalizer = weakref.finalize(self, _remove_temp_dir, folder, os.getpid())
+        else:
+            path = os.fspath(location)
+            if path != MEMORY:
+                _check_path(path)
+        self.location = path
+        self._memory = path == MEMORY
+        self._start()
+        _LIVE.add(self)
+
+    def _start(self) -> None:
+        self._lock = threading.Lock()
+        self._lock_owner: int | None = None
+        self._pool_lock = threading.Lock()
+        self._idle: list[sqlite3.Connection] = []
+        self._closed = False
+        try:
+            self._dict = SqliteDict(
+                self.location,
+                tablename=_VALUES,
+                # Not autocommit: sqlitedict would then commit after every
+                # statement, even inside our BEGIN ... COMMIT. We send COMMIT as
+                # a statement; sqlitedict's own commit() runs outside its error
+                # handling, and a failure there kills its thread.
+                autocommit=False,
+                # WAL lets readers in other threads and processes go on while
+                # one writer commits, and survives a process crash at any point.
+                journal_mode="WAL",
+                # The stack capture costs more than the statement itself.
+                outer_stack=False,
+            )
+            for statement in (
+                f"PRAGMA busy_timeout = {int(self._timeout * 1000)}",
+                # sqlitedict sets synchronous=OFF; NORMAL in WAL mode loses
+                # nothing on a process crash, FULL nothing on power loss.
+                f"PRAGMA synchronous = {self._synchronous}",
+                *_SCHEMA,
+            ):
+                self.run(statement)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def _error(self, exc: sqlite3.Error) -> StorageError:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            hint = f"another connection held the lock for more than timeout={self._timeout}s"
+        elif "readonly" in text or "read-only" in text:
+            hint = "the database file or its folder is read-only"
+        elif "full" in text:
+            hint = "the disk or the database's size limit is full"
+        else:
+            hint = "SQLite refused the operation"
+        return StorageError(f"{self.location}: {text} ({hint}); this call changed nothing")
+
+    @contextmanager
+    def _engine(self) -> Iterator[None]:
+        """Hold sqlitedict's connection for one whole operation."""
+        # A callback of ours (update's func, a value's __reduce__) calling the
+        # database again from inside would wait for itself forever.
+        if self._lock_owner == threading.get_ident():
+            raise RuntimeError(
+                "the database was called from inside one of its own operations (the func of "
+                "update_user_value, or while pickling a value); call it before or after instead"
+            )
+        with self._lock:
+            self._lock_owner = threading.get_ident()
+            try:
+                yield
+            finally:
+                self._lock_owner = None
+
+    def run(self, sql: str, args: tuple[Any, ...] = ()) -> Rows:
+        """Run one statement on sqlitedict's connection; its error raises here."""
+        try:
+            return list(self._dict.conn.select(sql, args))
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def change(self, sql: str, args: tuple[Any, ...], commit: bool = False) -> int:
+        """Run one write statement, maybe commit, and return how many rows it changed.
+
+        This costs one round trip to sqlitedict's thread (about 70 us here,
+        most of a small write), however many statements it queues.
+        """
+        conn = self._dict.conn
+        try:
+            conn.execute(sql, args)
+            if commit:
+                conn.execute("COMMIT")
+            # The select waits for the statements queued before it and raises
+            # their error, here, before anybody else can use the connection.
+            row = conn.select_one("SELECT changes()")
+        except sqlite3.Error as exc:
+            if "no transaction is active" in str(exc):
+                # sqlitedict keeps only the last error: the write failed, SQLite
+                # rolled it back, and the COMMIT after it found nothing to commit.
+                exc = sqlite3.OperationalError(
+                    "the write failed and SQLite rolled it back (see the 'sqlitedict' log)"
+                )
+            raise self._error(exc) from exc
+        return int(row[0]) if row else 0
+
+    def rollback(self) -> None:
+        """Roll back the open transaction, if SQLite has not already done so."""
+        try:
+            self.run("ROLLBACK")
+        except StorageError:
+            logger.debug("rollback on %s: no transaction was open", self.location)
+
+    @contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
+        with self._pool_lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = sqlite3.connect(
+                self.location,
+                timeout=self._timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction:
+                conn.rollback()
+            with self._pool_lock:
+                if self._closed:
+                    conn.close()
+                else:
+                    self._idle.append(conn)
+
+    def _query(self, sql: str, args: tuple[Any, ...]) -> Rows:
+        if self._memory:
+            # A memory database exists only on sqlitedict's connection.
+            with self._engine():
+                return self.run(sql, args)
+        try:
+            with self._reader() as conn:
+                return conn.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def _load(self, record: bytes, chunks: Callable[[], Iterable[Any]]) -> Any:
+        if not is_chunked(record):
+            return self.codec.load_record(record)
+        self.codec.check_tag(record[:1])
+        return self.codec.load(bytes(row[0]) for row in chunks())
+
+    def _load_on_writer(self, key: str) -> Any:
+        rows = self.run(_GET, (key,))
+        if not rows:
+            return MISSING
+        return self._load(rows[0][0], lambda: self.run(_CHUNKS_OF, (key,)))
+
+    def get(self, user_id: Key, key_name: Key) -> Any:
+        """Return the stored value, or :data:`MISSING`."""
+        key = record_key(user_id, key_name)
+        rows = self._query(_GET, (key,))
+        if not rows:
+            return MISSING
+        if not is_chunked(rows[0][0]):
+            return self.codec.load_record(rows[0][0])
+        if self._memory:
+            with self._engine():
+                return self._load_on_writer(key)
+        try:
+            with self._reader() as conn:
+                # The record and its chunks must come from one snapshot, or a
+                # concurrent write could hand us the halves of two values.
+                conn.execute("BEGIN")
+                rows = conn.execute(_GET, (key,)).fetchall()
+                if not rows:
+                    return MISSING
+                return self._load(rows[0][0], lambda: conn.execute(_CHUNKS_OF, (key,)))
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def contains(self, user_id: Key, key_name: Key) -> bool:
+        """Whether a value is stored, without reading it."""
+        return bool(self._query(_HAS, (record_key(user_id, key_name),)))
+
+    def _write(self, key: str, value: Any, own_transaction: bool) -> None:
+        write = _ValueWrite(self, key, own_transaction)
+        out = ChunkWriter(write.add_chunk, self.chunk_size)
+        try:
+            self.codec.dump(value, out)
+            write.finish(out.tail())
+        except BaseException:
+            write.abort()
+            raise
+
+    def set(self, user_id: Key, key_name: Key, value: Any) -> None:
+        """Store ``value``; committed when this returns."""
+        key = record_key(user_id, key_name)
+        with self._engine():
+            self._write(key, value, own_transaction=True)
+
+    def update(self, user_id: Key, key_name: Key, func: Callable[[Any], Any], default: Any) -> Any:
+        """Atomically store and return ``func(old value or default)``."""
+        key = record_key(user_id, key_name)
+        with self._engine():
+            # IMMEDIATE takes the file's write lock before the read, so no other
+            # process can write between our read and our write.
+            self.run("BEGIN IMMEDIATE")
+            try:
+                old = self._load_on_writer(key)
+                new = func(default if old is MISSING else old)
+                self._write(key, new, own_transaction=False)
+                self.run("COMMIT")
+            except BaseException:
+                self.rollback()
+                raise
+        return new
+
+    def delete(self, user_id: Key, key_name: Key) -> bool:
+        """Delete one value; return whether it existed."""
+        with self._engine():
+            return self.change(_DELETE, (record_key(user_id, key_name),), commit=True) > 0
+
+    def keys(self, user_id: Key) -> list[Key]:
+        """The user's key names, from one index range."""
+        rows = self._query(_KEYS, user_range(user_id))
+        return [json.loads(row[0])[1] for row in rows]
+
+    def count(self, user_id: Key) -> int:
+        """How many values the user has."""
+        return int(self._query(_COUNT, user_range(user_id))[0][0])
+
+    def delete_user(self, user_id: Key) -> int:
+        """Delete the user's values in one statement, hence one transaction."""
+        with self._engine():
+            return self.change(_DELETE_RANGE, user_range(user_id), commit=True)
+
+    def users(self) -> list[Key]:
+        """Every user id holding at least one value."""
+        found: dict[Key, None] = {}
+        for row in self._query(_ALL_KEYS, ()):
+            found[json.loads(row[0])[0]] = None
+        return list(found)
+
+    def close(self) -> None:
+        """Close every connection; remove the temporary file, if any."""
+        with self._pool_lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+        with self._lock:  # let a write in another thread finish first
+            self._dict.close()
+        if self._finalizer is not None:
+            self._finalizer()
+
+    def reopen_after_fork(self) -> None:
+        """Give a forked child its own connections (see :func:`_reopen_after_fork`)."""
+        if self._closed:
+            return
+        # Never use or close a connection made before the fork: SQLite's file
+        # locks belong to the parent, and closing the copy in the child can drop
+        # the child's own locks. Keep them referenced and unused instead.
+        _INHERITED.append((self._dict, self._idle))
+        self._dict.conn = None  # its thread did not survive the fork
+        if self._memory:
+            logger.warning("%s: a forked process starts with an empty memory database", self)
+        self._start()
+
+
+_LIVE: weakref.WeakSet[SqliteBackend] = weakref.WeakSet()
+_INHERITED: list[object] = []
+
+
+def _reopen_after_fork() -> None:
+    # gunicorn --preload and multiprocessing fork a process that already holds
+    # an open database; sqlitedict's thread and the locks do not survive that.
+    for backend in list(_LIVE):
+        backend.reopen_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reopen_after_fork)

@@ -1,0 +1,47 @@
+"""Every error dash_database raises on purpose.
+
+Each class derives from :class:`DashDatabaseError` *and* from the builtin
+exception it means, so ``except ValueError`` or ``except KeyError`` written
+against dash_database 1.0 keeps working.
+"""
+
+from __future__ import annotations
+
+
+class DashDatabaseError(Exception):
+    """Base class of every error raised by dash_database."""
+
+
+class DatabaseClosedError(DashDatabaseError, ValueError):
+    """The database was used after :meth:`DashDatabase.close`."""
+
+
+class InvalidLocationError(DashDatabaseError, ValueError):
+    """``db_location`` cannot hold a database (missing folder, not a SQLite file...)."""
+
+
+class KeyNotFoundError(DashDatabaseError, KeyError):
+    """The user has no value under that key."""
+
+    def __str__(self) -> str:
+        # KeyError.__str__ shows repr(args[0]); a sentence reads better.
+        return str(self.args[0]) if self.args else ""
+
+
+class SerializationError(DashDatabaseError, TypeError):
+    """The value cannot be stored with this database's serializer; nothing was written."""
+
+
+class DeserializationError(DashDatabaseError, ValueError):
+    """A stored value cannot be read back (other serializer, or damaged data)."""
+
+
+class StorageError(DashDatabaseError, OSError):
+    """The storage engine refused the operation (locked, read-only, full, unreachable).
+
+    The operation did not take effect, and every other stored value is intact.
+    """
+
+
+class DependencyMissingError(DashDatabaseError, ImportError):
+    """An optional dependency is not installed; the message names the pip command."""

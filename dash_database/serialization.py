@@ -1,0 +1,211 @@
+"""How values become bytes and back, the same way for every backend.
+
+A stored *record* starts with one tag byte that names its serializer and
+whether the value continues in chunks:
+
+* ``P`` / ``J``: a pickle / JSON value, complete in the record;
+* ``p`` / ``j``: a pickle / JSON value whose bytes are in numbered chunks.
+
+Values are written as a stream cut into chunks of :data:`CHUNK_SIZE`, so that a
+1 GB DataFrame never exists as one 1 GB ``bytes`` object on top of the frame
+itself, and no engine's size limit for one blob applies.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from .exceptions import DashDatabaseError, DeserializationError, SerializationError
+
+#: Bytes per chunk. Below it a value is stored in one record.
+CHUNK_SIZE = 8 * 1024 * 1024
+
+SERIALIZERS = ("pickle", "json")
+_TAGS = {"pickle": b"P", "json": b"J"}
+_NAMES = {b"P": "pickle", b"J": "json"}
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+class ChunkWriter:
+    """A write-only file that hands full chunks to ``on_chunk`` as they fill.
+
+    :param on_chunk: called with each full chunk, in order.
+    :param chunk_size: bytes per chunk.
+    """
+
+    def __init__(self, on_chunk: Callable[[bytes], None], chunk_size: int = CHUNK_SIZE) -> None:
+        self._on_chunk = on_chunk
+        self._size = chunk_size
+        self._buf = bytearray()
+
+    def write(self, data: Any) -> int:
+        """Append ``data`` (any bytes-like object); return its length."""
+        view = memoryview(data).cast("B")
+        written = len(view)
+        while view:
+            room = self._size - len(self._buf)
+            self._buf += view[:room]
+            view = view[room:]
+            if len(self._buf) == self._size:
+                self._on_chunk(bytes(self._buf))
+                self._buf.clear()
+        return written
+
+    def tail(self) -> bytes:
+        """The bytes written since the last full chunk."""
+        return bytes(self._buf)
+
+
+class ChunkReader:
+    """A read-only file over an iterator of chunks, for :func:`pickle.load`."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks: Iterator[bytes] = iter(chunks)
+        self._view = memoryview(b"")
+
+    def _fill(self) -> bool:
+        for chunk in self._chunks:
+            if chunk:
+                self._view = memoryview(chunk)
+                return True
+        return False
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` as far as the data goes; return the bytes copied."""
+        target = memoryview(buffer).cast("B")
+        done = 0
+        while done < len(target) and (self._view or self._fill()):
+            n = min(len(target) - done, len(self._view))
+            target[done : done + n] = self._view[:n]
+            self._view = self._view[n:]
+            done += n
+        return done
+
+    def read(self, size: int = -1) -> bytes:
+        """Read ``size`` bytes, or everything left when ``size`` is negative."""
+        if size < 0:
+            rest = [bytes(self._view)] + list(self._chunks)
+            self._view = memoryview(b"")
+            return b"".join(rest)
+        out = bytearray(size)
+        return bytes(out[: self.readinto(out)])
+
+    def readline(self) -> bytes:
+        """Read up to and including the next newline (pickle needs it for old opcodes)."""
+        line = bytearray()
+        while self._view or self._fill():
+            end = bytes(self._view).find(b"\n")
+            if end >= 0:
+                line += self._view[: end + 1]
+                self._view = self._view[end + 1 :]
+                break
+            line += self._view
+            self._view = memoryview(b"")
+        return bytes(line)
+
+
+def _check_json(value: Any, path: str) -> None:
+    # json.dumps quietly turns tuples into lists and int dict keys into strs,
+    # so the value read back would differ from the one stored. Refuse instead.
+    if isinstance(value, _JSON_SCALARS):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SerializationError(f"{path} is {value!r}, which JSON cannot represent")
+        return
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_json(item, f"{path}[{index}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise SerializationError(
+                    f"{path} has the key {key!r}; with serializer='json' dict keys must be str"
+                )
+            _check_json(item, f"{path}[{key!r}]")
+        return
+    raise SerializationError(
+        f"{path} is a {type(value).__name__}; serializer='json' stores only dict (str keys), "
+        "list, str, int, float, bool and None. Convert it, or use serializer='pickle'"
+    )
+
+
+class Codec:
+    """One serializer: turns values into a record stream and back.
+
+    :param name: ``"pickle"`` or ``"json"``.
+    :raises ValueError: ``name`` is not a known serializer.
+    """
+
+    def __init__(self, name: str) -> None:
+        if name not in SERIALIZERS:
+            raise ValueError(f"serializer must be one of {SERIALIZERS}, not {name!r}")
+        self.name = name
+        self.tag = _TAGS[name]
+        self.chunked_tag = self.tag.lower()
+
+    def dump(self, value: Any, out: ChunkWriter) -> None:
+        """Write the serialized ``value`` to ``out``.
+
+        :raises SerializationError: the value cannot be serialized; errors raised
+            by ``out`` itself (a storage error) pass through unchanged.
+        """
+        try:
+            if self.name == "json":
+                _check_json(value, "value")
+                out.write(json.dumps(value, ensure_ascii=False).encode())
+            else:
+                # Protocol 5 writes large buffers (numpy, pandas) straight to
+                # ``out`` without first copying them into one bytes object.
+                pickle.Pickler(out, protocol=5).dump(value)
+        except DashDatabaseError:
+            raise
+        except Exception as exc:  # pickle raises many types for one meaning
+            raise SerializationError(
+                f"value cannot be stored with serializer={self.name!r}: {exc}"
+            ) from exc
+
+    def check_tag(self, tag: bytes) -> None:
+        """Raise a clear error if a record was written by another serializer.
+
+        :raises DeserializationError: the tag is not this codec's.
+        """
+        if tag.upper() != self.tag:
+            other = _NAMES.get(tag.upper())
+            if other is None:
+                raise DeserializationError(f"stored record has unknown tag {tag!r}; it is damaged")
+            raise DeserializationError(
+                f"the value was stored with serializer={other!r}, but this DashDatabase "
+                f"uses serializer={self.name!r}; open it with serializer={other!r} to read it"
+            )
+
+    def load(self, chunks: Iterable[bytes]) -> Any:
+        """Rebuild a value from the bytes of its record, given as chunks.
+
+        :raises DeserializationError: the bytes cannot be read back.
+        """
+        try:
+            if self.name == "json":
+                return json.loads(b"".join(chunks))
+            return pickle.Unpickler(ChunkReader(chunks)).load()
+        except Exception as exc:
+            raise DeserializationError(f"stored value cannot be read back: {exc}") from exc
+
+    def load_record(self, record: bytes) -> Any:
+        """Rebuild a value stored complete in one record (tag byte included)."""
+        self.check_tag(record[:1])
+        view = memoryview(record)[1:]
+        try:
+            if self.name == "json":
+                return json.loads(view.tobytes())
+            return pickle.loads(view)
+        except Exception as exc:
+            raise DeserializationError(f"stored value cannot be read back: {exc}") from exc
+
+
+def is_chunked(record: bytes) -> bool:
+    """Whether the value of ``record`` continues in chunks."""
+    return record[:1].islower()

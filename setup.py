@@ -1,0 +1,42 @@
+"""Packaging for dash_database; ``pip install .`` (extras: redis, dash, test)."""
+
+import pathlib
+import re
+
+from setuptools import setup
+
+HERE = pathlib.Path(__file__).parent
+VERSION = re.search(r'__version__ = "(.+)"', (HERE / "dash_database" / "_version.py").read_text())
+
+setup(
+    name="dash_database",
+    version=VERSION.group(1) if VERSION else "0",
+    description="Per-user values for Plotly Dash apps, kept on the server between callbacks.",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Unlicense",
+    url="https://github.com/ThibTrip/dash_database",
+    packages=["dash_database", "dash_database.backends"],
+    package_data={"dash_database": ["py.typed"]},
+    python_requires=">=3.9",
+    install_requires=["sqlitedict>=2.1,<3"],
+    extras_require={
+        "redis": ["redis>=4.5"],
+        "dash": ["dash>=2.17"],
+        "test": [
+            "pytest>=7",
+            "hypothesis>=6",
+            "mypy>=1.8",
+            "ruff>=0.5",
+            "pandas>=2",
+        ],
+    },
+    classifiers=[
+        "Development Status :: 5 - Production/Stable",
+        "Framework :: Dash",
+        "Intended Audience :: Developers",
+        "License :: Public Domain",
+        "Programming Language :: Python :: 3",
+        "Typing :: Typed",
+    ],
+)
