@@ -18,7 +18,7 @@ setup(
     url="https://github.com/ThibTrip/dash_database",
     packages=["dash_database", "dash_database.backends"],
     package_data={"dash_database": ["py.typed"]},
-    python_requires=">=3.9",
+    python_requires=">=3.10",
     install_requires=["sqlitedict>=2.1,<3"],
     extras_require={
         "redis": ["redis>=4.5"],

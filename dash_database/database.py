@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, MutableMapping
 from types import TracebackType
-from typing import Any, Union
+from typing import Any
 
 from .backends.base import MISSING, Backend
 from .backends.sqlite import SqliteBackend
@@ -13,7 +13,7 @@ from .exceptions import DatabaseClosedError, KeyNotFoundError
 from .keys import Key, check_key, sort_keys
 from .serialization import Codec
 
-Location = Union[str, "os.PathLike[str]", None]
+Location = str | os.PathLike[str] | None
 
 _IF_NOT_EXISTS = ("ignore", "raise")
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Union
-
 #: A user id or a key name. ``123`` and ``"123"`` are different, as in a dict.
-Key = Union[str, int]
+Key = str | int
 
 
 def check_key(argument: str, value: object) -> Key:

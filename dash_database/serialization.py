@@ -88,7 +88,7 @@ class ChunkReader:
     def read(self, size: int = -1) -> bytes:
         """Read ``size`` bytes, or everything left when ``size`` is negative."""
         if size < 0:
-            rest = [bytes(self._view)] + list(self._chunks)
+            rest = [bytes(self._view), *list(self._chunks)]
             self._view = memoryview(b"")
             return b"".join(rest)
         out = bytearray(size)

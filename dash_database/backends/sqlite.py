@@ -31,7 +31,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Union
+from typing import Any
 
 from sqlitedict import SqliteDict
 
@@ -165,7 +165,7 @@ class SqliteBackend(Backend):
 
     def __init__(
         self,
-        location: Union[str, os.PathLike[str], None],
+        location: str | os.PathLike[str] | None,
         codec: Codec,
         *,
         timeout: float,
@@ -177,7 +177,7 @@ class SqliteBackend(Backend):
         self._timeout = timeout
         self._synchronous = DURABILITY[durability]
         self.chunk_size = CHUNK_SIZE
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[[str, int], SqliteBackend] | None = None
         if location is None:
             # mkdtemp makes the folder 0700; SQLite gives its side files the
             # mode of the database file, so they stay private too.

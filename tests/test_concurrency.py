@@ -1,0 +1,129 @@
+"""Threads and processes sharing one database lose no write and see no error."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dash_database import DashDatabase
+
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def test_16_threads_x_500_mixed_operations(db: DashDatabase) -> None:
+    """16 threads each on its own user end equal to a model, with no exception."""
+    errors: list[BaseException] = []
+    models: dict[int, dict[int, int]] = {}
+    shared_increments: dict[int, int] = {}
+
+    def work(user: int) -> None:
+        rng = random.Random(user)
+        model: dict[int, int] = {}
+        increments = 0
+        try:
+            for step in range(500):
+                key = rng.randrange(8)
+                action = rng.random()
+                if action < 0.4:
+                    db.store_user_value(user, key, step)
+                    model[key] = step
+                elif action < 0.6:
+                    assert db.get_user_value(user, key) == model.get(key)
+                elif action < 0.7:
+                    db.delete_user_value(user, key)
+                    model.pop(key, None)
+                elif action < 0.8:
+                    db.update_user_value("shared", "counter", lambda n: n + 1, default=0)
+                    increments += 1
+                elif action < 0.9:
+                    assert db.list_stored_user_keys(user) == sorted(model)
+                else:
+                    db.update_user_value(user, key, lambda n: n + 1, default=0)
+                    model[key] = model.get(key, 0) + 1
+            models[user] = model
+            shared_increments[user] = increments
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(user,)) for user in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(models) == 16
+    for user, model in models.items():
+        assert dict(db.user(user)) == model
+    assert db.get_user_value("shared", "counter", 0) == sum(shared_increments.values())
+
+
+def write_many(path: str, worker: int, count: int) -> None:
+    """Process body: store ``count`` values under the worker's own user."""
+    with DashDatabase(path) as db:
+        for index in range(count):
+            db.store_user_value(worker, index, f"{worker}-{index}")
+            db.store_user_value("all", f"{worker}-{index}", index)
+
+
+def increment(path: str, count: int) -> None:
+    """Process body: increment one shared counter ``count`` times."""
+    with DashDatabase(path) as db:
+        for _ in range(count):
+            db.update_user_value("shared", "counter", lambda n: n + 1, default=0)
+
+
+def run_processes(target: Any, args: list[tuple[Any, ...]]) -> None:
+    """Run one spawned process per argument tuple and require each to exit cleanly."""
+    processes = [SPAWN.Process(target=target, args=a) for a in args]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+        assert process.exitcode == 0
+
+
+def test_4_processes_x_300_writes_through_one_file(tmp_path: Path) -> None:
+    """Four processes writing one file lose nothing; the final state equals the model."""
+    path = str(tmp_path / "shared.sqlite3")
+    DashDatabase(path).close()
+    run_processes(write_many, [(path, worker, 300) for worker in range(4)])
+    with DashDatabase(path) as db:
+        for worker in range(4):
+            assert dict(db.user(worker)) == {i: f"{worker}-{i}" for i in range(300)}
+        assert len(db.user("all")) == 1200
+        assert db.list_users() == [0, 1, 2, 3, "all"]
+
+
+def test_update_is_atomic_across_processes(tmp_path: Path) -> None:
+    """4 processes x 200 increments of one counter end at exactly 800."""
+    path = str(tmp_path / "counter.sqlite3")
+    DashDatabase(path).close()
+    run_processes(increment, [(path, 200)] * 4)
+    with DashDatabase(path) as db:
+        assert db.get_user_value("shared", "counter") == 800
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_uses_its_own_connections(file_db: DashDatabase) -> None:
+    """A database opened before fork (gunicorn --preload) works in the child and the parent."""
+    file_db.store_user_value("parent", "k", 1)
+    file_db.get_user_value("parent", "k")  # leaves a pooled read connection to inherit
+    process = multiprocessing.get_context("fork").Process(target=child_writes, args=(file_db,))
+    process.start()
+    process.join(timeout=60)
+    assert process.exitcode == 0
+    assert file_db.get_user_value("child", "k") == 1
+    file_db.store_user_value("parent", "k", 2)
+    assert file_db.get_user_value("parent", "k") == 2
+
+
+def child_writes(db: DashDatabase) -> None:
+    """Fork body: read the parent's value and write one of its own."""
+    assert db.get_user_value("parent", "k") == 1
+    db.update_user_value("child", "k", lambda n: n + 1, default=0)
