@@ -22,7 +22,8 @@ setup(
     install_requires=["sqlitedict>=2.1,<3"],
     extras_require={
         "redis": ["redis>=4.5"],
-        "dash": ["dash>=2.17"],
+        # The example app and the DataFrame how-to use pandas.
+        "dash": ["dash>=2.17", "pandas>=2"],
         "test": [
             "pytest>=7",
             "hypothesis>=6",

@@ -1,0 +1,126 @@
+"""Example Dash app: each browser tab keeps its own values on the server.
+
+Run it with ``python examples/app.py`` and open http://127.0.0.1:8050.
+
+* Tab "Store": type a value and store it for this session.
+* Tab "Retrieve": read it back.
+* Tab "DataFrame": generate a DataFrame that stays on the server; only its
+  summary travels to the browser, unlike a ``dcc.Store``.
+
+Set ``DASH_DATABASE_PATH`` to a file path to share the data between processes
+(see ``examples/gunicorn_app.py``); without it, a private temporary file is used.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+import numpy as np
+import pandas as pd
+from dash import Dash, Input, Output, State, dcc, html
+
+from dash_database import DashDatabase
+
+db = DashDatabase(os.environ.get("DASH_DATABASE_PATH"))
+app = Dash(__name__, title="dash_database example")
+server = app.server
+
+
+def layout() -> html.Div:
+    """A fresh, unguessable session id per browser tab (kept across reloads)."""
+    return html.Div(
+        [
+            dcc.Store(id="session-id", data=secrets.token_urlsafe(32), storage_type="session"),
+            html.H1("dash_database example"),
+            dcc.Tabs(
+                [
+                    dcc.Tab(
+                        label="Store",
+                        children=[
+                            dcc.Input(id="value-input", placeholder="type a value"),
+                            html.Button("Store", id="store-button"),
+                            html.Div(id="store-output"),
+                        ],
+                    ),
+                    dcc.Tab(
+                        label="Retrieve",
+                        children=[
+                            html.Button("Retrieve", id="retrieve-button"),
+                            html.Div(id="retrieve-output"),
+                        ],
+                    ),
+                    dcc.Tab(
+                        label="DataFrame",
+                        children=[
+                            dcc.Input(id="rows-input", type="number", value=100_000, min=1),
+                            html.Button("Generate on the server", id="generate-button"),
+                            html.Button("Summarize", id="summarize-button"),
+                            html.Pre(id="frame-output"),
+                        ],
+                    ),
+                ]
+            ),
+        ]
+    )
+
+
+app.layout = layout
+
+
+@app.callback(
+    Output("store-output", "children"),
+    Input("store-button", "n_clicks"),
+    State("value-input", "value"),
+    State("session-id", "data"),
+    prevent_initial_call=True,
+)
+def store(_: int, value: str | None, session_id: str) -> str:
+    """Keep the typed value for this session."""
+    db.store_user_value(session_id, "value", value)
+    return f"Stored {value!r}."
+
+
+@app.callback(
+    Output("retrieve-output", "children"),
+    Input("retrieve-button", "n_clicks"),
+    State("session-id", "data"),
+    prevent_initial_call=True,
+)
+def retrieve(_: int, session_id: str) -> str:
+    """Read this session's value back."""
+    return f"Stored value: {db.get_user_value(session_id, 'value')!r}"
+
+
+@app.callback(
+    Output("frame-output", "children", allow_duplicate=True),
+    Input("generate-button", "n_clicks"),
+    State("rows-input", "value"),
+    State("session-id", "data"),
+    prevent_initial_call=True,
+)
+def generate(_: int, rows: int | None, session_id: str) -> str:
+    """Build a DataFrame and keep it on the server; send only a line back."""
+    rows = max(1, int(rows or 1))
+    rng = np.random.default_rng()
+    frame = pd.DataFrame({"x": np.arange(rows), "y": rng.normal(size=rows)})
+    db.store_user_value(session_id, "frame", frame)
+    return f"Generated {rows:,} rows ({frame.memory_usage().sum():,} bytes) on the server."
+
+
+@app.callback(
+    Output("frame-output", "children"),
+    Input("summarize-button", "n_clicks"),
+    State("session-id", "data"),
+    prevent_initial_call=True,
+)
+def summarize(_: int, session_id: str) -> str:
+    """Summarize this session's DataFrame, read from the server."""
+    frame = db.get_user_value(session_id, "frame")
+    if frame is None:
+        return "No DataFrame yet: generate one first."
+    return f"rows={len(frame):,}\n{frame.describe().to_string()}"
+
+
+if __name__ == "__main__":
+    app.run(host="127.0.0.1", port=8050, debug=False)
