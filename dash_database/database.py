@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator, MutableMapping
 from types import TracebackType
 from typing import Any
 
 from .backends.base import MISSING, Backend
 from .backends.sqlite import SqliteBackend
-from .exceptions import DatabaseClosedError, KeyNotFoundError
+from .exceptions import DatabaseClosedError, DependencyMissingError, KeyNotFoundError
 from .keys import Key, check_key, sort_keys
 from .serialization import Codec
 
-Location = str | os.PathLike[str] | None
+#: ``None``, ``":memory:"``, a file path, a Redis URL, or a ``redis.Redis`` client.
+Location = str | os.PathLike[str] | None | Any
+
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 _IF_NOT_EXISTS = ("ignore", "raise")
 
@@ -31,7 +35,11 @@ class DashDatabase:
         before it raises :class:`~dash_database.exceptions.StorageError`.
     :param durability: ``"normal"``: a returned write survives a crash of any
         process; ``"full"``: it also survives power loss (one fsync per write).
-    :raises ValueError: unknown ``serializer`` or ``durability``.
+        SQLite only: a Redis server's durability is its own ``appendfsync``.
+    :param prefix: Redis only: the start of every key written (default
+        ``"dash_database:"``), so that several apps can share one server.
+    :raises ValueError: unknown ``serializer`` or ``durability``, or an option
+        that does not apply to this kind of location.
     :raises ~dash_database.exceptions.InvalidLocationError: ``db_location``
         cannot hold a database; nothing was created.
     """
@@ -43,13 +51,20 @@ class DashDatabase:
         serializer: str = "pickle",
         timeout: float = 30.0,
         durability: str = "normal",
+        prefix: str | None = None,
     ) -> None:
         self._closed = False
-        self._backend: Backend = SqliteBackend(
-            db_location, Codec(serializer), timeout=timeout, durability=durability
-        )
+        # Marks a thread running update_user_value's func, which must not call
+        # back: on SQLite it would wait for itself, on Redis retry forever.
+        self._local = threading.local()
+        self._backend = _open_backend(db_location, Codec(serializer), timeout, durability, prefix)
 
     def _open(self) -> Backend:
+        if getattr(self._local, "updating", False):
+            raise RuntimeError(
+                "the database was called from inside the func of update_user_value; "
+                "call it before or after instead"
+            )
         if self._closed:
             raise DatabaseClosedError(f"{self!r} is closed; open a new DashDatabase to use it")
         return self._backend
@@ -118,7 +133,12 @@ class DashDatabase:
         user_id, key_name = check_key("user_id", user_id), check_key("key_name", key_name)
         if not callable(func):
             raise TypeError(f"func must be callable, not {type(func).__name__}")
-        return self._open().update(user_id, key_name, func, default)
+        backend = self._open()
+        self._local.updating = True
+        try:
+            return backend.update(user_id, key_name, func, default)
+        finally:
+            self._local.updating = False
 
     def list_users(self) -> list[Key]:
         """Return every user id that holds at least one value, in the order of keys."""
@@ -160,6 +180,34 @@ class DashDatabase:
         state = ", closed" if self._closed else ""
         serializer = self._backend.codec.name
         return f"DashDatabase({self._backend.location!r}, serializer={serializer!r}{state})"
+
+
+def _open_backend(
+    location: Location, codec: Codec, timeout: float, durability: str, prefix: str | None
+) -> Backend:
+    if (
+        location is None
+        or isinstance(location, os.PathLike)
+        or (isinstance(location, str) and not location.startswith(_REDIS_SCHEMES))
+    ):
+        if prefix is not None:
+            raise ValueError("prefix applies to Redis only; a SQLite file holds one app's data")
+        return SqliteBackend(location, codec, timeout=timeout, durability=durability)
+    if durability != "normal":
+        raise ValueError(
+            "durability applies to SQLite only; for Redis set appendonly yes and "
+            "appendfsync always on the server"
+        )
+    try:
+        # Imported here: redis is an optional extra.
+        from .backends.redis import DEFAULT_PREFIX, RedisBackend
+    except ImportError as exc:
+        raise DependencyMissingError(
+            'Redis support needs the redis package: pip install "dash_database[redis]" '
+            '(from a clone: pip install ".[redis]")'
+        ) from exc
+    prefix = DEFAULT_PREFIX if prefix is None else prefix
+    return RedisBackend(location, codec, timeout=timeout, prefix=prefix)
 
 
 class UserValues(MutableMapping[Key, Any]):

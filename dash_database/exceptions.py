@@ -43,5 +43,9 @@ class StorageError(DashDatabaseError, OSError):
     """
 
 
+class ConnectionFailedError(StorageError, ConnectionError):
+    """The server cannot be reached or refused the credentials; the message names it."""
+
+
 class DependencyMissingError(DashDatabaseError, ImportError):
     """An optional dependency is not installed; the message names the pip command."""

@@ -191,6 +191,8 @@ class Codec:
             if self.name == "json":
                 return json.loads(b"".join(chunks))
             return pickle.Unpickler(ChunkReader(chunks)).load()
+        except DashDatabaseError:
+            raise  # the backend failed to deliver a chunk: its own error
         except Exception as exc:
             raise DeserializationError(f"stored value cannot be read back: {exc}") from exc
 

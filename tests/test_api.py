@@ -129,7 +129,7 @@ def test_update_that_raises_changes_nothing(db: DashDatabase) -> None:
 def test_update_func_cannot_call_the_database(db: DashDatabase) -> None:
     """Calling the database from inside ``func`` raises instead of deadlocking."""
     db.store_user_value(1, "n", 1)
-    with pytest.raises(RuntimeError, match="from inside one of its own operations"):
+    with pytest.raises(RuntimeError, match="from inside the func of update_user_value"):
         db.update_user_value(1, "n", lambda n: db.store_user_value(1, "m", n))
     assert db.get_user_value(1, "n") == 1
     assert db.get_user_value(1, "m") is None

@@ -18,7 +18,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from conftest import BACKENDS, open_backend
+from conftest import open_backend
 from dash_database import DashDatabase
 from dash_database.keys import Key
 
@@ -74,12 +74,13 @@ class IsolationMachine(RuleBasedStateMachine):
     """Random operations on one database and on a plain dict of dicts, compared after each."""
 
     backend = "sqlite-memory"
+    redis_url = ""
     users = Bundle("users")
 
     def __init__(self) -> None:
         super().__init__()
         self.tmp = tempfile.TemporaryDirectory()
-        self.db: DashDatabase = open_backend(self.backend, Path(self.tmp.name))
+        self.db: DashDatabase = open_backend(self.backend, Path(self.tmp.name), self.redis_url)
         self.model: dict[Key, dict[Key, Any]] = {}
 
     @initialize(target=users, user=keys)
@@ -136,10 +137,12 @@ class IsolationMachine(RuleBasedStateMachine):
         self.tmp.cleanup()
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_isolation_matches_dict_of_dicts(backend: str) -> None:
+def test_isolation_matches_dict_of_dicts(backend_name: str, request: pytest.FixtureRequest) -> None:
     """For any ids and key names, every operation equals the dict-of-dicts model."""
-    machine = type(f"Isolation_{backend}", (IsolationMachine,), {"backend": backend})
+    backend = backend_name
+    url = request.getfixturevalue("redis_url") if backend == "redis" else ""
+    attributes = {"backend": backend, "redis_url": url}
+    machine = type(f"Isolation_{backend}", (IsolationMachine,), attributes)
     run_state_machine_as_test(
         machine,
         settings=settings(

@@ -119,8 +119,9 @@ def test_numpy_and_pandas_values_round_trip(db: DashDatabase) -> None:
     pd.testing.assert_frame_equal(db.get_user_value("u", "df"), frame)
 
 
-def test_damaged_record_gives_a_clear_error(db: DashDatabase) -> None:
+def test_damaged_record_gives_a_clear_error(file_db: DashDatabase) -> None:
     """A record that cannot be unpickled raises DeserializationError, a ValueError."""
+    db = file_db
     db.store_user_value(1, "v", 1)
     backend = db._backend
     with backend._engine():  # type: ignore[attr-defined]

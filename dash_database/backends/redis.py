@@ -1,0 +1,326 @@
+"""The scale-out engine: a Redis server shared by every process on every host.
+
+Layout, under a prefix (default ``dash_database:``) so apps can share a server:
+
+* ``{prefix}user:{json user id}``: one hash per user, field = JSON key name,
+  value = the record (see :mod:`dash_database.serialization`). Listing,
+  counting and deleting a user touch only that hash.
+* ``{prefix}users``: the set of user ids holding at least one value.
+* ``{prefix}chunk:{version}:{n}``: the chunks of values larger than one chunk
+  (Redis refuses strings over 512 MB). Their record, ``p`` or ``j`` then
+  ``{version}:{count}``, is written only after every chunk, by the same
+  script that makes the chunks permanent and deletes the old value's chunks,
+  so no reader ever sees half a value.
+
+Every write is one Lua script, hence atomic; ``update`` is WATCH/MULTI.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from redis.commands.core import Script
+
+from ..exceptions import ConnectionFailedError, DashDatabaseError, StorageError
+from ..keys import Key
+from ..serialization import CHUNK_SIZE, ChunkWriter, Codec, is_chunked
+from .base import MISSING, Backend
+
+logger = logging.getLogger("dash_database")
+
+URL_SCHEMES = ("redis://", "rediss://", "unix://")
+DEFAULT_PREFIX = "dash_database:"
+
+#: Chunks of a value being written expire unless its record is committed:
+#: a writer that dies halfway leaves nothing behind for long.
+PENDING_CHUNK_SECONDS = 3600
+_READ_ATTEMPTS = 5
+
+# Lua helper shared by the scripts: the chunk keys a record points to.
+# Tags are "P"/"J" for complete records and "p"/"j" (byte >= 97) for chunked.
+_CHUNKS_LUA = """
+local function chunks(record)
+  local keys = {}
+  if record and string.byte(record, 1) >= 97 then
+    local version, count = string.match(string.sub(record, 2), '^([^:]+):(%d+)$')
+    for i = 0, tonumber(count) - 1 do
+      keys[#keys + 1] = ARGV[1] .. 'chunk:' .. version .. ':' .. i
+    end
+  end
+  return keys
+end
+"""
+
+# KEYS: user hash, users set. ARGV: prefix, field, record, user member.
+_SET_LUA = (
+    _CHUNKS_LUA
+    + """
+local new = chunks(ARGV[3])
+for _, key in ipairs(new) do
+  if redis.call('EXISTS', key) == 0 then
+    return redis.error_reply('DASHDB a chunk of the value expired before it was committed')
+  end
+end
+local old = redis.call('HGET', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[4])
+for _, key in ipairs(new) do redis.call('PERSIST', key) end
+if old ~= ARGV[3] then
+  for _, key in ipairs(chunks(old)) do redis.call('DEL', key) end
+end
+return 1
+"""
+)
+
+# KEYS: user hash, users set. ARGV: prefix, field, user member.
+_DELETE_LUA = (
+    _CHUNKS_LUA
+    + """
+local old = redis.call('HGET', KEYS[1], ARGV[2])
+if not old then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[2])
+for _, key in ipairs(chunks(old)) do redis.call('DEL', key) end
+if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[3]) end
+return 1
+"""
+)
+
+# KEYS: user hash, users set. ARGV: prefix, user member.
+_DELETE_USER_LUA = (
+    _CHUNKS_LUA
+    + """
+local records = redis.call('HVALS', KEYS[1])
+for _, record in ipairs(records) do
+  for _, key in ipairs(chunks(record)) do redis.call('DEL', key) end
+end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[2])
+return #records
+"""
+)
+
+
+class _ChunkVanished(DashDatabaseError):
+    """A concurrent write replaced the value while we read its chunks."""
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for messages and ``repr``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + netloc))
+
+
+def _describe(client: redis.Redis) -> str:
+    kwargs = client.get_connection_kwargs()
+    if "path" in kwargs:
+        return f"unix://{kwargs['path']}"
+    host, port = kwargs.get("host", "localhost"), kwargs.get("port", 6379)
+    return f"redis://{host}:{port}/{kwargs.get('db', 0)}"
+
+
+class RedisBackend(Backend):
+    """Values in a Redis server.
+
+    :param target: a ``redis://``, ``rediss://`` or ``unix://`` URL, or a
+        ready ``redis.Redis`` client (which :meth:`close` leaves open).
+    :param codec: the serializer.
+    :param timeout: seconds to wait for the server to connect or answer.
+    :param prefix: the start of every key written.
+    :raises ConnectionFailedError: the server cannot be reached.
+    """
+
+    def __init__(
+        self, target: str | redis.Redis, codec: Codec, *, timeout: float, prefix: str
+    ) -> None:
+        super().__init__(codec)
+        if isinstance(target, str):
+            self.location = redact(target)
+            self._client = redis.Redis.from_url(
+                target, socket_timeout=timeout, socket_connect_timeout=timeout
+            )
+            self._owns_client = True
+        elif isinstance(target, redis.Redis):
+            self.location = _describe(target)
+            self._client = target
+            self._owns_client = False
+        else:
+            raise TypeError(
+                "db_location must be None, ':memory:', a file path, a redis:// URL or a "
+                f"redis.Redis client, not {type(target).__name__}"
+            )
+        if self._client.get_connection_kwargs().get("decode_responses"):
+            raise ValueError("pass a redis.Redis client made with decode_responses=False")
+        self.chunk_size = CHUNK_SIZE
+        self._prefix = prefix
+        self._users = f"{prefix}users"
+        self._set: Script = self._client.register_script(_SET_LUA)
+        self._delete: Script = self._client.register_script(_DELETE_LUA)
+        self._delete_user: Script = self._client.register_script(_DELETE_USER_LUA)
+        self._call(self._client.ping)
+
+    def _fail(self, exc: redis.RedisError) -> NoReturn:
+        if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+            raise ConnectionFailedError(
+                f"{self.location}: cannot reach the Redis server ({exc}); check that it runs "
+                "and the URL and password are right. This call changed nothing."
+            ) from exc
+        raise StorageError(f"{self.location}: Redis refused the operation: {exc}") from exc
+
+    def _call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except redis.RedisError as exc:
+            self._fail(exc)
+
+    def _hash(self, user_id: Key) -> str:
+        return f"{self._prefix}user:{json.dumps(user_id)}"
+
+    def _chunk_key(self, version: str, index: int) -> str:
+        return f"{self._prefix}chunk:{version}:{index}"
+
+    def _chunk_keys(self, record: bytes) -> list[str]:
+        version, count = record[1:].decode().split(":")
+        return [self._chunk_key(version, index) for index in range(int(count))]
+
+    def _read_chunks(self, keys: list[str]) -> Iterator[bytes]:
+        for key in keys:
+            chunk = self._call(self._client.get, key)
+            if chunk is None:
+                raise _ChunkVanished(key)
+            yield chunk
+
+    def _load(self, record: bytes) -> Any:
+        if not is_chunked(record):
+            return self.codec.load_record(record)
+        self.codec.check_tag(record[:1])
+        return self.codec.load(self._read_chunks(self._chunk_keys(record)))
+
+    def get(self, user_id: Key, key_name: Key) -> Any:
+        """Return the stored value, or :data:`MISSING`."""
+        field = json.dumps(key_name)
+        for _ in range(_READ_ATTEMPTS):
+            record = self._call(self._client.hget, self._hash(user_id), field)
+            if record is None:
+                return MISSING
+            try:
+                return self._load(record)
+            except _ChunkVanished:
+                continue  # replaced while we read it: read the new value
+        raise StorageError(f"{self.location}: the value kept changing while it was read; retry")
+
+    def contains(self, user_id: Key, key_name: Key) -> bool:
+        """Whether a value is stored, without reading it."""
+        return bool(self._call(self._client.hexists, self._hash(user_id), json.dumps(key_name)))
+
+    def _record(self, value: Any) -> tuple[bytes, list[str]]:
+        """Serialize ``value``; big values' chunks are stored, pending, first."""
+        version = uuid.uuid4().hex
+        written: list[str] = []
+
+        def put(chunk: bytes) -> None:
+            key = self._chunk_key(version, len(written))
+            self._call(self._client.set, key, chunk, ex=PENDING_CHUNK_SECONDS)
+            written.append(key)
+
+        out = ChunkWriter(put, self.chunk_size)
+        try:
+            self.codec.dump(value, out)
+            if not written:
+                return self.codec.tag + out.tail(), []
+            if out.tail():
+                put(out.tail())
+        except BaseException:
+            self._discard(written)
+            raise
+        return self.codec.chunked_tag + f"{version}:{len(written)}".encode(), written
+
+    def _discard(self, keys: list[str]) -> None:
+        if keys:
+            try:
+                self._client.delete(*keys)
+            except redis.RedisError:
+                logger.warning("%s: %d pending chunks left to expire", self.location, len(keys))
+
+    def set(self, user_id: Key, key_name: Key, value: Any) -> None:
+        """Store ``value``; committed when this returns."""
+        record, chunks = self._record(value)
+        keys = [self._hash(user_id), self._users]
+        args = [self._prefix, json.dumps(key_name), record, json.dumps(user_id)]
+        try:
+            self._call(self._set, keys=keys, args=args)
+        except BaseException:
+            self._discard(chunks)
+            raise
+
+    def update(self, user_id: Key, key_name: Key, func: Callable[[Any], Any], default: Any) -> Any:
+        """Atomically store and return ``func(old value or default)``.
+
+        Optimistic: if another client changes the user meanwhile, ``func``
+        runs again on the new value.
+        """
+        user_hash, field = self._hash(user_id), json.dumps(key_name)
+        args_tail = [json.dumps(user_id)]
+        while True:
+            with self._client.pipeline() as pipe:
+                try:
+                    pipe.watch(user_hash)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+                    record = cast(bytes | None, pipe.hget(user_hash, field))
+                    old = default if record is None else self._load(record)
+                    new = func(old)
+                    new_record, chunks = self._record(new)
+                    try:
+                        pipe.multi()
+                        self._set(
+                            keys=[user_hash, self._users],
+                            args=[self._prefix, field, new_record, *args_tail],
+                            client=pipe,
+                        )
+                        pipe.execute()
+                    except BaseException:
+                        self._discard(chunks)
+                        raise
+                    return new
+                except (redis.WatchError, _ChunkVanished):
+                    continue
+                except redis.RedisError as exc:
+                    self._fail(exc)
+
+    def delete(self, user_id: Key, key_name: Key) -> bool:
+        """Delete one value; return whether it existed."""
+        keys = [self._hash(user_id), self._users]
+        args = [self._prefix, json.dumps(key_name), json.dumps(user_id)]
+        return bool(self._call(self._delete, keys=keys, args=args))
+
+    def keys(self, user_id: Key) -> list[Key]:
+        """The user's key names, from the user's own hash."""
+        fields = self._call(self._client.hkeys, self._hash(user_id))
+        return [json.loads(field) for field in fields]
+
+    def count(self, user_id: Key) -> int:
+        """How many values the user has."""
+        return int(self._call(self._client.hlen, self._hash(user_id)))
+
+    def delete_user(self, user_id: Key) -> int:
+        """Delete all the user's values in one script, hence atomically."""
+        keys = [self._hash(user_id), self._users]
+        args = [self._prefix, json.dumps(user_id)]
+        return int(self._call(self._delete_user, keys=keys, args=args))
+
+    def users(self) -> list[Key]:
+        """Every user id holding at least one value."""
+        return [json.loads(member) for member in self._call(self._client.smembers, self._users)]
+
+    def close(self) -> None:
+        """Close the connections this backend opened; never deletes data."""
+        if self._owns_client:
+            self._client.close()
