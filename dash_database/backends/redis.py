@@ -10,7 +10,8 @@ Layout, under a prefix (default ``dash_database:``) so apps can share a server:
   (Redis refuses strings over 512 MB). Their record, ``p`` or ``j`` then
   ``{version}:{count}``, is written only after every chunk, by the same
   script that makes the chunks permanent and deletes the old value's chunks,
-  so no reader ever sees half a value.
+  so no reader ever sees half a value. A replaced value's chunks expire a
+  minute later rather than at once, so that a reader streaming them finishes.
 
 Every write is one Lua script, hence atomic; ``update`` is WATCH/MULTI.
 """
@@ -40,6 +41,9 @@ DEFAULT_PREFIX = "dash_database:"
 #: Chunks of a value being written expire unless its record is committed:
 #: a writer that dies halfway leaves nothing behind for long.
 PENDING_CHUNK_SECONDS = 3600
+#: A replaced value's chunks stay this long, so that a reader already
+#: streaming them finishes with the old value instead of starting over.
+REPLACED_CHUNK_SECONDS = 60
 _READ_ATTEMPTS = 5
 
 # Lua helper shared by the scripts: the chunk keys a record points to.
@@ -57,7 +61,7 @@ local function chunks(record)
 end
 """
 
-# KEYS: user hash, users set. ARGV: prefix, field, record, user member.
+# KEYS: user hash, users set. ARGV: prefix, field, record, user member, grace.
 _SET_LUA = (
     _CHUNKS_LUA
     + """
@@ -72,7 +76,7 @@ redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[4])
 for _, key in ipairs(new) do redis.call('PERSIST', key) end
 if old ~= ARGV[3] then
-  for _, key in ipairs(chunks(old)) do redis.call('DEL', key) end
+  for _, key in ipairs(chunks(old)) do redis.call('EXPIRE', key, ARGV[5]) end
 end
 return 1
 """
@@ -255,7 +259,8 @@ class RedisBackend(Backend):
         """Store ``value``; committed when this returns."""
         record, chunks = self._record(value)
         keys = [self._hash(user_id), self._users]
-        args = [self._prefix, json.dumps(key_name), record, json.dumps(user_id)]
+        args: list[str | bytes | int] = [self._prefix, json.dumps(key_name), record]
+        args += [json.dumps(user_id), REPLACED_CHUNK_SECONDS]
         try:
             self._call(self._set, keys=keys, args=args)
         except BaseException:
@@ -269,7 +274,7 @@ class RedisBackend(Backend):
         runs again on the new value.
         """
         user_hash, field = self._hash(user_id), json.dumps(key_name)
-        args_tail = [json.dumps(user_id)]
+        user_member = json.dumps(user_id)
         while True:
             with self._client.pipeline() as pipe:
                 try:
@@ -282,7 +287,13 @@ class RedisBackend(Backend):
                         pipe.multi()
                         self._set(
                             keys=[user_hash, self._users],
-                            args=[self._prefix, field, new_record, *args_tail],
+                            args=[
+                                self._prefix,
+                                field,
+                                new_record,
+                                user_member,
+                                REPLACED_CHUNK_SECONDS,
+                            ],
                             client=pipe,
                         )
                         pipe.execute()

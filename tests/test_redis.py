@@ -1,0 +1,206 @@
+"""Redis specifics: URLs, namespacing, connection errors and a server crash."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import RedisServer, require_redis_server
+from dash_database import DashDatabase
+from dash_database.backends.redis import redact
+from dash_database.exceptions import (
+    ConnectionFailedError,
+    DashDatabaseError,
+    DependencyMissingError,
+    DeserializationError,
+)
+
+redis = pytest.importorskip("redis")
+
+
+def free_port() -> int:
+    """A local port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:secret@host:6379/0", "redis://:***@host:6379/0"),
+        ("rediss://user:secret@host/1", "rediss://user:***@host/1"),
+        ("redis://host:6379/0", "redis://host:6379/0"),
+    ],
+)
+def test_passwords_never_show(url: str, shown: str) -> None:
+    """``redact`` hides the password of every URL form."""
+    assert redact(url) == shown
+
+
+def test_unreachable_server_fails_fast_naming_the_url() -> None:
+    """Construction against a closed port raises ConnectionFailedError without the password."""
+    url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
+    started = time.monotonic()
+    with pytest.raises(ConnectionFailedError, match=r"127\.0\.0\.1") as info:
+        DashDatabase(url, timeout=1)
+    assert time.monotonic() - started < 30
+    assert "hunter2" not in str(info.value)
+    assert isinstance(info.value, ConnectionError)
+    assert isinstance(info.value, DashDatabaseError)
+
+
+def test_wrong_password_is_a_clear_error(tmp_path: Path) -> None:
+    """A server that wants a password refuses a wrong one with a clear error."""
+    require_redis_server()
+    server = RedisServer(tmp_path, ["--appendonly", "no", "--requirepass", "right"]).start()
+    try:
+        wrong = server.url.replace("redis://", "redis://:wrong@")
+        with pytest.raises(ConnectionFailedError, match="password") as info:
+            DashDatabase(wrong, timeout=2)
+        assert ":wrong@" not in str(info.value)
+        right = server.url.replace("redis://", "redis://:right@")
+        with DashDatabase(right) as db:
+            db.store_user_value(1, "k", 1)
+            assert db.get_user_value(1, "k") == 1
+            assert "right" not in repr(db)
+    finally:
+        server.stop()
+
+
+def test_prefixes_keep_apps_apart_and_close_flushes_nothing(redis_url: str) -> None:
+    """Two prefixes on one server never see each other; close() deletes nothing."""
+    client = redis.Redis.from_url(redis_url)
+    client.set("other-app:key", b"theirs")
+    first = DashDatabase(redis_url, prefix="app1:")
+    second = DashDatabase(redis_url, prefix="app2:")
+    first.store_user_value(1, "k", "first")
+    second.store_user_value(2, "k", "second")
+    assert first.list_users() == [1]
+    assert second.list_users() == [2]
+    assert second.get_user_value(1, "k") is None
+    first.close()
+    second.close()
+    namespaces = (b"app1:", b"app2:", b"other-app:", b"test-", b"client:", b"chunks:", b"damaged:")
+    assert all(key.startswith(namespaces) for key in client.keys("*"))
+    assert client.keys("app1:*") and client.keys("app2:*")
+    with DashDatabase(redis_url, prefix="app1:") as again:
+        assert again.get_user_value(1, "k") == "first"
+    assert client.get("other-app:key") == b"theirs"
+    first_default = DashDatabase(redis_url)
+    first_default.store_user_value(1, "k", 1)
+    assert client.exists("dash_database:user:1") == 1
+    first_default.delete_all_user_values(1)
+    first_default.close()
+
+
+def test_a_ready_client_is_used_and_left_open(redis_url: str) -> None:
+    """A ``redis.Redis`` client works as location, and close() leaves it usable."""
+    client = redis.Redis.from_url(redis_url)
+    with DashDatabase(client, prefix="client:") as db:
+        db.store_user_value("u", "k", [1])
+        assert repr(db).startswith("DashDatabase('redis://127.0.0.1:")
+    assert client.ping()
+    with pytest.raises(ValueError, match="decode_responses=False"):
+        DashDatabase(redis.Redis.from_url(redis_url, decode_responses=True))
+
+
+def test_options_that_do_not_apply_are_refused(redis_url: str, tmp_path: Path) -> None:
+    """``durability`` is SQLite's, ``prefix`` is Redis's; the wrong one raises ValueError."""
+    with pytest.raises(ValueError, match="appendfsync always"):
+        DashDatabase(redis_url, durability="full")
+    with pytest.raises(ValueError, match="prefix applies to Redis only"):
+        DashDatabase(tmp_path / "x.sqlite3", prefix="p:")
+    with pytest.raises(TypeError, match=r"redis\.Redis client"):
+        DashDatabase(42)
+
+
+def test_missing_redis_package_names_the_install_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without the redis package, the error gives the exact pip command."""
+    monkeypatch.setitem(sys.modules, "redis", None)
+    monkeypatch.delitem(sys.modules, "dash_database.backends.redis", raising=False)
+    with pytest.raises(DependencyMissingError, match=r'pip install "\.\[redis\]"') as info:
+        DashDatabase("redis://127.0.0.1:1/0")
+    assert isinstance(info.value, ImportError)
+
+
+def test_big_values_are_chunked_and_swapped_atomically(redis_url: str) -> None:
+    """Readers racing a writer of multi-chunk values always see one whole value."""
+    with DashDatabase(redis_url, prefix="chunks:") as db:
+        db._backend.chunk_size = 1024  # type: ignore[attr-defined]
+        values = [bytes([n]) * 20_000 for n in range(8)]
+        db.store_user_value(1, "v", values[0])
+        stop = threading.Event()
+        seen: list[bytes] = []
+
+        def read() -> None:
+            while not stop.is_set():
+                seen.append(db.get_user_value(1, "v"))
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        for value in values * 5:
+            db.store_user_value(1, "v", value)
+        stop.set()
+        reader.join()
+        assert seen
+        assert all(value in values for value in seen)
+        client = redis.Redis.from_url(redis_url)
+        chunk_keys = client.keys("chunks:chunk:*")
+        permanent = [key for key in chunk_keys if client.ttl(key) == -1]
+        assert len(permanent) == 20  # the last value's; replaced ones are expiring
+        db.delete_all_user_values(1)
+        left = client.keys("chunks:*")
+        assert all(client.ttl(key) > 0 for key in left)  # only replaced chunks, expiring
+
+
+def test_damaged_record_gives_a_clear_error(redis_url: str) -> None:
+    """A record that cannot be unpickled raises DeserializationError."""
+    with DashDatabase(redis_url, prefix="damaged:") as db:
+        db.store_user_value(1, "v", 1)
+        redis.Redis.from_url(redis_url).hset("damaged:user:1", '"v"', b"P\x80\x05garbage")
+        with pytest.raises(DeserializationError, match="cannot be read back"):
+            db.get_user_value(1, "v")
+
+
+def test_server_crash_loses_no_acknowledged_write(tmp_path: Path) -> None:
+    """SIGKILL mid-run: the pending call raises, a restart serves every acknowledged write."""
+    require_redis_server()
+    options = ["--appendonly", "yes", "--appendfsync", "always"]
+    server = RedisServer(tmp_path, options).start()
+    db = DashDatabase(server.url, timeout=2)
+    acknowledged: list[int] = []
+    failures: list[BaseException] = []
+
+    def write() -> None:
+        for index in range(100_000):
+            try:
+                db.store_user_value("u", index, index)
+            except ConnectionFailedError as exc:
+                failures.append(exc)
+                return
+            acknowledged.append(index)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    while len(acknowledged) < 200:
+        time.sleep(0.01)  # waits for real writes to a real server
+    server.kill()
+    writer.join(timeout=60)
+    assert failures, "the call pending during the crash must raise"
+    assert "cannot reach the Redis server" in str(failures[0])
+    with pytest.raises(ConnectionFailedError):
+        db.get_user_value("u", 0)
+    server.start()
+    keys = db.list_stored_user_keys("u")  # the next call after the restart works
+    assert set(acknowledged) <= set(keys)
+    assert all(db.get_user_value("u", i) == i for i in acknowledged[-50:])
+    db.close()
+    server.stop()
