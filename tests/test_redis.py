@@ -88,7 +88,8 @@ def test_prefixes_keep_apps_apart_and_close_flushes_nothing(redis_url: str) -> N
     second.close()
     namespaces = (b"app1:", b"app2:", b"other-app:", b"test-", b"client:", b"chunks:", b"damaged:")
     assert all(key.startswith(namespaces) for key in client.keys("*"))
-    assert client.keys("app1:*") and client.keys("app2:*")
+    assert client.keys("app1:*")
+    assert client.keys("app2:*")
     with DashDatabase(redis_url, prefix="app1:") as again:
         assert again.get_user_value(1, "k") == "first"
     assert client.get("other-app:key") == b"theirs"
