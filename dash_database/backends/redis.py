@@ -228,10 +228,12 @@ class RedisBackend(Backend):
 
     def _record(self, value: Any) -> tuple[bytes, list[str]]:
         """Serialize ``value``; big values' chunks are stored, pending, first."""
-        version = uuid.uuid4().hex
+        version = ""  # made on the first chunk: most values have none
         written: list[str] = []
 
         def put(chunk: bytes) -> None:
+            nonlocal version
+            version = version or uuid.uuid4().hex
             key = self._chunk_key(version, len(written))
             self._call(self._client.set, key, chunk, ex=PENDING_CHUNK_SECONDS)
             written.append(key)
