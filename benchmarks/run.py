@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dash_database import DashDatabase  # noqa: E402
+from dash_database import DashDatabase
 
 VALUE = b"x" * 100
 REPEATS = 5
@@ -178,8 +178,9 @@ def redis_server(url: str | None) -> Iterator[str | None]:
 def contenders(folder: str, url: str | None) -> Iterator[tuple[str, Callable[[], Engine]]]:
     """Each engine's name and a function that opens it empty."""
     yield "dash_database, SQLite file", lambda: Ours(os.path.join(folder, "ours.sqlite3"))
-    yield "dash_database, SQLite file, durability=full", lambda: Ours(
-        os.path.join(folder, "full.sqlite3"), durability="full"
+    yield (
+        "dash_database, SQLite file, durability=full",
+        lambda: Ours(os.path.join(folder, "full.sqlite3"), durability="full"),
     )
     yield "dash_database, :memory:", lambda: Ours(":memory:")
     try:
@@ -205,16 +206,18 @@ def table(results: dict[str, dict[str, float]], users: int) -> str:
         cells = [f"{1 / r['store']:,.0f}", f"{1 / r['get']:,.0f}"]
         cells += [f"{r['list'] * 1000:.3f}", f"{r['delete'] * 1000:.3f}"]
         if base and name != "diskcache":
-            cells[0] += f" ({base['store'] / r['store']:.2f}×)"
-            cells[1] += f" ({base['get'] / r['get']:.2f}×)"
+            cells[0] += f" ({base['store'] / r['store']:.2f}x)"
+            cells[1] += f" ({base['get'] / r['get']:.2f}x)"
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     raw, ours = results.get("redis-py alone"), results.get("dash_database, Redis")
     if raw and ours:
-        overhead = ", ".join(f"{op} {ours[op] / raw[op]:.2f}×" for op in ("store", "get", "list"))
+        overhead = ", ".join(f"{op} {ours[op] / raw[op]:.2f}x" for op in ("store", "get", "list"))
         lines.append("")
         lines.append(f"dash_database on Redis, time per operation vs redis-py alone: {overhead}.")
     lines.append("")
-    lines.append("Ratios in parentheses: rate relative to diskcache in the same run (above 1 is faster).")
+    lines.append(
+        "Ratios in parentheses: rate relative to diskcache in the same run (above 1 is faster)."
+    )
     return "\n".join(lines)
 
 
