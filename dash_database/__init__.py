@@ -2,5 +2,6 @@
 
 from ._version import __version__
 from .database import DashDatabase, UserValues
+from .sessions import new_session_id
 
-__all__ = ["DashDatabase", "UserValues", "__version__"]
+__all__ = ["DashDatabase", "UserValues", "__version__", "new_session_id"]

@@ -14,13 +14,12 @@ Set ``DASH_DATABASE_PATH`` to a file path to share the data between processes
 from __future__ import annotations
 
 import os
-import secrets
 
 import numpy as np
 import pandas as pd
 from dash import Dash, Input, Output, State, dcc, html
 
-from dash_database import DashDatabase
+from dash_database import DashDatabase, new_session_id
 
 db = DashDatabase(os.environ.get("DASH_DATABASE_PATH"))
 app = Dash(__name__, title="dash_database example")
@@ -31,7 +30,7 @@ def layout() -> html.Div:
     """A fresh, unguessable session id per browser tab (kept across reloads)."""
     return html.Div(
         [
-            dcc.Store(id="session-id", data=secrets.token_urlsafe(32), storage_type="session"),
+            dcc.Store(id="session-id", data=new_session_id(), storage_type="session"),
             html.H1("dash_database example"),
             dcc.Tabs(
                 [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections.abc
+import string
 from typing import Any
 
 import pytest
@@ -15,11 +16,20 @@ from dash_database.exceptions import DashDatabaseError, DatabaseClosedError, Key
 def test_all_lists_exactly_the_public_names() -> None:
     """``__all__`` names exactly what the package exports, and each name exists."""
     public = {name for name in vars(dash_database) if not name.startswith("_")}
-    modules = {"backends", "database", "exceptions", "keys", "serialization"}
+    modules = {"backends", "database", "exceptions", "keys", "serialization", "sessions"}
     assert set(dash_database.__all__) == (public - modules) | {"__version__"}
-    assert dash_database.__all__ == ["DashDatabase", "UserValues", "__version__"]
+    assert dash_database.__all__ == ["DashDatabase", "UserValues", "__version__", "new_session_id"]
     for name in dash_database.__all__:
         assert getattr(dash_database, name) is not None
+
+
+def test_new_session_id_is_random_and_url_safe() -> None:
+    """Session ids carry at least 128 random bits in URL-safe characters, and never repeat."""
+    ids = {dash_database.new_session_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for session_id in ids:
+        assert len(session_id) * 6 >= 128
+        assert set(session_id) <= set(string.ascii_letters + string.digits + "-_")
 
 
 def test_seed_api_example_from_1_0(db: DashDatabase) -> None:
