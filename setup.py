@@ -30,6 +30,8 @@ setup(
             "mypy>=1.8",
             "ruff>=0.5",
             "pandas>=2",
+            # The contract suite also runs on Redis, with a real redis-server.
+            "redis>=4.5",
         ],
     },
     classifiers=[
