@@ -71,9 +71,9 @@ def write_many(path: str, worker: int, count: int) -> None:
             db.store_user_value("all", f"{worker}-{index}", index)
 
 
-def increment(path: str, count: int) -> None:
+def increment(location: str, count: int, prefix: str | None = None) -> None:
     """Process body: increment one shared counter ``count`` times."""
-    with DashDatabase(path) as db:
+    with DashDatabase(location, prefix=prefix) as db:
         for _ in range(count):
             db.update_user_value("shared", "counter", lambda n: n + 1, default=0)
 
@@ -107,6 +107,14 @@ def test_update_is_atomic_across_processes(tmp_path: Path) -> None:
     run_processes(increment, [(path, 200)] * 4)
     with DashDatabase(path) as db:
         assert db.get_user_value("shared", "counter") == 800
+
+
+def test_update_is_atomic_across_processes_on_redis(redis_url: str) -> None:
+    """4 processes x 200 increments through Redis (as on 4 hosts) end at exactly 800."""
+    run_processes(increment, [(redis_url, 200, "counter:")] * 4)
+    with DashDatabase(redis_url, prefix="counter:") as db:
+        assert db.get_user_value("shared", "counter") == 800
+        db.delete_all_user_values("shared")
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
