@@ -35,7 +35,6 @@ from .base import MISSING, Backend
 
 logger = logging.getLogger("dash_database")
 
-URL_SCHEMES = ("redis://", "rediss://", "unix://")
 DEFAULT_PREFIX = "dash_database:"
 
 #: Chunks of a value being written expire unless its record is committed:
@@ -189,6 +188,20 @@ class RedisBackend(Backend):
     def _hash(self, user_id: Key) -> str:
         return f"{self._prefix}user:{json.dumps(user_id)}"
 
+    def _script_keys(self, user_id: Key) -> list[str]:
+        """KEYS of every write script: the user's hash and the users set."""
+        return [self._hash(user_id), self._users]
+
+    def _set_args(self, user_id: Key, key_name: Key, record: bytes) -> list[Any]:
+        """ARGV of the set script."""
+        return [
+            self._prefix,
+            json.dumps(key_name),
+            record,
+            json.dumps(user_id),
+            REPLACED_CHUNK_SECONDS,
+        ]
+
     def _chunk_key(self, version: str, index: int) -> str:
         return f"{self._prefix}chunk:{version}:{index}"
 
@@ -260,11 +273,9 @@ class RedisBackend(Backend):
     def set(self, user_id: Key, key_name: Key, value: Any) -> None:
         """Store ``value``; committed when this returns."""
         record, chunks = self._record(value)
-        keys = [self._hash(user_id), self._users]
-        args: list[str | bytes | int] = [self._prefix, json.dumps(key_name), record]
-        args += [json.dumps(user_id), REPLACED_CHUNK_SECONDS]
+        args = self._set_args(user_id, key_name, record)
         try:
-            self._call(self._set, keys=keys, args=args)
+            self._call(self._set, keys=self._script_keys(user_id), args=args)
         except BaseException:
             self._discard(chunks)
             raise
@@ -276,7 +287,6 @@ class RedisBackend(Backend):
         runs again on the new value.
         """
         user_hash, field = self._hash(user_id), json.dumps(key_name)
-        user_member = json.dumps(user_id)
         while True:
             with self._client.pipeline() as pipe:
                 try:
@@ -288,14 +298,8 @@ class RedisBackend(Backend):
                     try:
                         pipe.multi()
                         self._set(
-                            keys=[user_hash, self._users],
-                            args=[
-                                self._prefix,
-                                field,
-                                new_record,
-                                user_member,
-                                REPLACED_CHUNK_SECONDS,
-                            ],
+                            keys=self._script_keys(user_id),
+                            args=self._set_args(user_id, key_name, new_record),
                             client=pipe,
                         )
                         pipe.execute()
@@ -310,9 +314,8 @@ class RedisBackend(Backend):
 
     def delete(self, user_id: Key, key_name: Key) -> bool:
         """Delete one value; return whether it existed."""
-        keys = [self._hash(user_id), self._users]
         args = [self._prefix, json.dumps(key_name), json.dumps(user_id)]
-        return bool(self._call(self._delete, keys=keys, args=args))
+        return bool(self._call(self._delete, keys=self._script_keys(user_id), args=args))
 
     def keys(self, user_id: Key) -> list[Key]:
         """The user's key names, from the user's own hash."""
@@ -325,9 +328,8 @@ class RedisBackend(Backend):
 
     def delete_user(self, user_id: Key) -> int:
         """Delete all the user's values in one script, hence atomically."""
-        keys = [self._hash(user_id), self._users]
         args = [self._prefix, json.dumps(user_id)]
-        return int(self._call(self._delete_user, keys=keys, args=args))
+        return int(self._call(self._delete_user, keys=self._script_keys(user_id), args=args))
 
     def users(self) -> list[Key]:
         """Every user id holding at least one value."""
