@@ -32,6 +32,11 @@ setup(
             "pandas>=2",
             # The contract suite also runs on Redis, with a real redis-server.
             "redis>=4.5",
+            # The example app in headless Chromium (Debian's chromium-driver),
+            # and under gunicorn with 4 workers.
+            "dash>=2.17",
+            "selenium>=4.10",
+            "gunicorn>=21",
         ],
     },
     classifiers=[

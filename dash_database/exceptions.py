@@ -20,6 +20,10 @@ class InvalidLocationError(DashDatabaseError, ValueError):
     """``db_location`` cannot hold a database (missing folder, not a SQLite file...)."""
 
 
+class InvalidSessionIdError(DashDatabaseError, ValueError):
+    """A session id sent by a browser is malformed or too long; it was not used."""
+
+
 class KeyNotFoundError(DashDatabaseError, KeyError):
     """The user has no value under that key."""
 

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import secrets
+from typing import Any
+
+from .exceptions import InvalidSessionIdError
 
 #: Bytes of randomness in a session id (256 bits, beyond any guessing).
 SESSION_ID_BYTES = 32
+
+# 22 URL-safe characters carry 132 bits: anything shorter is too guessable to
+# accept from a browser; 128 characters is far above what new_session_id makes.
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{22,128}")
 
 
 def new_session_id() -> str:
@@ -15,3 +23,22 @@ def new_session_id() -> str:
     it cannot be predicted from other ids.
     """
     return secrets.token_urlsafe(SESSION_ID_BYTES)
+
+
+def check_session_id(session_id: Any) -> str:
+    """Return ``session_id`` if it has the shape of :func:`new_session_id`'s ids.
+
+    Ids that come back from a browser can be edited by its user, so they are
+    checked before they reach storage.
+
+    :raises ~dash_database.exceptions.InvalidSessionIdError: not a ``str`` of 22
+        to 128 URL-safe characters (``A-Z a-z 0-9 _ -``).
+    """
+    if isinstance(session_id, str) and _SESSION_ID.fullmatch(session_id):
+        return session_id
+    shown = repr(session_id) if len(repr(session_id)) <= 60 else repr(session_id)[:57] + "..."
+    raise InvalidSessionIdError(
+        f"session_id {shown} is not a session id made by new_session_id() "
+        "(22 to 128 characters of A-Z a-z 0-9 _ -); the browser sent a malformed or "
+        "edited id: reload the page to get a fresh session"
+    )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import collections.abc
+import inspect
 import string
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,12 +18,27 @@ from dash_database.exceptions import DashDatabaseError, DatabaseClosedError, Key
 
 def test_all_lists_exactly_the_public_names() -> None:
     """``__all__`` names exactly what the package exports, and each name exists."""
-    public = {name for name in vars(dash_database) if not name.startswith("_")}
-    modules = {"backends", "database", "exceptions", "keys", "serialization", "sessions"}
-    assert set(dash_database.__all__) == (public - modules) | {"__version__"}
+    public = {
+        name
+        for name, value in vars(dash_database).items()
+        if not name.startswith("_") and not inspect.ismodule(value)
+    }
+    assert set(dash_database.__all__) == public | {"__version__"}
     assert dash_database.__all__ == ["DashDatabase", "UserValues", "__version__", "new_session_id"]
     for name in dash_database.__all__:
         assert getattr(dash_database, name) is not None
+
+
+def test_init_module_only_reexports() -> None:
+    """``dash_database/__init__.py`` holds a docstring, imports and ``__all__``, nothing else."""
+    tree = ast.parse(Path(dash_database.__file__).read_text(encoding="utf-8"))
+    for statement in tree.body:
+        if isinstance(statement, ast.Expr):
+            assert statement is tree.body[0], "only the module docstring may be an expression"
+        elif isinstance(statement, ast.Assign):
+            assert [ast.unparse(target) for target in statement.targets] == ["__all__"]
+        else:
+            assert isinstance(statement, ast.ImportFrom), ast.unparse(statement)
 
 
 def test_new_session_id_is_random_and_url_safe() -> None:

@@ -170,6 +170,7 @@ class RedisBackend(Backend):
         self._delete: Script = self._client.register_script(_DELETE_LUA)
         self._delete_user: Script = self._client.register_script(_DELETE_USER_LUA)
         self._call(self._client.ping)
+        logger.debug("opened %s (prefix %r)", self.location, prefix)
 
     def _fail(self, exc: redis.RedisError) -> NoReturn:
         if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):

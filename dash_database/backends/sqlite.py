@@ -112,6 +112,7 @@ def _remove_temp_dir(path: str, owner_pid: int) -> None:
     # A forked worker inherits the finalizer; only the creating process cleans up.
     if os.getpid() == owner_pid:
         shutil.rmtree(path, ignore_errors=True)
+        logger.debug("removed the temporary database folder %s", path)
 
 
 class _ValueWrite:
@@ -193,6 +194,7 @@ class SqliteBackend(Backend):
         self._memory = path == MEMORY
         self._start()
         _LIVE.add(self)
+        logger.debug("opened %s (synchronous=%s)", path, self._synchronous)
 
     def _start(self) -> None:
         self._lock = threading.Lock()
