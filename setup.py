@@ -19,6 +19,7 @@ setup(
     packages=["dash_database", "dash_database.backends"],
     package_data={"dash_database": ["py.typed"]},
     python_requires=">=3.10",
+    entry_points={"console_scripts": ["dash-database = dash_database.cli:main"]},
     install_requires=["sqlitedict>=2.1,<3"],
     extras_require={
         "redis": ["redis>=4.5"],

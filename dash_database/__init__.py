@@ -2,6 +2,6 @@
 
 from ._version import __version__
 from .database import DashDatabase, UserValues
-from .sessions import new_session_id
+from .sessions import Stats, UserStats, new_session_id
 
-__all__ = ["DashDatabase", "UserValues", "__version__", "new_session_id"]
+__all__ = ["DashDatabase", "Stats", "UserStats", "UserValues", "__version__", "new_session_id"]

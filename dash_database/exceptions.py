@@ -40,6 +40,13 @@ class DeserializationError(DashDatabaseError, ValueError):
     """A stored value cannot be read back (other serializer, or damaged data)."""
 
 
+class QuotaExceededError(DashDatabaseError, ValueError):
+    """A write would pass a quota set on the database; it was refused and nothing changed.
+
+    Nothing is ever evicted to make room: delete values, or raise the limit.
+    """
+
+
 class StorageError(DashDatabaseError, OSError):
     """The storage engine refused the operation (locked, read-only, full, unreachable).
 

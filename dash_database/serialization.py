@@ -17,7 +17,7 @@ import json
 import math
 import pickle
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from .exceptions import DashDatabaseError, DeserializationError, SerializationError
 
@@ -58,6 +58,24 @@ class ChunkWriter:
     def tail(self) -> bytes:
         """The bytes written since the last full chunk."""
         return bytes(self._buf)
+
+
+class Writable(Protocol):
+    """Any write-only file: what :meth:`Codec.dump` writes to."""
+
+    def write(self, data: Any) -> int: ...
+
+
+class _Counter:
+    """A write-only file that only counts what is written to it."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def write(self, data: Any) -> int:
+        written = memoryview(data).nbytes
+        self.size += written
+        return written
 
 
 class ChunkReader:
@@ -147,7 +165,16 @@ class Codec:
         self.tag = _TAGS[name]
         self.chunked_tag = self.tag.lower()
 
-    def dump(self, value: Any, out: ChunkWriter) -> None:
+    def size(self, value: Any) -> int:
+        """The bytes ``value`` takes once serialized, tag included, without keeping them.
+
+        :raises SerializationError: the value cannot be serialized.
+        """
+        counter = _Counter()
+        self.dump(value, counter)
+        return counter.size + 1
+
+    def dump(self, value: Any, out: Writable) -> None:
         """Write the serialized ``value`` to ``out``.
 
         :raises SerializationError: the value cannot be serialized; errors raised

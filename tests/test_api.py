@@ -24,7 +24,14 @@ def test_all_lists_exactly_the_public_names() -> None:
         if not name.startswith("_") and not inspect.ismodule(value)
     }
     assert set(dash_database.__all__) == public | {"__version__"}
-    assert dash_database.__all__ == ["DashDatabase", "UserValues", "__version__", "new_session_id"]
+    assert dash_database.__all__ == [
+        "DashDatabase",
+        "Stats",
+        "UserStats",
+        "UserValues",
+        "__version__",
+        "new_session_id",
+    ]
     for name in dash_database.__all__:
         assert getattr(dash_database, name) is not None
 

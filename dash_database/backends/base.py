@@ -67,11 +67,39 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def delete_user(self, user_id: Key) -> int:
-        """Delete all the user's values in one transaction; return how many."""
+        """Delete all the user's values and its activity in one transaction; return how many."""
 
     @abc.abstractmethod
     def users(self) -> list[Key]:
         """Every user id holding at least one value, in no particular order."""
+
+    @abc.abstractmethod
+    def seen(self, user_id: Key) -> float | None:
+        """The user's last recorded activity (a ``time.time()``), or ``None``."""
+
+    @abc.abstractmethod
+    def mark_seen(self, user_id: Key, when: float, create: bool) -> None:
+        """Record activity at ``when``, never moving it back; add the user only if ``create``."""
+
+    @abc.abstractmethod
+    def sessions(self) -> dict[Key, float]:
+        """Every recorded user's last activity."""
+
+    @abc.abstractmethod
+    def idle_users(self, cutoff: float, limit: int) -> list[Key]:
+        """Up to ``limit`` users last active before ``cutoff``, oldest first, from an index."""
+
+    @abc.abstractmethod
+    def delete_idle_user(self, user_id: Key, cutoff: float) -> bool:
+        """Atomically delete the user's values and activity if last active before ``cutoff``."""
+
+    @abc.abstractmethod
+    def value_sizes(self, user_id: Key | None) -> list[tuple[Key, Key, int]]:
+        """``(user, key, stored bytes)`` of one user's values (``None``: everybody's)."""
+
+    @abc.abstractmethod
+    def head(self, user_id: Key, key_name: Key, limit: int) -> bytes | None:
+        """The serializer tag and first bytes of a stored value, unread, or ``None``."""
 
     @abc.abstractmethod
     def close(self) -> None:

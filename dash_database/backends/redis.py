@@ -94,7 +94,7 @@ return 1
 """
 )
 
-# KEYS: user hash, users set. ARGV: prefix, user member.
+# KEYS: user hash, users set, seen zset. ARGV: prefix, user member.
 _DELETE_USER_LUA = (
     _CHUNKS_LUA
     + """
@@ -104,7 +104,27 @@ for _, record in ipairs(records) do
 end
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[2])
+redis.call('ZREM', KEYS[3], ARGV[2])
 return #records
+"""
+)
+
+# KEYS: user hash, users set, seen zset. ARGV: prefix, user member, cutoff.
+# The idle check and the delete run as one script, so a write racing from
+# another process either comes first (and saves the user) or finds it gone.
+_DELETE_IDLE_LUA = (
+    _CHUNKS_LUA
+    + """
+local seen = redis.call('ZSCORE', KEYS[3], ARGV[2])
+if not seen or tonumber(seen) >= tonumber(ARGV[3]) then return 0 end
+local records = redis.call('HVALS', KEYS[1])
+for _, record in ipairs(records) do
+  for _, key in ipairs(chunks(record)) do redis.call('DEL', key) end
+end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[2])
+redis.call('ZREM', KEYS[3], ARGV[2])
+return 1
 """
 )
 
@@ -166,9 +186,12 @@ class RedisBackend(Backend):
         self.chunk_size = CHUNK_SIZE
         self._prefix = prefix
         self._users = f"{prefix}users"
+        # Each user's last activity as a score: ranges by time come from the index.
+        self._seen = f"{prefix}seen"
         self._set: Script = self._client.register_script(_SET_LUA)
         self._delete: Script = self._client.register_script(_DELETE_LUA)
         self._delete_user: Script = self._client.register_script(_DELETE_USER_LUA)
+        self._delete_idle: Script = self._client.register_script(_DELETE_IDLE_LUA)
         self._call(self._client.ping)
         logger.debug("opened %s (prefix %r)", self.location, prefix)
 
@@ -190,8 +213,8 @@ class RedisBackend(Backend):
         return f"{self._prefix}user:{json.dumps(user_id)}"
 
     def _script_keys(self, user_id: Key) -> list[str]:
-        """KEYS of every write script: the user's hash and the users set."""
-        return [self._hash(user_id), self._users]
+        """KEYS of every write script: the user's hash, the users set, the seen zset."""
+        return [self._hash(user_id), self._users, self._seen]
 
     def _set_args(self, user_id: Key, key_name: Key, record: bytes) -> list[Any]:
         """ARGV of the set script."""
@@ -335,6 +358,56 @@ class RedisBackend(Backend):
     def users(self) -> list[Key]:
         """Every user id holding at least one value."""
         return [json.loads(member) for member in self._call(self._client.smembers, self._users)]
+
+    def seen(self, user_id: Key) -> float | None:
+        """The user's last recorded activity, or ``None``."""
+        score = self._call(self._client.zscore, self._seen, json.dumps(user_id))
+        return None if score is None else float(score)
+
+    def mark_seen(self, user_id: Key, when: float, create: bool) -> None:
+        """Record activity at ``when`` (never moving it back); ``create`` adds a missing user."""
+        mapping = {json.dumps(user_id): when}
+        self._call(self._client.zadd, self._seen, mapping, gt=True, xx=not create)
+
+    def sessions(self) -> dict[Key, float]:
+        """Every user's last recorded activity."""
+        pairs = self._call(self._client.zrange, self._seen, 0, -1, withscores=True)
+        return {json.loads(member): float(score) for member, score in pairs}
+
+    def idle_users(self, cutoff: float, limit: int) -> list[Key]:
+        """Up to ``limit`` users last active before ``cutoff``, oldest first."""
+        members = self._call(
+            self._client.zrangebyscore, self._seen, "-inf", f"({cutoff!r}", start=0, num=limit
+        )
+        return [json.loads(member) for member in members]
+
+    def delete_idle_user(self, user_id: Key, cutoff: float) -> bool:
+        """Delete the user if it was last active before ``cutoff``, in one script."""
+        args = [self._prefix, json.dumps(user_id), repr(cutoff)]
+        return bool(self._call(self._delete_idle, keys=self._script_keys(user_id), args=args))
+
+    def value_sizes(self, user_id: Key | None) -> list[tuple[Key, Key, int]]:
+        """``(user, key, stored bytes)`` for one user's values, or everybody's."""
+        sizes = []
+        for user in self.users() if user_id is None else [user_id]:
+            records = self._call(self._client.hgetall, self._hash(user))
+            for field, record in records.items():
+                size = len(record)
+                if is_chunked(record):
+                    pipe = self._client.pipeline(transaction=False)
+                    for key in self._chunk_keys(record):
+                        pipe.strlen(key)
+                    size += sum(self._call(pipe.execute))
+                sizes.append((user, json.loads(field), size))
+        return sizes
+
+    def head(self, user_id: Key, key_name: Key, limit: int) -> bytes | None:
+        """The first ``limit`` bytes of the stored record, tag first, or ``None``."""
+        record = self._call(self._client.hget, self._hash(user_id), json.dumps(key_name))
+        if record is None or not is_chunked(record):
+            return None if record is None else bytes(record[:limit])
+        first = self._call(self._client.getrange, self._chunk_keys(record)[0], 0, limit - 1)
+        return bytes(record[:1]) + bytes(first or b"")
 
     def close(self) -> None:
         """Close the connections this backend opened; never deletes data."""

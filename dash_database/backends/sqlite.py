@@ -47,7 +47,11 @@ DURABILITY = {"normal": "NORMAL", "full": "FULL"}
 
 _VALUES = "dash_database"
 _CHUNKS = "dash_database_chunks"
+_SESSIONS = "dash_database_sessions"
 _SCHEMA = (
+    # A user's last activity (a time.time()), written before its values.
+    f'CREATE TABLE IF NOT EXISTS "{_SESSIONS}" (user TEXT PRIMARY KEY, seen REAL NOT NULL)',
+    f'CREATE INDEX IF NOT EXISTS "{_SESSIONS}_seen" ON "{_SESSIONS}" (seen)',
     f'CREATE TABLE IF NOT EXISTS "{_CHUNKS}" '
     "(key TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (key, seq))",
     # A value's chunks go away inside the statement that replaces or deletes its
@@ -69,6 +73,23 @@ _DELETE_RANGE = f'DELETE FROM "{_VALUES}" WHERE {_RANGE}'
 _ALL_KEYS = f'SELECT key FROM "{_VALUES}"'
 _PUT_CHUNK = f'INSERT INTO "{_CHUNKS}" (key, seq, data) VALUES (?, ?, ?)'
 _CHUNKS_OF = f'SELECT data FROM "{_CHUNKS}" WHERE key = ? ORDER BY seq'
+_FIRST_CHUNK = f'SELECT substr(data, 1, ?) FROM "{_CHUNKS}" WHERE key = ? AND seq = 0'
+_SIZES = (
+    f'SELECT key, length(value) + coalesce((SELECT sum(length(data)) FROM "{_CHUNKS}" AS c '
+    f'WHERE c.key = v.key), 0) FROM "{_VALUES}" AS v'
+)
+_SEEN = f'SELECT seen FROM "{_SESSIONS}" WHERE user = ?'
+_ALL_SEEN = f'SELECT user, seen FROM "{_SESSIONS}"'
+_MARK = (
+    f'INSERT INTO "{_SESSIONS}" (user, seen) VALUES (?, ?) '
+    "ON CONFLICT (user) DO UPDATE SET seen = max(seen, excluded.seen)"
+)
+_REFRESH = f'UPDATE "{_SESSIONS}" SET seen = max(seen, ?) WHERE user = ?'
+_IDLE = f'SELECT user FROM "{_SESSIONS}" WHERE seen < ? ORDER BY seen LIMIT ?'
+_IS_IDLE = f'EXISTS (SELECT 1 FROM "{_SESSIONS}" WHERE user = ? AND seen < ?)'
+_DELETE_IDLE_RANGE = f"{_DELETE_RANGE} AND {_IS_IDLE}"
+_FORGET = f'DELETE FROM "{_SESSIONS}" WHERE user = ?'
+_FORGET_IDLE = f'DELETE FROM "{_SESSIONS}" WHERE user = ? AND seen < ?'
 
 Rows = list[tuple[Any, ...]]
 
@@ -415,9 +436,70 @@ class SqliteBackend(Backend):
         return int(self._query(_COUNT, user_range(user_id))[0][0])
 
     def delete_user(self, user_id: Key) -> int:
-        """Delete the user's values in one statement, hence one transaction."""
+        """Delete the user's values and activity in one transaction."""
         with self._engine():
-            return self.change(_DELETE_RANGE, user_range(user_id), commit=True)
+            try:
+                deleted = self.change(_DELETE_RANGE, user_range(user_id))
+                self.change(_FORGET, (json.dumps(user_id),), commit=True)
+            except BaseException:
+                self.rollback()
+                raise
+            return deleted
+
+    def seen(self, user_id: Key) -> float | None:
+        """The user's last recorded activity, or ``None``."""
+        rows = self._query(_SEEN, (json.dumps(user_id),))
+        return float(rows[0][0]) if rows else None
+
+    def mark_seen(self, user_id: Key, when: float, create: bool) -> None:
+        """Record activity at ``when`` (never moving it back); ``create`` adds a missing user."""
+        with self._engine():
+            if create:
+                self.change(_MARK, (json.dumps(user_id), when), commit=True)
+            else:
+                self.change(_REFRESH, (when, json.dumps(user_id)), commit=True)
+
+    def sessions(self) -> dict[Key, float]:
+        """Every user's last recorded activity."""
+        return {json.loads(user): float(seen) for user, seen in self._query(_ALL_SEEN, ())}
+
+    def idle_users(self, cutoff: float, limit: int) -> list[Key]:
+        """Up to ``limit`` users last active before ``cutoff``, oldest first (from the index)."""
+        return [json.loads(row[0]) for row in self._query(_IDLE, (cutoff, limit))]
+
+    def delete_idle_user(self, user_id: Key, cutoff: float) -> bool:
+        """Delete the user if it was last active before ``cutoff``, in one transaction."""
+        member = json.dumps(user_id)
+        with self._engine():
+            try:
+                # The condition is checked inside the transaction, so a write
+                # racing from another process either comes first (and saves the
+                # user) or finds it gone.
+                self.change(_DELETE_IDLE_RANGE, (*user_range(user_id), member, cutoff))
+                return bool(self.change(_FORGET_IDLE, (member, cutoff), commit=True))
+            except BaseException:
+                self.rollback()
+                raise
+
+    def value_sizes(self, user_id: Key | None) -> list[tuple[Key, Key, int]]:
+        """``(user, key, stored bytes)`` for one user's values, or everybody's."""
+        if user_id is None:
+            rows = self._query(_SIZES, ())
+        else:
+            rows = self._query(f"{_SIZES} WHERE {_RANGE}", user_range(user_id))
+        return [(*json.loads(key), int(size)) for key, size in rows]
+
+    def head(self, user_id: Key, key_name: Key, limit: int) -> bytes | None:
+        """The first ``limit`` bytes of the stored record, tag first, or ``None``."""
+        key = record_key(user_id, key_name)
+        rows = self._query(_GET, (key,))
+        if not rows:
+            return None
+        record = bytes(rows[0][0])
+        if not is_chunked(record):
+            return record[:limit]
+        first = self._query(_FIRST_CHUNK, (limit, key))
+        return record[:1] + (bytes(first[0][0]) if first else b"")
 
     def users(self) -> list[Key]:
         """Every user id holding at least one value."""
