@@ -5,35 +5,42 @@ Run from the project root (not collected by pytest)::
     python benchmarks/run.py            # full run, writes docs/benchmarks.md
     python benchmarks/run.py --quick    # a smaller store, for a quick look
 
-Every engine runs the same workloads in the same process, one after the
-other, so the ratios mean something on a shared, noisy machine even when the
-absolute numbers do not. A redis-server is started on 127.0.0.1 when one is
-installed and no ``--redis-url`` is given.
+Every engine runs the same workloads in the same run, one after the other,
+so the ratios mean something on a shared, noisy machine even when the absolute
+numbers do not. A redis-server is started on 127.0.0.1 when one is installed
+and no ``--redis-url`` is given. dash-database 1.0 has the same import name,
+so it runs in its own virtual environment (made once, under ``~/.cache``), in
+a subprocess running this file with ``--worker``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import multiprocessing
 import os
 import platform
+import random
 import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from dash_database import DashDatabase
-
+ROOT = Path(__file__).resolve().parent.parent
 VALUE = b"x" * 100
 REPEATS = 5
+THREADS = 8
+PROCESSES = 4
+OLD_VENV = Path.home() / ".cache" / "dash_database-bench" / "venv-1.0"
 
 
 class Engine(Protocol):
@@ -50,6 +57,9 @@ class Ours:
     """dash_database on any location."""
 
     def __init__(self, location: Any, **options: Any) -> None:
+        # Imported here: in a --worker subprocess, dash_database is the 1.0 package.
+        from dash_database import DashDatabase
+
         self.db = DashDatabase(location, **options)
 
     def store(self, user: int, key: int, value: bytes) -> None:
@@ -68,26 +78,50 @@ class Ours:
         self.db.close()
 
 
+class OneZero:
+    """dash-database 1.0 (in its own virtual environment): joined keys, no default argument."""
+
+    def __init__(self, location: str) -> None:
+        from dash_database import DashDatabase
+
+        self.db = DashDatabase(location)
+
+    def store(self, user: int, key: int, value: bytes) -> None:
+        self.db.store_user_value(user, key, value)
+
+    def get(self, user: int, key: int) -> Any:
+        return self.db.get_user_value(user, key)
+
+    def list(self, user: int) -> list[Any]:
+        return list(self.db.list_stored_user_keys(user))
+
+    def delete_user(self, user: int) -> None:
+        self.db.delete_all_user_values(user)
+
+    def close(self) -> None:
+        self.db.db.close()
+
+
 class RawRedis:
     """redis-py alone: one hash per user, the cheapest equivalent layout."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, tag: str = "raw") -> None:
         import redis
 
         self.client = redis.Redis.from_url(url)
-        self.client.flushdb()
+        self.tag = tag
 
     def store(self, user: int, key: int, value: bytes) -> None:
-        self.client.hset(f"raw:{user}", str(key), value)
+        self.client.hset(f"{self.tag}:{user}", str(key), value)
 
     def get(self, user: int, key: int) -> Any:
-        return self.client.hget(f"raw:{user}", str(key))
+        return self.client.hget(f"{self.tag}:{user}", str(key))
 
     def list(self, user: int) -> list[Any]:
-        return list(self.client.hkeys(f"raw:{user}"))
+        return list(self.client.hkeys(f"{self.tag}:{user}"))
 
     def delete_user(self, user: int) -> None:
-        self.client.delete(f"raw:{user}")
+        self.client.delete(f"{self.tag}:{user}")
 
     def close(self) -> None:
         self.client.close()
@@ -175,74 +209,406 @@ def redis_server(url: str | None) -> Iterator[str | None]:
         process.wait()
 
 
-def contenders(folder: str, url: str | None) -> Iterator[tuple[str, Callable[[], Engine]]]:
-    """Each engine's name and a function that opens it empty."""
-    yield "dash_database, SQLite file", lambda: Ours(os.path.join(folder, "ours.sqlite3"))
-    yield (
-        "dash_database, SQLite file, durability=full",
-        lambda: Ours(os.path.join(folder, "full.sqlite3"), durability="full"),
-    )
-    yield "dash_database, :memory:", lambda: Ours(":memory:")
+def open_engine(kind: str, location: str) -> Engine:
+    """Open one engine by kind; ``location`` is a path, or ``url#tag`` for Redis."""
+    url, _, tag = location.partition("#")
+    if kind == "ours":
+        return Ours(location)
+    if kind == "ours-full":
+        return Ours(location, durability="full")
+    if kind == "ours-expiry":
+        return Ours(location, expire_after=86400)
+    if kind == "ours-redis":
+        return Ours(url, prefix=f"{tag}:")
+    if kind == "ours-redis-expiry":
+        return Ours(url, prefix=f"{tag}:", expire_after=86400)
+    if kind == "redis":
+        return RawRedis(url, tag)
+    if kind == "diskcache":
+        return DiskCache(location)
+    if kind == "1.0":
+        return OneZero(location)
+    raise ValueError(kind)
+
+
+def threads(kind: str, location: str, ops: int) -> dict[str, float]:
+    """8 threads on one engine, 80% reads / 20% writes: ops/s and p99 latency."""
+    engine = open_engine(kind, location)
+    for user in range(THREADS):
+        for key in range(100):
+            engine.store(user, key, VALUE)
+    latencies: list[float] = []
+
+    def work(user: int) -> None:
+        rng, mine = random.Random(user), []
+        for _ in range(ops):
+            key = rng.randrange(100)
+            started = time.perf_counter()
+            if rng.random() < 0.8:
+                engine.get(user, key)
+            else:
+                engine.store(user, key, VALUE)
+            mine.append(time.perf_counter() - started)
+        latencies.extend(mine)
+
+    workers = [threading.Thread(target=work, args=(user,)) for user in range(THREADS)]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - started
+    engine.close()
+    latencies.sort()
+    return {"ops": len(latencies) / elapsed, "p99": latencies[int(len(latencies) * 0.99)]}
+
+
+def _writer(kind: str, location: str, process: int, writes: int) -> None:
+    engine = open_engine(kind, location)
+    for key in range(writes):
+        engine.store(1000 + process, key, VALUE)
+    engine.close()
+
+
+def processes(kind: str, location: str, writes: int) -> dict[str, float]:
+    """4 processes writing to one store: writes/s, and how many writes went missing."""
+    context = multiprocessing.get_context("fork")
+    workers = [
+        context.Process(target=_writer, args=(kind, location, n, writes)) for n in range(PROCESSES)
+    ]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - started
+    failed = sum(worker.exitcode != 0 for worker in workers)
+    engine = open_engine(kind, location)
+    found = sum(len(engine.list(1000 + n)) for n in range(PROCESSES))
+    engine.close()
+    return {"writes": PROCESSES * writes / elapsed, "lost": PROCESSES * writes - found + failed}
+
+
+def frame_round_trip(kind: str, location: str, megabytes: int) -> dict[str, float]:
+    """Store and get a DataFrame of ``megabytes``; run in a fresh process for its peak memory."""
+    import numpy as np
+    import pandas as pd
+
+    rows = megabytes * 1024 * 1024 // 16
+    frame = pd.DataFrame({"x": np.arange(rows), "y": np.random.default_rng(0).normal(size=rows)})
+    # tracemalloc sees Python's and numpy's allocations (not SQLite's page
+    # cache, a few MB); building the frame had its own peak, so start after it.
+    tracemalloc.start()
+    started = time.perf_counter()
+    if kind == "reference":
+        import pickle
+
+        with open(location, "wb") as file:
+            pickle.dump(frame, file, protocol=5)
+    else:
+        engine = open_engine(kind, location)
+        engine.store(1, 1, frame)
+    stored = time.perf_counter()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    if kind == "reference":
+        with open(location, "rb") as file:
+            back = pickle.load(file)
+    else:
+        back = engine.get(1, 1)
+        engine.close()
+    done = time.perf_counter()
+    assert back.equals(frame)
+    return {
+        "seconds": done - started,
+        "store": stored - started,
+        "get": done - stored,
+        "extra_memory": peak / frame.memory_usage().sum(),
+    }
+
+
+def huge_value(kind: str, location: str, gigabytes: float) -> dict[str, Any]:
+    """Store and read back a bytes value of ``gigabytes``; report the outcome."""
+    value = bytes(int(gigabytes * 1024**3))
+    engine = open_engine(kind, location)
+    started = time.perf_counter()
     try:
-        import diskcache  # noqa: F401
+        engine.store(1, 1, value)
+    except Exception as exc:  # any refusal is an outcome to report
+        return {"outcome": f"refused: {type(exc).__name__}: {str(exc)[:80]}"}
+    back = engine.get(1, 1)
+    elapsed = time.perf_counter() - started
+    ok = back is not None and len(back) == len(value) and back == value
+    engine.close()
+    return {"outcome": "round-trips" if ok else "LOST", "seconds": elapsed}
 
-        yield "diskcache", lambda: DiskCache(os.path.join(folder, "diskcache"))
-    except ImportError:
-        pass
-    if url:
-        yield "dash_database, Redis", lambda: Ours(url, prefix="bench:")
-        yield "redis-py alone", lambda: RawRedis(url)
+
+def in_subprocess(python: str, *args: str) -> Any:
+    """Run this file with ``--worker`` under ``python``; return its JSON answer."""
+    command = [python, str(Path(__file__).resolve()), "--worker", *args]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(args)} failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.splitlines()[-1])
 
 
-def table(results: dict[str, dict[str, float]], users: int) -> str:
-    """The markdown table of rates and ratios."""
-    base = results.get("diskcache")
-    lines = [
-        f"| engine | store ops/s | get ops/s | list one user's 5 keys of {users:,} users (ms) "
+def old_python() -> str | None:
+    """The python of a virtual environment holding dash-database 1.0 (made once)."""
+    python = OLD_VENV / "bin" / "python"
+    if not python.exists():
+        print("installing dash-database 1.0 in its own venv ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(OLD_VENV)], check=True)
+        install = [str(python), "-m", "pip", "install", "-q", "dash_database==1.0"]
+        if subprocess.run(install, check=False).returncode:
+            return None
+    return str(python)
+
+
+def worker(args: list[str]) -> Any:
+    """Run one workload named on the command line (in a subprocess); return its result."""
+    workload, kind, location, *numbers = args
+    if workload == "single":
+        engine = open_engine(kind, location)
+        try:
+            return measure(engine, int(numbers[0]), int(numbers[1]))
+        finally:
+            engine.close()
+    if workload == "threads":
+        return threads(kind, location, int(numbers[0]))
+    if workload == "processes":
+        return processes(kind, location, int(numbers[0]))
+    if workload == "frame":
+        return frame_round_trip(kind, location, int(numbers[0]))
+    if workload == "huge":
+        return huge_value(kind, location, float(numbers[0]))
+    raise ValueError(workload)
+
+
+class Run:
+    """One benchmark run: every workload on every engine, results by workload and engine.
+
+    :param folder: where files go.
+    :param url: a Redis server, or ``None``.
+    :param quick: smaller sizes.
+    """
+
+    def __init__(self, folder: str, url: str | None, quick: bool) -> None:
+        self.folder, self.url, self.quick = folder, url, quick
+        self.old = old_python()
+        self.results: dict[str, dict[str, Any]] = {}
+        self.count = 0
+
+    def location(self, kind: str) -> str:
+        """A fresh location for one engine and workload."""
+        self.count += 1
+        if kind.startswith(("ours-redis", "redis")):
+            return f"{self.url}#bench{self.count}-{os.getpid()}"
+        if kind == "diskcache":
+            return os.path.join(self.folder, f"diskcache{self.count}")
+        return os.path.join(self.folder, f"store{self.count}.sqlite3")
+
+    def engines(self, workload: str) -> list[tuple[str, str]]:
+        """(label, kind) of every engine that runs this workload."""
+        rows = [("dash_database, SQLite file", "ours")]
+        if workload == "single":
+            rows += [
+                ("dash_database, SQLite file, durability=full", "ours-full"),
+                ("dash_database, SQLite file, expire_after=1 day", "ours-expiry"),
+                ("dash_database, :memory:", "ours-memory"),
+            ]
+        if workload in ("single", "threads", "processes") and self.old:
+            rows.append(("dash-database 1.0, file", "1.0"))
+        if workload != "huge":
+            rows.append(("diskcache", "diskcache"))
+        if self.url:
+            rows.append(("dash_database, Redis", "ours-redis"))
+            if workload == "single":
+                rows.append(("dash_database, Redis, expire_after=1 day", "ours-redis-expiry"))
+            if workload in ("single", "threads", "processes"):
+                rows.append(("redis-py alone", "redis"))
+        if workload == "frame":
+            rows.insert(0, ("pickle.dump + load to a file (reference)", "reference"))
+        return rows
+
+    def measure(self, workload: str, *numbers: int | float) -> None:
+        """Run ``workload`` on every engine that takes it."""
+        results = self.results.setdefault(workload, {})
+        for label, kind in self.engines(workload):
+            print(f"{workload}: {label} ...", file=sys.stderr)
+            location = ":memory:" if kind == "ours-memory" else self.location(kind)
+            kind = "ours" if kind == "ours-memory" else kind
+            args = [workload, kind, location, *map(str, numbers)]
+            if kind == "1.0":
+                assert self.old is not None
+                results[label] = in_subprocess(self.old, *args)
+            elif workload in ("frame", "huge"):
+                # A fresh process, so that its peak memory is this workload's.
+                results[label] = in_subprocess(sys.executable, *args)
+            else:
+                results[label] = worker(args)
+
+
+def _ratio(value: float, base: float | None) -> str:
+    return "" if not base else f" ({value / base:.2f}x)"
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "**not met**"
+
+
+def report(run: Run, users: int, frame_mb: int) -> str:
+    """The markdown tables, ratios and target verdicts."""
+    single, lines = run.results["single"], []
+    disk, old = single.get("diskcache"), single.get("dash-database 1.0, file")
+    lines += [
+        f"### One thread; a store of {users:,} users x 5 keys of 100 bytes",
+        "",
+        "| engine | store ops/s (x diskcache) | get ops/s (x diskcache) | list one user (ms) "
         "| delete one user (ms) |",
         "|---|---|---|---|---|",
     ]
-    for name, r in results.items():
-        cells = [f"{1 / r['store']:,.0f}", f"{1 / r['get']:,.0f}"]
-        cells += [f"{r['list'] * 1000:.3f}", f"{r['delete'] * 1000:.3f}"]
-        if base and name != "diskcache":
-            cells[0] += f" ({base['store'] / r['store']:.2f}x)"
-            cells[1] += f" ({base['get'] / r['get']:.2f}x)"
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    raw, ours = results.get("redis-py alone"), results.get("dash_database, Redis")
-    if raw and ours:
-        overhead = ", ".join(f"{op} {ours[op] / raw[op]:.2f}x" for op in ("store", "get", "list"))
-        lines.append("")
-        lines.append(f"dash_database on Redis, time per operation vs redis-py alone: {overhead}.")
-    lines.append("")
-    lines.append(
-        "Ratios in parentheses: rate relative to diskcache in the same run (above 1 is faster)."
+    for label, r in single.items():
+        store = f"{1 / r['store']:,.0f}" + _ratio(disk["store"], r["store"]) if disk else ""
+        get = f"{1 / r['get']:,.0f}" + _ratio(disk["get"], r["get"]) if disk else ""
+        lines.append(
+            f"| {label} | {store} | {get} | {r['list'] * 1000:.3f} | {r['delete'] * 1000:.3f} |"
+        )
+    threads_, procs = run.results["threads"], run.results["processes"]
+    lines += ["", f"### {THREADS} threads, 80% reads / 20% writes", ""]
+    lines += ["| engine | ops/s | p99 (ms) |", "|---|---|---|"]
+    lines += [f"| {k} | {r['ops']:,.0f} | {r['p99'] * 1000:.2f} |" for k, r in threads_.items()]
+    lines += ["", f"### {PROCESSES} processes writing to one store", ""]
+    lines += ["| engine | writes/s | writes lost |", "|---|---|---|"]
+    lines += [f"| {k} | {r['writes']:,.0f} | {r['lost']} |" for k, r in procs.items()]
+    frames = run.results["frame"]
+    reference = frames["pickle.dump + load to a file (reference)"]["seconds"]
+    lines += ["", f"### A {frame_mb} MB pandas DataFrame: store + get", ""]
+    lines += [
+        "| engine | store (s) | get (s) | total (s) | x reference | peak extra Python memory "
+        "while storing (x value) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, r in frames.items():
+        lines.append(
+            f"| {label} | {r['store']:.2f} | {r['get']:.2f} | {r['seconds']:.2f} "
+            f"| {r['seconds'] / reference:.2f} | {r['extra_memory']:.2f} |"
+        )
+    if "huge" in run.results:
+        lines += ["", "### A 2.5 GB bytes value", "", "| engine | outcome | seconds |"]
+        lines.append("|---|---|---|")
+        for label, r in run.results["huge"].items():
+            lines.append(f"| {label} | {r['outcome']} | {r.get('seconds', 0):.1f} |")
+
+    ours, full = (
+        single["dash_database, SQLite file"],
+        single.get("dash_database, SQLite file, durability=full"),
     )
+    expiry = single["dash_database, SQLite file, expire_after=1 day"]
+    frame = frames["dash_database, SQLite file"]
+    targets = [
+        (
+            "list and delete one user <= 1 ms",
+            f"{ours['list'] * 1000:.3f} ms, {ours['delete'] * 1000:.3f} ms",
+            ours["list"] <= 1e-3 and ours["delete"] <= 1e-3,
+        ),
+        (
+            "small reads >= diskcache",
+            f"{disk['get'] / ours['get']:.2f}x" if disk else "no diskcache",
+            bool(disk) and ours["get"] <= disk["get"],
+        ),
+        (
+            "small writes >= 1.5x 1.0",
+            f"{old['store'] / ours['store']:.2f}x" if old else "no 1.0",
+            bool(old) and old["store"] / ours["store"] >= 1.5,
+        ),
+        (
+            "read with expiry on <= 1.5x expiry off",
+            f"{expiry['get'] / ours['get']:.2f}x",
+            expiry["get"] / ours["get"] <= 1.5,
+        ),
+    ]
+    t_ours, t_disk = threads_["dash_database, SQLite file"], threads_.get("diskcache")
+    targets.append(
+        (
+            "8 threads >= diskcache, p99 <= 2 ms",
+            f"{t_ours['ops'] / t_disk['ops']:.2f}x, p99 {t_ours['p99'] * 1000:.2f} ms"
+            if t_disk
+            else "no diskcache",
+            bool(t_disk) and t_ours["ops"] >= t_disk["ops"] and t_ours["p99"] <= 2e-3,
+        )
+    )
+    p_ours, p_disk = procs["dash_database, SQLite file"], procs.get("diskcache")
+    targets.append(
+        (
+            "4 processes >= diskcache, none lost",
+            f"{p_ours['writes'] / p_disk['writes']:.2f}x, lost {p_ours['lost']}"
+            if p_disk
+            else "no diskcache",
+            bool(p_disk) and p_ours["writes"] >= p_disk["writes"] and p_ours["lost"] == 0,
+        )
+    )
+    targets.append(
+        (
+            f"{frame_mb} MB DataFrame <= 1.5x reference, memory <= 1.5x",
+            f"{frame['seconds'] / reference:.2f}x, {frame['extra_memory']:.2f}x",
+            frame["seconds"] / reference <= 1.5 and frame["extra_memory"] <= 1.5,
+        )
+    )
+    if full:
+        targets.append(
+            (
+                "durability=full cost (store)",
+                f"{full['store'] / ours['store']:.2f}x the time of normal",
+                True,
+            )
+        )
+    raw, red = single.get("redis-py alone"), single.get("dash_database, Redis")
+    if raw and red:
+        worst = max(red[op] / raw[op] for op in ("store", "get", "list", "delete"))
+        detail = ", ".join(f"{op} {red[op] / raw[op]:.2f}x" for op in ("store", "get", "list"))
+        targets.append(("Redis <= 1.2x redis-py alone", detail, worst <= 1.2))
+    lines += ["", "### Targets (issue #6), dash_database on a SQLite file unless named", ""]
+    lines += ["| target | measured | verdict |", "|---|---|---|"]
+    for name, measured, met in targets:
+        verdict = "info" if name.startswith("durability") else _verdict(met)
+        lines.append(f"| {name} | {measured} | {verdict} |")
     return "\n".join(lines)
 
 
 def main() -> None:
-    """Run every workload on every engine and print (and save) the table."""
+    """Run every workload on every engine and print (and save) the report."""
+    if sys.argv[1:2] == ["--worker"]:
+        if sys.argv[3] != "1.0":
+            sys.path.insert(0, str(ROOT))
+        print(json.dumps(worker(sys.argv[2:])))
+        return
+    sys.path.insert(0, str(ROOT))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller store and fewer operations")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, under 2 minutes")
     parser.add_argument("--redis-url", help="use this server instead of starting one")
     parser.add_argument("--output", default="docs/benchmarks.md", help="markdown file to write")
     args = parser.parse_args()
-    users, ops = (2_000, 500) if args.quick else (10_000, 2_000)
-    results: dict[str, dict[str, float]] = {}
+    users, ops, frame_mb = (2_000, 300, 100) if args.quick else (10_000, 2_000, 400)
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder, redis_server(args.redis_url) as url:
-        for name, open_engine in contenders(folder, url):
-            print(f"measuring {name} ...", file=sys.stderr)
-            engine = open_engine()
-            try:
-                results[name] = measure(engine, users, ops)
-            finally:
-                engine.close()
+        run = Run(folder, url, args.quick)
+        run.measure("single", users, ops)
+        run.measure("threads", 300 if args.quick else 2_000)
+        run.measure("processes", 300 if args.quick else 1_500)
+        run.measure("frame", frame_mb)
+        if not args.quick:
+            run.measure("huge", 2.5)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     command = "python benchmarks/run.py" + (" --quick" if args.quick else "")
-    report = f"Machine: {machine}. Command: `{command}`.\n\n{table(results, users)}\n"
-    print(report)
-    Path(args.output).write_text("# Benchmarks\n\n" + report)
+    elapsed = time.perf_counter() - started
+    text = (
+        f"Machine: {machine}. Command: `{command}` ({elapsed:.0f} s). Every figure is a median "
+        "or a total from this one run; compare ratios, not absolute numbers.\n\n"
+        + report(run, users, frame_mb)
+        + "\n"
+    )
+    print(text)
+    Path(args.output).write_text("# Benchmarks\n\n" + text)
 
 
 if __name__ == "__main__":

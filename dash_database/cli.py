@@ -260,7 +260,8 @@ class Cli:
         user_id = _user(self.db, self.args.user)
         key = _pick(self.args.key, self.db.list_stored_user_keys(user_id))
         info = self._value(user_id, key)
-        lines = [f"{name}: {info[name]}" for name in ("key", "type", "bytes", "serializer")]
+        lines = [f"{name}: {info[name]}" for name in ("key", "type", "serializer")]
+        lines.insert(2, f"bytes: {info['bytes']:,}")
         if "value" in info:
             lines.append(f"preview: {_short(info['value'])}")
             info["value"] = _short(info["value"])

@@ -135,3 +135,20 @@ def file_db(tmp_path: Path) -> Iterator[DashDatabase]:
     """A database in a SQLite file, for tests about files and processes."""
     with DashDatabase(tmp_path / "shared.sqlite3") as db:
         yield db
+
+
+def callback_body(output: str, inputs: list[Any], state: list[Any]) -> dict[str, Any]:
+    """The JSON a Dash browser POSTs to run one callback.
+
+    :param output: ``"component.property"`` of the single output.
+    :param inputs: ``(id, property, value)`` of each input; the first one changed.
+    :param state: ``(id, property, value)`` of each state.
+    """
+    component, prop = output.split(".")
+    return {
+        "output": output,
+        "outputs": {"id": component, "property": prop},
+        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
+        "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
+        "changedPropIds": [f"{inputs[0][0]}.{inputs[0][1]}"],
+    }

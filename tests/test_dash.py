@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from conftest import callback_body
 from dash_database import DashDatabase, UserValues, new_session_id
 from dash_database.exceptions import DependencyMissingError, InvalidSessionIdError
 from dash_database.sessions import check_session_id
@@ -73,15 +74,8 @@ def make_app(db: DashDatabase, **options: Any) -> Dash:
 
 def call(app: Dash, output: str, inputs: list[Any], state: list[Any], session_id: Any) -> Any:
     """POST one callback request, as the browser does; return the response."""
-    component, prop = output.split(".")
     state = [*state, ("dash-database-session", "data", session_id)]
-    body = {
-        "output": output,
-        "outputs": {"id": component, "property": prop},
-        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
-        "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
-        "changedPropIds": [f"{inputs[0][0]}.{inputs[0][1]}"],
-    }
+    body = callback_body(output, inputs, state)
     return app.server.test_client().post("/_dash-update-component", json=body)
 
 

@@ -94,10 +94,8 @@ return 1
 """
 )
 
-# KEYS: user hash, users set, seen zset. ARGV: prefix, user member.
-_DELETE_USER_LUA = (
-    _CHUNKS_LUA
-    + """
+# Deletes the user of KEYS[1..3] (hash, users set, seen zset), ARGV[2] its member.
+_DROP_USER_LUA = """
 local records = redis.call('HVALS', KEYS[1])
 for _, record in ipairs(records) do
   for _, key in ipairs(chunks(record)) do redis.call('DEL', key) end
@@ -105,9 +103,10 @@ end
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[2])
 redis.call('ZREM', KEYS[3], ARGV[2])
-return #records
 """
-)
+
+# KEYS: user hash, users set, seen zset. ARGV: prefix, user member.
+_DELETE_USER_LUA = _CHUNKS_LUA + _DROP_USER_LUA + "return #records\n"
 
 # KEYS: user hash, users set, seen zset. ARGV: prefix, user member, cutoff.
 # The idle check and the delete run as one script, so a write racing from
@@ -117,15 +116,9 @@ _DELETE_IDLE_LUA = (
     + """
 local seen = redis.call('ZSCORE', KEYS[3], ARGV[2])
 if not seen or tonumber(seen) >= tonumber(ARGV[3]) then return 0 end
-local records = redis.call('HVALS', KEYS[1])
-for _, record in ipairs(records) do
-  for _, key in ipairs(chunks(record)) do redis.call('DEL', key) end
-end
-redis.call('DEL', KEYS[1])
-redis.call('SREM', KEYS[2], ARGV[2])
-redis.call('ZREM', KEYS[3], ARGV[2])
-return 1
 """
+    + _DROP_USER_LUA
+    + "return 1\n"
 )
 
 
