@@ -145,8 +145,9 @@ def _pick(text: str, existing: Sequence[Key]) -> Key:
 
 
 def _user(db: DashDatabase, text: str) -> Key:
-    user_id = _pick(text, db.list_users())
-    if user_id not in db.list_users():
+    users = db.list_users()
+    user_id = _pick(text, users)
+    if user_id not in users:
         raise CommandError(f"no user {text!r} in this store", EXIT_NOT_FOUND)
     return user_id
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -97,8 +97,8 @@ def init_app(
     app.server.extensions[EXTENSION] = SessionSettings(db, store_id, storage_type)
 
 
-def _settings(app: _DashApp) -> SessionSettings:
-    settings = app.server.extensions.get(EXTENSION)
+def _settings(extensions: Mapping[str, Any]) -> SessionSettings:
+    settings = extensions.get(EXTENSION)
     if not isinstance(settings, SessionSettings):
         raise RuntimeError("call dash_database.dash.init_app(app, db) before using the helpers")
     return settings
@@ -110,7 +110,7 @@ def session_store(app: _DashApp) -> dcc.Store:
     Put it in a layout *function* (``app.layout = layout``), so that each page
     load makes a new id; the browser keeps its first one across reloads.
     """
-    settings = _settings(app)
+    settings = _settings(app.server.extensions)
     # Dash also calls layout functions outside any request, to validate them;
     # a static layout is built that way too. Only a page request gets an id, so
     # a static layout fails loudly in user_values instead of sharing one id.
@@ -124,7 +124,7 @@ def session_state(app: _DashApp) -> State:
     For callbacks not made with :func:`user_callback` (``dash.callback`` in a
     multi-page app, for example); pass the id on to :func:`user_values`.
     """
-    return State(_settings(app).store_id, "data")
+    return State(_settings(app.server.extensions).store_id, "data")
 
 
 def user_values(session_id: Any) -> UserValues:
@@ -138,9 +138,7 @@ def user_values(session_id: Any) -> UserValues:
     """
     if not flask.has_request_context():
         raise RuntimeError("user_values() works inside a Dash callback only")
-    settings = flask.current_app.extensions.get(EXTENSION)
-    if not isinstance(settings, SessionSettings):
-        raise RuntimeError("call dash_database.dash.init_app(app, db) before using the helpers")
+    settings = _settings(flask.current_app.extensions)
     if session_id is None:
         raise InvalidSessionIdError(
             "the browser sent no session id: put session_store(app) in a layout function "

@@ -177,7 +177,7 @@ class DashDatabase:
     def _check_quotas(self, backend: Backend, user_id: Key, key_name: Key) -> Callable[[Any], None]:
         """Check the key quota now; return the check of a new value against the byte quotas."""
         if not self._quotas:
-            return lambda value: None
+            return _no_quota
         old = {key: size for _, key, size in backend.value_sizes(user_id)}
         limit = self._quotas.get("max_keys_per_user")
         if limit is not None and key_name not in old and len(old) + 1 > limit:
@@ -189,7 +189,7 @@ class DashDatabase:
         user_limit = self._quotas.get("max_bytes_per_user")
         total_limit = self._quotas.get("max_total_bytes")
         if user_limit is None and total_limit is None:
-            return lambda value: None
+            return _no_quota
         kept = sum(old.values()) - old.get(key_name, 0)
         total = None
         if total_limit is not None:
@@ -390,6 +390,10 @@ class DashDatabase:
         state = ", closed" if self._closed else ""
         serializer = self._backend.codec.name
         return f"DashDatabase({self._backend.location!r}, serializer={serializer!r}{state})"
+
+
+def _no_quota(value: Any) -> None:
+    """The byte-quota check when no byte quota is set: every value fits."""
 
 
 def _check_limit(name: str, limit: Any) -> int:
