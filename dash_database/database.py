@@ -317,7 +317,9 @@ class DashDatabase:
     ) -> int:
         """Delete every user idle past ``expire_after``; return how many were deleted.
 
-        Users stored before their activity was recorded get it recorded now.
+        Users stored before their activity was recorded get it recorded now, and
+        side files left by writers that died before committing (over an hour
+        old) are removed.
 
         :param older_than: seconds or a ``timedelta`` to use instead of
             ``expire_after`` (the CLI's ``purge --older-than``).
@@ -335,7 +337,9 @@ class DashDatabase:
         cutoff = when - (
             to_seconds("older_than", older_than) if older_than is not None else self._grace()
         )
-        return self._purge(backend, cutoff, None, progress)
+        removed = self._purge(backend, cutoff, None, progress)
+        backend.collect_garbage()
+        return removed
 
     def stats(self) -> Stats:
         """Return the number of users, of values, and their bytes (expired users excluded)."""

@@ -4,11 +4,13 @@ A stored *record* starts with one tag byte that names its serializer and
 whether the value continues in chunks:
 
 * ``P`` / ``J``: a pickle / JSON value, complete in the record;
-* ``p`` / ``j``: a pickle / JSON value whose bytes are in numbered chunks.
+* ``p`` / ``j`` alone: a pickle / JSON value whose bytes are in numbered chunks;
+* ``p`` / ``j`` then a file name: a value whose bytes are in that side file
+  (SQLite file databases keep large values next to the database file).
 
-Values are written as a stream cut into chunks of :data:`CHUNK_SIZE`, so that a
-1 GB DataFrame never exists as one 1 GB ``bytes`` object on top of the frame
-itself, and no engine's size limit for one blob applies.
+Values are written as a stream, into chunks of :data:`CHUNK_SIZE` or a side
+file, so that a 1 GB DataFrame never exists as one 1 GB ``bytes`` object on
+top of the frame itself, and no engine's size limit for one blob applies.
 """
 
 from __future__ import annotations
@@ -76,6 +78,13 @@ class _Counter:
         written = memoryview(data).nbytes
         self.size += written
         return written
+
+
+class Readable(Protocol):
+    """Any read-only binary file: what :meth:`Codec.load_file` reads from."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+    def readline(self) -> bytes: ...
 
 
 class ChunkReader:
@@ -210,14 +219,21 @@ class Codec:
             )
 
     def load(self, chunks: Iterable[bytes]) -> Any:
-        """Rebuild a value from the bytes of its record, given as chunks.
+        """Rebuild a value from its serialized bytes, given as chunks.
+
+        :raises DeserializationError: the bytes cannot be read back.
+        """
+        return self.load_file(ChunkReader(chunks))
+
+    def load_file(self, file: Readable) -> Any:
+        """Rebuild a value from its serialized bytes, read from ``file``.
 
         :raises DeserializationError: the bytes cannot be read back.
         """
         try:
             if self.name == "json":
-                return json.loads(b"".join(chunks))
-            return pickle.Unpickler(ChunkReader(chunks)).load()
+                return json.loads(file.read())
+            return pickle.Unpickler(file).load()
         except DashDatabaseError:
             raise  # the backend failed to deliver a chunk: its own error
         except Exception as exc:
@@ -236,5 +252,5 @@ class Codec:
 
 
 def is_chunked(record: bytes) -> bool:
-    """Whether the value of ``record`` continues in chunks."""
+    """Whether the value of ``record`` continues elsewhere (in chunks or a side file)."""
     return record[:1].islower()

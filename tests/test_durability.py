@@ -65,3 +65,19 @@ def test_sigkilled_writer_loses_no_acknowledged_write(tmp_path: Path) -> None:
     finally:
         reader.kill()
         reader.wait()
+
+
+def test_second_open_in_one_process_keeps_the_file_locks(tmp_path: Path) -> None:
+    """Opening the file again in a process keeps its locks, so no other process deletes the WAL."""
+    path = tmp_path / "twice.sqlite3"
+    db = DashDatabase(path)
+    db.store_user_value(1, "k", "v")
+    DashDatabase(path).close()
+    # A process that closes its last connection while it holds the only lock
+    # on the file checkpoints and deletes the WAL: here ours must still count.
+    other = f"from dash_database import DashDatabase; DashDatabase({str(path)!r}).close()"
+    subprocess.run([sys.executable, "-c", other], check=True)
+    assert Path(f"{path}-wal").exists()
+    db.store_user_value(1, "k2", "v2")
+    assert db.list_stored_user_keys(1) == ["k", "k2"]
+    db.close()

@@ -64,7 +64,6 @@ def test_read_only_database_raises_in_the_caller(file_db: DashDatabase) -> None:
 
 def test_full_database_raises_in_the_caller(file_db: DashDatabase) -> None:
     """A write that does not fit raises StorageError; earlier values and later calls are fine."""
-    file_db._backend.chunk_size = 64 * 1024  # type: ignore[attr-defined]
     file_db.store_user_value(1, "k", "kept")
     engine(file_db, "PRAGMA max_page_count = 60")
     with pytest.raises(StorageError, match="full"):

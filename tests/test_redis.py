@@ -162,6 +162,19 @@ def test_big_values_are_chunked_and_swapped_atomically(redis_url: str) -> None:
         assert all(client.ttl(key) > 0 for key in left)  # only replaced chunks, expiring
 
 
+def test_scripts_flushed_from_the_server_are_loaded_again(redis_url: str) -> None:
+    """After SCRIPT FLUSH (or a server restart) every write script still runs."""
+    with DashDatabase(redis_url, prefix="flushed:") as db:
+        db.store_user_value(1, "k", "before")
+        redis.Redis.from_url(redis_url).script_flush()
+        db.store_user_value(1, "k", "after")
+        db.store_user_value(1, "k2", "v")
+        db.delete_user_value(1, "k2", if_not_exists="raise")
+        assert db.get_user_value(1, "k") == "after"
+        db.delete_all_user_values(1)
+        assert db.list_users() == []
+
+
 def test_damaged_record_gives_a_clear_error(redis_url: str) -> None:
     """A record that cannot be unpickled raises DeserializationError."""
     with DashDatabase(redis_url, prefix="damaged:") as db:

@@ -101,6 +101,13 @@ class Backend(abc.ABC):
     def head(self, user_id: Key, key_name: Key, limit: int) -> bytes | None:
         """The serializer tag and first bytes of a stored value, unread, or ``None``."""
 
+    def collect_garbage(self) -> int:
+        """Remove what writers that died halfway left behind; return how many items.
+
+        Backends whose leftovers expire by themselves keep this default.
+        """
+        return 0
+
     @abc.abstractmethod
     def close(self) -> None:
         """Release connections and files; called once."""

@@ -202,6 +202,19 @@ class RedisBackend(Backend):
         except redis.RedisError as exc:
             self._fail(exc)
 
+    def _run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
+        """Run a registered script in one round trip."""
+        # EVALSHA straight away: redis-py's Script.__call__ costs about 30 us
+        # more per call, a fifth of a whole small write on a local server.
+        try:
+            try:
+                command = self._client.execute_command  # untyped in redis-py
+                return command("EVALSHA", script.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+            except redis.exceptions.NoScriptError:
+                return script(keys=keys, args=args)  # loads it (a new or flushed server)
+        except redis.RedisError as exc:
+            self._fail(exc)
+
     def _hash(self, user_id: Key) -> str:
         return f"{self._prefix}user:{json.dumps(user_id)}"
 
@@ -292,7 +305,7 @@ class RedisBackend(Backend):
         record, chunks = self._record(value)
         args = self._set_args(user_id, key_name, record)
         try:
-            self._call(self._set, keys=self._script_keys(user_id), args=args)
+            self._run(self._set, self._script_keys(user_id), args)
         except BaseException:
             self._discard(chunks)
             raise
@@ -332,7 +345,7 @@ class RedisBackend(Backend):
     def delete(self, user_id: Key, key_name: Key) -> bool:
         """Delete one value; return whether it existed."""
         args = [self._prefix, json.dumps(key_name), json.dumps(user_id)]
-        return bool(self._call(self._delete, keys=self._script_keys(user_id), args=args))
+        return bool(self._run(self._delete, self._script_keys(user_id), args))
 
     def keys(self, user_id: Key) -> list[Key]:
         """The user's key names, from the user's own hash."""
@@ -346,7 +359,7 @@ class RedisBackend(Backend):
     def delete_user(self, user_id: Key) -> int:
         """Delete all the user's values in one script, hence atomically."""
         args = [self._prefix, json.dumps(user_id)]
-        return int(self._call(self._delete_user, keys=self._script_keys(user_id), args=args))
+        return int(self._run(self._delete_user, self._script_keys(user_id), args))
 
     def users(self) -> list[Key]:
         """Every user id holding at least one value."""
@@ -377,7 +390,7 @@ class RedisBackend(Backend):
     def delete_idle_user(self, user_id: Key, cutoff: float) -> bool:
         """Delete the user if it was last active before ``cutoff``, in one script."""
         args = [self._prefix, json.dumps(user_id), repr(cutoff)]
-        return bool(self._call(self._delete_idle, keys=self._script_keys(user_id), args=args))
+        return bool(self._run(self._delete_idle, self._script_keys(user_id), args))
 
     def value_sizes(self, user_id: Key | None) -> list[tuple[Key, Key, int]]:
         """``(user, key, stored bytes)`` for one user's values, or everybody's."""
