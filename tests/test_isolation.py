@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -20,7 +21,8 @@ from hypothesis.stateful import (
 
 from conftest import open_backend
 from dash_database import DashDatabase
-from dash_database.keys import Key
+from dash_database.backends.sqlite import record_key, user_range
+from dash_database.keys import Key, decode_key, encode_key
 
 # Strings that broke 1.0's "f'{user_id}_{key_name}'" keys, JSON and SQL ranges:
 # separators, quotes, escapes, NUL, prefixes of each other, and digits that
@@ -169,3 +171,14 @@ def test_defects_of_1_0_are_gone(db: DashDatabase) -> None:
     assert db.get_user_value(123, "k") == "int"
     assert db.get_user_value("123", "k") == "str"
     assert db.list_stored_user_keys("x") == []
+
+
+@given(keys, keys)
+def test_storage_keys_are_the_json_of_the_pair(user_id: Key, key_name: Key) -> None:
+    """The fast key encoding writes exactly what json.dumps writes, for any ids."""
+    assert encode_key(user_id) == json.dumps(user_id)
+    assert decode_key(encode_key(user_id)) == user_id
+    assert decode_key(encode_key(user_id).encode()) == user_id
+    assert record_key(user_id, key_name) == json.dumps([user_id, key_name], separators=(",", ":"))
+    low, high = user_range(user_id)
+    assert low <= record_key(user_id, key_name) < high

@@ -29,7 +29,7 @@ import redis
 from redis.commands.core import Script
 
 from ..exceptions import ConnectionFailedError, DashDatabaseError, StorageError
-from ..keys import Key
+from ..keys import Key, decode_key, encode_key
 from ..serialization import CHUNK_SIZE, ChunkWriter, Codec, is_chunked
 from .base import MISSING, Backend
 
@@ -216,7 +216,7 @@ class RedisBackend(Backend):
             self._fail(exc)
 
     def _hash(self, user_id: Key) -> str:
-        return f"{self._prefix}user:{json.dumps(user_id)}"
+        return f"{self._prefix}user:{encode_key(user_id)}"
 
     def _script_keys(self, user_id: Key) -> list[str]:
         """KEYS of every write script: the user's hash, the users set, the seen zset."""
@@ -226,9 +226,9 @@ class RedisBackend(Backend):
         """ARGV of the set script."""
         return [
             self._prefix,
-            json.dumps(key_name),
+            encode_key(key_name),
             record,
-            json.dumps(user_id),
+            encode_key(user_id),
             REPLACED_CHUNK_SECONDS,
         ]
 
@@ -254,7 +254,7 @@ class RedisBackend(Backend):
 
     def get(self, user_id: Key, key_name: Key) -> Any:
         """Return the stored value, or :data:`MISSING`."""
-        field = json.dumps(key_name)
+        field = encode_key(key_name)
         for _ in range(_READ_ATTEMPTS):
             record = self._call(self._client.hget, self._hash(user_id), field)
             if record is None:
@@ -267,7 +267,7 @@ class RedisBackend(Backend):
 
     def contains(self, user_id: Key, key_name: Key) -> bool:
         """Whether a value is stored, without reading it."""
-        return bool(self._call(self._client.hexists, self._hash(user_id), json.dumps(key_name)))
+        return bool(self._call(self._client.hexists, self._hash(user_id), encode_key(key_name)))
 
     def _record(self, value: Any) -> tuple[bytes, list[str]]:
         """Serialize ``value``; big values' chunks are stored, pending, first."""
@@ -316,7 +316,7 @@ class RedisBackend(Backend):
         Optimistic: if another client changes the user meanwhile, ``func``
         runs again on the new value.
         """
-        user_hash, field = self._hash(user_id), json.dumps(key_name)
+        user_hash, field = self._hash(user_id), encode_key(key_name)
         while True:
             with self._client.pipeline() as pipe:
                 try:
@@ -344,13 +344,13 @@ class RedisBackend(Backend):
 
     def delete(self, user_id: Key, key_name: Key) -> bool:
         """Delete one value; return whether it existed."""
-        args = [self._prefix, json.dumps(key_name), json.dumps(user_id)]
+        args = [self._prefix, encode_key(key_name), encode_key(user_id)]
         return bool(self._run(self._delete, self._script_keys(user_id), args))
 
     def keys(self, user_id: Key) -> list[Key]:
         """The user's key names, from the user's own hash."""
         fields = self._call(self._client.hkeys, self._hash(user_id))
-        return [json.loads(field) for field in fields]
+        return [decode_key(field) for field in fields]
 
     def count(self, user_id: Key) -> int:
         """How many values the user has."""
@@ -358,7 +358,7 @@ class RedisBackend(Backend):
 
     def delete_user(self, user_id: Key) -> int:
         """Delete all the user's values in one script, hence atomically."""
-        args = [self._prefix, json.dumps(user_id)]
+        args = [self._prefix, encode_key(user_id)]
         return int(self._run(self._delete_user, self._script_keys(user_id), args))
 
     def users(self) -> list[Key]:
@@ -367,12 +367,12 @@ class RedisBackend(Backend):
 
     def seen(self, user_id: Key) -> float | None:
         """The user's last recorded activity, or ``None``."""
-        score = self._call(self._client.zscore, self._seen, json.dumps(user_id))
+        score = self._call(self._client.zscore, self._seen, encode_key(user_id))
         return None if score is None else float(score)
 
     def mark_seen(self, user_id: Key, when: float, create: bool) -> None:
         """Record activity at ``when`` (never moving it back); ``create`` adds a missing user."""
-        mapping = {json.dumps(user_id): when}
+        mapping = {encode_key(user_id): when}
         self._call(self._client.zadd, self._seen, mapping, gt=True, xx=not create)
 
     def sessions(self) -> dict[Key, float]:
@@ -389,7 +389,7 @@ class RedisBackend(Backend):
 
     def delete_idle_user(self, user_id: Key, cutoff: float) -> bool:
         """Delete the user if it was last active before ``cutoff``, in one script."""
-        args = [self._prefix, json.dumps(user_id), repr(cutoff)]
+        args = [self._prefix, encode_key(user_id), repr(cutoff)]
         return bool(self._run(self._delete_idle, self._script_keys(user_id), args))
 
     def value_sizes(self, user_id: Key | None) -> list[tuple[Key, Key, int]]:
@@ -409,7 +409,7 @@ class RedisBackend(Backend):
 
     def head(self, user_id: Key, key_name: Key, limit: int) -> bytes | None:
         """The first ``limit`` bytes of the stored record, tag first, or ``None``."""
-        record = self._call(self._client.hget, self._hash(user_id), json.dumps(key_name))
+        record = self._call(self._client.hget, self._hash(user_id), encode_key(key_name))
         if record is None or not is_chunked(record):
             return None if record is None else bytes(record[:limit])
         first = self._call(self._client.getrange, self._chunk_keys(record)[0], 0, limit - 1)
