@@ -127,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("user")
     show.add_argument("key")
     show.add_argument("--unsafe-unpickle", action="store_true", help="unpickle to show it")
-    purge = commands.add_parser("purge", parents=[common], help="delete idle users")
+    purge = commands.add_parser(
+        "purge", parents=[common], help="delete idle users (and side files of dead writes)"
+    )
     purge.add_argument("--older-than", type=parse_duration, required=True, metavar="DURATION")
     delete = commands.add_parser("delete-user", parents=[common], help="delete one user")
     delete.add_argument("user")
