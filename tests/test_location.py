@@ -83,8 +83,7 @@ def test_missing_folder_is_refused_and_nothing_is_created(tmp_path: Path) -> Non
     assert not (tmp_path / "missing").exists()
 
 
-# sqlitedict's connection thread dies on the file; the caller gets the error.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 def test_non_database_file_is_refused_and_left_alone(tmp_path: Path) -> None:
     """An existing file that is not SQLite raises naming it and is not modified."""
     path = tmp_path / "notes.txt"

@@ -59,8 +59,8 @@ logger = logging.getLogger("dash_database")
 
 MEMORY = ":memory:"
 DURABILITY = {"normal": "NORMAL", "full": "FULL"}
-#: A side file with no record this much older than now is a leftover of a
-#: writer that died before committing (no live write takes that long to commit).
+#: A side file with no record this much older than now (or twice the timeout,
+#: if longer) is a leftover of a writer that died before committing.
 ORPHAN_SECONDS = 3600
 _READ_ATTEMPTS = 5
 
@@ -341,6 +341,16 @@ class SqliteBackend(Backend):
         # trashed left them for whoever writes next: look once after opening.
         self._trashed = not self._memory
         try:
+            if not self._memory:
+                self._writer = sqlite3.connect(
+                    self.location,
+                    timeout=self._timeout,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+                # SQLite reads the file's header here, so a file that is not a
+                # database fails in this thread, not in sqlitedict's.
+                self._writer.execute("PRAGMA schema_version")
             self._dict = SqliteDict(
                 self.location,
                 tablename=_VALUES,
@@ -356,12 +366,6 @@ class SqliteBackend(Backend):
                 outer_stack=False,
             )
             if not self._memory:
-                self._writer = sqlite3.connect(
-                    self.location,
-                    timeout=self._timeout,
-                    isolation_level=None,
-                    check_same_thread=False,
-                )
                 # The table exists now; a file database needs the thread no more.
                 self._dict.close()
             for statement in (
@@ -373,6 +377,8 @@ class SqliteBackend(Backend):
             ):
                 self.run(statement)
         except sqlite3.DatabaseError as exc:
+            if self._writer is not None:
+                self._writer.close()
             if "not a database" in str(exc):
                 raise InvalidLocationError(
                     f"db_location={self.location!r} exists but is not a SQLite database; "
@@ -723,10 +729,11 @@ class SqliteBackend(Backend):
             self._trashed = True
             self._empty_trash()
         named = {row[0] for row in self._query(_ALL_FILES, ())}
-        cutoff = time.time() - ORPHAN_SECONDS
+        # A finished side file waits at most for the write lock (timeout) before
+        # its record commits; a younger file may belong to a write about to commit.
+        cutoff = time.time() - max(ORPHAN_SECONDS, 2 * self._timeout)
         removed = 0
         for entry in os.scandir(self.folder):
-            # Only old files: a younger one may belong to a write about to commit.
             if entry.name not in named and entry.stat().st_mtime < cutoff:
                 with suppress(FileNotFoundError):
                     os.unlink(entry.path)
