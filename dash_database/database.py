@@ -318,8 +318,8 @@ class DashDatabase:
         """Delete every user idle past ``expire_after``; return how many were deleted.
 
         Users stored before their activity was recorded get it recorded now, and
-        side files left by writers that died before committing (over an hour
-        old) are removed.
+        side files left by writers that died before committing (an hour old, or
+        twice ``timeout`` if longer) are removed.
 
         :param older_than: seconds or a ``timedelta`` to use instead of
             ``expire_after`` (the CLI's ``purge --older-than``).

@@ -4,9 +4,10 @@ A stored *record* starts with one tag byte that names its serializer and
 whether the value continues in chunks:
 
 * ``P`` / ``J``: a pickle / JSON value, complete in the record;
-* ``p`` / ``j`` alone: a pickle / JSON value whose bytes are in numbered chunks;
-* ``p`` / ``j`` then a file name: a value whose bytes are in that side file
-  (SQLite file databases keep large values next to the database file).
+* ``p`` / ``j``: a pickle / JSON value whose bytes continue elsewhere, where
+  the rest of the record says: in numbered chunks (Redis: ``{version}:{count}``;
+  a memory database: nothing, the chunks are keyed by the record's key) or in
+  the side file it names (a SQLite file keeps large values beside it).
 
 Values are written as a stream, into chunks of :data:`CHUNK_SIZE` or a side
 file, so that a 1 GB DataFrame never exists as one 1 GB ``bytes`` object on
