@@ -578,22 +578,35 @@ class Run:
             rows.insert(0, ("pickle.dump + load to a file (reference)", "reference"))
         return rows
 
-    def measure(self, workload: str, *numbers: int | float) -> None:
-        """Run ``workload`` on every engine that takes it."""
-        results = self.results.setdefault(workload, {})
-        for label, kind in self.engines(workload):
-            print(f"{workload}: {label} ...", file=sys.stderr)
-            location = ":memory:" if kind == "ours-memory" else self.location(kind)
-            kind = "ours" if kind == "ours-memory" else kind
-            args = [workload, kind, location, *map(str, numbers)]
-            if kind == "1.0":
-                assert self.old is not None
-                results[label] = in_subprocess(self.old, *args)
-            elif workload in ("frame", "huge"):
-                # A fresh process, so that its peak memory is this workload's.
-                results[label] = in_subprocess(sys.executable, *args)
-            else:
-                results[label] = worker(args)
+    def measure(self, workload: str, *numbers: int | float, rounds: int = 1) -> None:
+        """Run ``workload`` on every engine that takes it.
+
+        :param rounds: run every engine this many times, taking turns, and keep
+            the median of each figure (for workloads timed once per run).
+        """
+        samples: dict[str, list[dict[str, Any]]] = {}
+        for _ in range(rounds):
+            for label, kind in self.engines(workload):
+                print(f"{workload}: {label} ...", file=sys.stderr)
+                samples.setdefault(label, []).append(self._once(workload, kind, numbers))
+        self.results[workload] = {
+            label: {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+            if rounds > 1
+            else runs[0]
+            for label, runs in samples.items()
+        }
+
+    def _once(self, workload: str, kind: str, numbers: tuple[int | float, ...]) -> Any:
+        location = ":memory:" if kind == "ours-memory" else self.location(kind)
+        kind = "ours" if kind == "ours-memory" else kind
+        args = [workload, kind, location, *map(str, numbers)]
+        if kind == "1.0":
+            assert self.old is not None
+            return in_subprocess(self.old, *args)
+        if workload in ("frame", "huge"):
+            # A fresh process, so that its peak memory is this workload's.
+            return in_subprocess(sys.executable, *args)
+        return worker(args)
 
 
 def _ratio(value: float, base: float | None) -> str:
@@ -663,7 +676,7 @@ def report(run: Run, users: int, frame_mb: int) -> str:
     lines += [f"| {k} | {r['writes']:,.0f} | {r['lost']} |" for k, r in procs.items()]
     frames = run.results["frame"]
     reference = frames["pickle.dump + load to a file (reference)"]["seconds"]
-    lines += ["", f"### A {frame_mb} MB pandas DataFrame: store + get", ""]
+    lines += ["", f"### A {frame_mb} MB pandas DataFrame: store + get, median of 3 runs", ""]
     lines += [
         "| engine | store (s) | get (s) | total (s) | x reference | peak extra Python memory "
         "while storing (x value) |",
@@ -794,7 +807,9 @@ def main() -> None:
         run.measure("expiry", 300 if args.quick else 2_000)
         run.measure("threads", 300 if args.quick else 2_000)
         run.measure("processes", 300 if args.quick else 1_500)
-        run.measure("frame", frame_mb)
+        # One round trip takes well under a second: a burst of the machine's
+        # noise can double it, so each engine runs three times, taking turns.
+        run.measure("frame", frame_mb, rounds=3)
         if not args.quick:
             run.measure("huge", 2.5)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
