@@ -590,9 +590,7 @@ class Run:
                 print(f"{workload}: {label} ...", file=sys.stderr)
                 samples.setdefault(label, []).append(self._once(workload, kind, numbers))
         self.results[workload] = {
-            label: {key: statistics.median(run[key] for run in runs) for key in runs[0]}
-            if rounds > 1
-            else runs[0]
+            label: {key: _combine(key, [run[key] for run in runs]) for key in runs[0]}
             for label, runs in samples.items()
         }
 
@@ -607,6 +605,15 @@ class Run:
             # A fresh process, so that its peak memory is this workload's.
             return in_subprocess(sys.executable, *args)
         return worker(args)
+
+
+def _combine(key: str, values: list[Any]) -> Any:
+    """One figure from several rounds: lost writes add up, anything else is the median."""
+    if key == "lost":
+        return sum(values)
+    if isinstance(values[0], str):  # an outcome, e.g. "round-trips"
+        return values[0]
+    return statistics.median(values)
 
 
 def _ratio(value: float, base: float | None) -> str:
@@ -668,11 +675,11 @@ def report(run: Run, users: int, frame_mb: int) -> str:
         off_us, on_us = expiry["off"][op] * 1e6, expiry["on"][op] * 1e6
         lines.append(f"| {op} | {off_us:.0f} | {on_us:.0f} | {on_us / off_us:.2f}x |")
     threads_, procs = run.results["threads"], run.results["processes"]
-    lines += ["", f"### {THREADS} threads, 80% reads / 20% writes", ""]
+    lines += ["", f"### {THREADS} threads, 80% reads / 20% writes, median of 3 runs", ""]
     lines += ["| engine | ops/s | p99 (ms) |", "|---|---|---|"]
     lines += [f"| {k} | {r['ops']:,.0f} | {r['p99'] * 1000:.2f} |" for k, r in threads_.items()]
-    lines += ["", f"### {PROCESSES} processes writing to one store", ""]
-    lines += ["| engine | writes/s | writes lost |", "|---|---|---|"]
+    lines += ["", f"### {PROCESSES} processes writing to one store, median of 3 runs", ""]
+    lines += ["| engine | writes/s | writes lost (all runs) |", "|---|---|---|"]
     lines += [f"| {k} | {r['writes']:,.0f} | {r['lost']} |" for k, r in procs.items()]
     frames = run.results["frame"]
     reference = frames["pickle.dump + load to a file (reference)"]["seconds"]
@@ -805,10 +812,10 @@ def main() -> None:
         run.measure("scale", *run.scale_users)
         run.measure("overhead", 300 if args.quick else 2_000)
         run.measure("expiry", 300 if args.quick else 2_000)
-        run.measure("threads", 300 if args.quick else 2_000)
-        run.measure("processes", 300 if args.quick else 1_500)
-        # One round trip takes well under a second: a burst of the machine's
-        # noise can double it, so each engine runs three times, taking turns.
+        # These take seconds per engine, so a burst of the machine's noise can
+        # halve one engine's figure: each engine runs three times, taking turns.
+        run.measure("threads", 300 if args.quick else 2_000, rounds=3)
+        run.measure("processes", 300 if args.quick else 1_500, rounds=3)
         run.measure("frame", frame_mb, rounds=3)
         if not args.quick:
             run.measure("huge", 2.5)
