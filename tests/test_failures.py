@@ -112,9 +112,7 @@ def test_real_full_disk_raises_in_the_caller(tiny_disk: Path) -> None:
         assert again.list_stored_user_keys("u") == stored[:-1]
 
 
-# sqlitedict's connection thread dies when it cannot open the file; the error
-# still reaches the caller, which is what this test checks.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 def test_unwritable_location_fails_at_construction(tmp_path: Path) -> None:
     """A database on a read-only mount gives a clear error naming the path."""
     folder = tmp_path / "ro"

@@ -348,9 +348,10 @@ class SqliteBackend(Backend):
                     isolation_level=None,
                     check_same_thread=False,
                 )
-                # SQLite reads the file's header here, so a file that is not a
-                # database fails in this thread, not in sqlitedict's.
-                self._writer.execute("PRAGMA schema_version")
+                # SQLite reads the header and switches to WAL here, so a file
+                # that is not a database, or that cannot be written, fails in
+                # this thread instead of killing sqlitedict's with a traceback.
+                self._writer.execute("PRAGMA journal_mode = WAL")
             self._dict = SqliteDict(
                 self.location,
                 tablename=_VALUES,
