@@ -386,15 +386,20 @@ def threads(kind: str, location: str, ops: int) -> dict[str, float]:
         latencies.extend(mine)
 
     workers = [threading.Thread(target=work, args=(user,)) for user in range(THREADS)]
+    elapsed = run_together(workers)
+    engine.close()
+    latencies.sort()
+    return {"ops": len(latencies) / elapsed, "p99": latencies[int(len(latencies) * 0.99)]}
+
+
+def run_together(workers: list[Any]) -> float:
+    """Start every thread or process, wait for all; return the seconds it took."""
     started = time.perf_counter()
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
-    elapsed = time.perf_counter() - started
-    engine.close()
-    latencies.sort()
-    return {"ops": len(latencies) / elapsed, "p99": latencies[int(len(latencies) * 0.99)]}
+    return time.perf_counter() - started
 
 
 def _writer(kind: str, location: str, process: int, writes: int) -> None:
@@ -410,12 +415,7 @@ def processes(kind: str, location: str, writes: int) -> dict[str, float]:
     workers = [
         context.Process(target=_writer, args=(kind, location, n, writes)) for n in range(PROCESSES)
     ]
-    started = time.perf_counter()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    elapsed = time.perf_counter() - started
+    elapsed = run_together(workers)
     failed = sum(worker.exitcode != 0 for worker in workers)
     engine = open_engine(kind, location)
     found = sum(len(engine.list(1000 + n)) for n in range(PROCESSES))
