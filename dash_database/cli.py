@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from . import sessions
+from .backends.locations import REDIS_SCHEMES
 from .database import DashDatabase
 from .exceptions import DashDatabaseError
 from .keys import Key
@@ -97,7 +97,7 @@ def parse_duration(text: str) -> float:
 
 
 def _location(text: str) -> str:
-    if not text.startswith(("redis://", "rediss://", "unix://")) and not os.path.isfile(text):
+    if not text.startswith(REDIS_SCHEMES) and not os.path.isfile(text):
         raise argparse.ArgumentTypeError(f"no database file at {text!r}")
     return text
 
@@ -183,6 +183,10 @@ def _pickled_type(data: bytes) -> str:
     return "str" if strings else "unknown"
 
 
+def _size(size: int | None) -> str:
+    return "missing" if size is None else f"{size:,}"
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 3] + "..."
@@ -214,10 +218,7 @@ class Cli:
 
     def users(self) -> None:
         """Every user with its keys, bytes and last activity."""
-        rows = []
-        for user_id in self.db.list_users():
-            stats = self.db.user_stats(user_id)
-            rows.append((user_id, stats.keys, stats.bytes, stats.last_activity))
+        rows = [(u.user_id, u.keys, u.bytes, u.last_activity) for u in self.db.inspect.users()]
         column = _SORTS.index(self.args.sort)
         order: dict[int, Callable[[Any], Any]] = {
             0: lambda row: row[3] or 0.0,
@@ -236,35 +237,34 @@ class Cli:
     def keys(self) -> None:
         """One user's keys with their sizes."""
         user_id = _user(self.db, self.args.user)
-        sizes = {key: size for _, key, size in self.db._backend.value_sizes(user_id)}
-        names = self.db.list_stored_user_keys(user_id)
+        sizes = self.db.inspect.key_sizes(user_id)
         self.emit(
-            [{"key": key, "bytes": sizes.get(key, 0)} for key in names],
-            [f"{key!s:<44} {sizes.get(key, 0):>14,}" for key in names],
+            [{"key": key, "bytes": size} for key, size in sizes.items()],
+            [f"{key!s:<44} {_size(size):>14}" for key, size in sizes.items()],
         )
 
     def _value(self, user_id: Key, key: Key) -> dict[str, Any]:
         """A description of one value; its content only when safe or allowed."""
-        head = self.db._backend.head(user_id, key, PREVIEW_BYTES)
+        head = self.db.inspect.head(user_id, key, PREVIEW_BYTES)
         if head is None:
             raise CommandError(f"user {user_id!r} has no key {key!r}", EXIT_NOT_FOUND)
-        size = {k: n for _, k, n in self.db._backend.value_sizes(user_id)}.get(key, 0)
+        size = self.db.inspect.key_sizes(user_id).get(key)
         serializer = "json" if head[:1] in (b"J", b"j") else "pickle"
         info: dict[str, Any] = {"key": key, "bytes": size, "serializer": serializer}
         if serializer == "pickle" and not self.args.unsafe_unpickle:
             return {**info, "type": _pickled_type(head[1:]), "note": _UNSAFE}
         location, prefix = self.args.location, self.args.prefix
         with DashDatabase(location, serializer=serializer, prefix=prefix) as reader:
-            value = reader._backend.get(user_id, key)
+            value = reader.inspect.value(user_id, key)
         return {**info, "type": type(value).__name__, "value": value}
 
     def show(self) -> None:
         """A safe preview of one value: type, size, and a short repr when allowed."""
         user_id = _user(self.db, self.args.user)
-        key = _pick(self.args.key, self.db.list_stored_user_keys(user_id))
+        key = _pick(self.args.key, list(self.db.inspect.key_sizes(user_id)))
         info = self._value(user_id, key)
         lines = [f"{name}: {info[name]}" for name in ("key", "type", "serializer")]
-        lines.insert(2, f"bytes: {info['bytes']:,}")
+        lines.insert(2, f"bytes: {_size(info['bytes'])}")
         if "value" in info:
             lines.append(f"preview: {_short(info['value'])}")
             info["value"] = _short(info["value"])
@@ -274,8 +274,7 @@ class Cli:
 
     def purge(self) -> None:
         """Delete every user idle for longer than --older-than."""
-        cutoff = sessions.now() - self.args.older_than
-        total = len(self.db._backend.idle_users(cutoff, 10**12))
+        total = len(self.db.inspect.idle_users(self.args.older_than))
         removed = self.db.purge_expired(
             older_than=self.args.older_than, progress=Progress("purging", total)
         )
@@ -284,7 +283,7 @@ class Cli:
     def delete_user(self) -> None:
         """Delete one user's values and activity."""
         user_id = _user(self.db, self.args.user)
-        count = len(self.db.list_stored_user_keys(user_id))
+        count = len(self.db.inspect.key_sizes(user_id))
         self.db.delete_all_user_values(user_id)
         self.emit({"user": user_id, "deleted_keys": count}, [f"deleted {count:,} values"])
 
@@ -294,11 +293,9 @@ class Cli:
         progress = Progress("exporting", len(users))
         exported = []
         for done, user_id in enumerate(users, 1):
-            stats = self.db.user_stats(user_id)
-            values = [self._value(user_id, key) for key in self.db.list_stored_user_keys(user_id)]
-            exported.append(
-                {"user": user_id, "last_activity": _when(stats.last_activity), "values": values}
-            )
+            values = [self._value(user_id, key) for key in self.db.inspect.key_sizes(user_id)]
+            seen = self.db.inspect.last_activity(user_id)
+            exported.append({"user": user_id, "last_activity": _when(seen), "values": values})
             progress(done)
         self.out.write(json.dumps(exported, indent=2, default=repr) + "\n")
 

@@ -25,9 +25,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
-from .database import DashDatabase, UserValues
+from .database import DashDatabase
 from .exceptions import DependencyMissingError, InvalidSessionIdError
 from .sessions import check_session_id, new_session_id
+from .user_values import UserValues
 
 try:
     import flask

@@ -7,6 +7,10 @@ import json
 #: A user id or a key name. ``123`` and ``"123"`` are different, as in a dict.
 Key = str | int
 
+#: The largest int id, in bits: its text stays under Python's 4,300-digit
+#: int-to-str limit (2**14_000 has 4,215 digits).
+MAX_INT_BITS = 14_000
+
 
 def check_key(argument: str, value: object) -> Key:
     """Return ``value`` if it is a valid id or key name, else raise ``TypeError``.
@@ -14,12 +18,18 @@ def check_key(argument: str, value: object) -> Key:
     :param argument: the argument's name, quoted in the error message.
     :param value: what the caller passed.
     :raises TypeError: ``value`` is not a ``str`` or an ``int``, or is a ``bool``.
+    :raises ValueError: ``value`` is an int too long to write as text.
     """
     # bool is a subclass of int; True would silently become user 1.
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise TypeError(
             f"{argument} must be a str or an int, not {type(value).__name__} "
             f"({value!r}); convert it first, e.g. {argument}=str(...)"
+        )
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        raise ValueError(
+            f"{argument} is an int of more than 4,200 digits, which cannot be stored as text; "
+            f"pass a shorter id, or a str"
         )
     return value
 

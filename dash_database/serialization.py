@@ -5,9 +5,11 @@ whether the value continues in chunks:
 
 * ``P`` / ``J``: a pickle / JSON value, complete in the record;
 * ``p`` / ``j``: a pickle / JSON value whose bytes continue elsewhere, where
-  the rest of the record says: in numbered chunks (Redis: ``{version}:{count}``;
-  a memory database: nothing, the chunks are keyed by the record's key) or in
-  the side file it names (a SQLite file keeps large values beside it).
+  the rest of the record says: in numbered chunks (Redis: ``{version}:{count}``)
+  or in the side file it names (a SQLite file keeps large values beside it).
+
+That rule lives here only: :data:`CHUNKED_TAGS`, and the SQL and Lua forms
+generated from it (:func:`sql_is_chunked`, :func:`lua_is_chunked`).
 
 Values are written as a stream, into chunks of :data:`CHUNK_SIZE` or a side
 file, so that a 1 GB DataFrame never exists as one 1 GB ``bytes`` object on
@@ -26,6 +28,9 @@ from .exceptions import DashDatabaseError, DeserializationError, SerializationEr
 
 #: Bytes per chunk. Below it a value is stored in one record.
 CHUNK_SIZE = 8 * 1024 * 1024
+
+#: The tags of records whose value continues elsewhere (see the module docstring).
+CHUNKED_TAGS = (b"p", b"j")
 
 SERIALIZERS = ("pickle", "json")
 _TAGS = {"pickle": b"P", "json": b"J"}
@@ -119,8 +124,16 @@ class ChunkReader:
             rest = [bytes(self._view), *list(self._chunks)]
             self._view = memoryview(b"")
             return b"".join(rest)
-        out = bytearray(size)
-        return bytes(out[: self.readinto(out)])
+        # The size comes from the stream, which anyone who can write the store
+        # may have crafted: gather what arrives instead of allocating it first.
+        pieces: list[memoryview] = []
+        wanted = size
+        while wanted and (self._view or self._fill()):
+            piece = self._view[:wanted]
+            self._view = self._view[len(piece) :]
+            pieces.append(piece)
+            wanted -= len(piece)
+        return b"".join(pieces)
 
     def readline(self) -> bytes:
         """Read up to and including the next newline (pickle needs it for old opcodes)."""
@@ -254,4 +267,15 @@ class Codec:
 
 def is_chunked(record: bytes) -> bool:
     """Whether the value of ``record`` continues elsewhere (in chunks or a side file)."""
-    return record[:1].islower()
+    return bytes(record[:1]) in CHUNKED_TAGS
+
+
+def sql_is_chunked(column: str) -> str:
+    """The SQL condition "the record in ``column`` continues elsewhere"."""
+    tags = ", ".join(f"x'{tag.hex()}'" for tag in CHUNKED_TAGS)
+    return f"length({column}) > 1 AND substr({column}, 1, 1) IN ({tags})"
+
+
+def lua_is_chunked(variable: str) -> str:
+    """The Lua condition "the record in ``variable`` continues elsewhere"."""
+    return " or ".join(f"string.byte({variable}, 1) == {tag[0]}" for tag in CHUNKED_TAGS)

@@ -26,8 +26,10 @@ def test_all_lists_exactly_the_public_names() -> None:
     assert set(dash_database.__all__) == public | {"__version__"}
     assert dash_database.__all__ == [
         "DashDatabase",
+        "Inspector",
         "Stats",
         "UserStats",
+        "UserSummary",
         "UserValues",
         "__version__",
         "new_session_id",

@@ -230,3 +230,20 @@ def test_durations() -> None:
         30 * DAY,
         7 * DAY,
     ]
+
+
+def test_inspecting_leaves_last_activity_unchanged(store: Store, clock: list[float]) -> None:
+    """users, keys, show and export never move a user's last activity (an hour back here)."""
+    before = store.db.inspect.last_activity("alice")
+    assert before is not None
+    clock[0] += 3600
+    for command in (
+        ["users"],
+        ["keys", "alice"],
+        ["show", "alice", "theme"],
+        ["export", "alice"],
+        ["stats"],
+    ):
+        assert store.run(*command)[0] == 0, command
+    assert store.db.inspect.last_activity("alice") == before
+    assert store.db.user_stats("alice").last_activity == before

@@ -16,7 +16,7 @@ from dash_database.exceptions import StorageError
 
 def engine(db: DashDatabase, sql: str) -> None:
     """Run ``sql`` on the engine connection that performs the database's writes."""
-    db._backend.run(sql)  # type: ignore[attr-defined]
+    db._backend._conn.run(sql)  # type: ignore[attr-defined]
 
 
 def test_locked_database_times_out_in_the_caller(tmp_path: Path) -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from dash_database import DashDatabase
-from dash_database.backends import sqlite as backend
+from dash_database.backends.sqlite import schema as backend
 
 
-@pytest.mark.parametrize("sql", [backend._KEYS, backend._COUNT, backend._DELETE_RANGE])
+@pytest.mark.parametrize("sql", [backend.KEYS, backend.COUNT, backend.DELETE_RANGE])
 def test_user_queries_use_the_primary_key_range(tmp_path: Path, sql: str) -> None:
     """The query plan of each per-user statement is an index search, not a scan."""
     path = tmp_path / "plan.sqlite3"
@@ -39,7 +39,7 @@ def steps_to_list_one_user(users: int, tmp_path: Path) -> int:
     DashDatabase(path).close()
     with sqlite3.connect(path) as conn:
         conn.executemany(
-            backend._PUT,
+            backend.PUT,
             ((backend.record_key(u, k), b"P") for u in range(users) for k in range(5)),
         )
     steps = 0
@@ -51,7 +51,7 @@ def steps_to_list_one_user(users: int, tmp_path: Path) -> int:
 
     with DashDatabase(path) as db:
         db.list_stored_user_keys(users // 2)  # opens a pooled read connection
-        conn = db._backend._idle[0]  # type: ignore[attr-defined]
+        conn = db._backend._conn._idle[0]  # type: ignore[attr-defined]
         conn.set_progress_handler(count, 1)
         assert db.list_stored_user_keys(users // 2) == [0, 1, 2, 3, 4]
         conn.set_progress_handler(None, 1)

@@ -21,7 +21,7 @@ from hypothesis.stateful import (
 
 from conftest import open_backend
 from dash_database import DashDatabase
-from dash_database.backends.sqlite import record_key, user_range
+from dash_database.backends.sqlite.schema import record_key, user_range
 from dash_database.keys import Key, decode_key, encode_key
 
 # Strings that broke 1.0's "f'{user_id}_{key_name}'" keys, JSON and SQL ranges:

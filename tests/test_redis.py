@@ -12,7 +12,7 @@ import pytest
 
 from conftest import RedisServer, require_redis_server
 from dash_database import DashDatabase
-from dash_database.backends.redis import redact
+from dash_database.backends.redis.engine import redact
 from dash_database.exceptions import (
     ConnectionFailedError,
     DashDatabaseError,
@@ -126,7 +126,7 @@ def test_missing_redis_package_names_the_install_command(
 ) -> None:
     """Without the redis package, the error gives the exact pip command."""
     monkeypatch.setitem(sys.modules, "redis", None)
-    monkeypatch.delitem(sys.modules, "dash_database.backends.redis", raising=False)
+    monkeypatch.delitem(sys.modules, "dash_database.backends.redis.engine", raising=False)
     with pytest.raises(DependencyMissingError, match=r'pip install "\.\[redis\]"') as info:
         DashDatabase("redis://127.0.0.1:1/0")
     assert isinstance(info.value, ImportError)

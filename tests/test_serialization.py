@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import sqlite3
 from typing import Any
 
 import pytest
@@ -123,12 +124,10 @@ def test_damaged_record_gives_a_clear_error(file_db: DashDatabase) -> None:
     """A record that cannot be unpickled raises DeserializationError, a ValueError."""
     db = file_db
     db.store_user_value(1, "v", 1)
-    backend = db._backend
-    with backend._engine():  # type: ignore[attr-defined]
-        backend.change(  # type: ignore[attr-defined]
+    with sqlite3.connect(db._backend.location) as conn:
+        conn.execute(
             "UPDATE dash_database SET value = ? WHERE key = ?",
             (b"P" + pickle.dumps(1)[:-3], '[1,"v"]'),
-            commit=True,
         )
     with pytest.raises(ValueError, match="cannot be read back"):
         db.get_user_value(1, "v")

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from dash_database import DashDatabase
-from dash_database.backends.sqlite import ORPHAN_SECONDS, SqliteBackend
+from dash_database.backends.sqlite import FileBackend
+from dash_database.backends.sqlite.side_files import ORPHAN_SECONDS
 from dash_database.exceptions import StorageError
 
 BIG = b"x" * 5000
@@ -32,16 +33,16 @@ def db(tmp_path: Path) -> DashDatabase:
     return database
 
 
-def backend(db: DashDatabase) -> SqliteBackend:
+def backend(db: DashDatabase) -> FileBackend:
     """The SQLite backend of ``db``."""
     engine = db._backend
-    assert isinstance(engine, SqliteBackend)
+    assert isinstance(engine, FileBackend)
     return engine
 
 
 def side_files(db: DashDatabase) -> list[str]:
     """The names in the database's side-file folder."""
-    folder = backend(db).folder
+    folder = backend(db).files.folder
     return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
 
 
@@ -52,7 +53,7 @@ def test_large_value_goes_to_one_side_file_next_to_the_database(
     db.store_user_value(1, "small", b"s")
     assert side_files(db) == []
     db.store_user_value(1, "big", BIG)
-    assert backend(db).folder == str(tmp_path / "db.sqlite3-values")
+    assert backend(db).files.folder == str(tmp_path / "db.sqlite3-values")
     assert len(side_files(db)) == 1
     assert db.get_user_value(1, "big") == BIG
     codec = backend(db).codec
@@ -112,10 +113,10 @@ def test_failed_commit_removes_the_new_file(db: DashDatabase) -> None:
     """A record that cannot be committed takes its freshly written side file with it."""
     db.store_user_value(1, "v", BIG)
     before = side_files(db)
-    backend(db).run("PRAGMA query_only = ON")
+    backend(db)._conn.run("PRAGMA query_only = ON")
     with pytest.raises(StorageError, match="read-only"):
         db.store_user_value(1, "v", BIG + b"new")
-    backend(db).run("PRAGMA query_only = OFF")
+    backend(db)._conn.run("PRAGMA query_only = OFF")
     assert side_files(db) == before
     assert db.get_user_value(1, "v") == BIG
 
@@ -125,8 +126,8 @@ def test_files_left_in_the_trash_are_removed_after_reopening(db: DashDatabase) -
     db.store_user_value(1, "v", BIG)
     (name,) = side_files(db)
     # As if the process died right after committing the delete.
-    backend(db).run('DELETE FROM "dash_database" WHERE key = \'[1,"v"]\'')
-    backend(db).run('INSERT OR IGNORE INTO "dash_database_trash" VALUES (?)', (name,))
+    backend(db)._conn.run('DELETE FROM "dash_database" WHERE key = \'[1,"v"]\'')
+    backend(db)._conn.run('INSERT OR IGNORE INTO "dash_database_trash" VALUES (?)', (name,))
     db.close()
     with DashDatabase(backend(db).location) as again:
         assert side_files(again) == [name]
@@ -137,15 +138,18 @@ def test_files_left_in_the_trash_are_removed_after_reopening(db: DashDatabase) -
 def test_collect_garbage_removes_only_old_unreferenced_files(db: DashDatabase) -> None:
     """Files of writers that died before committing go once they are an hour old."""
     db.store_user_value(1, "kept", BIG)
-    folder = Path(backend(db).folder)
+    folder = Path(backend(db).files.folder)
     kept = side_files(db)
     old = time.time() - ORPHAN_SECONDS - 60
     os.utime(folder / kept[0], (old, old))  # referenced: stays however old
-    (folder / "orphan-old").write_bytes(b"half a value")
-    os.utime(folder / "orphan-old", (old, old))
-    (folder / "orphan-young").write_bytes(b"a write about to commit")
+    orphan_old, orphan_young = "0" * 32, "1" * 32  # names as the side-file writer makes them
+    (folder / orphan_old).write_bytes(b"half a value")
+    os.utime(folder / orphan_old, (old, old))
+    (folder / orphan_young).write_bytes(b"a write about to commit")
+    (folder / "not-ours").write_bytes(b"left by someone else")
+    os.utime(folder / "not-ours", (old, old))
     assert backend(db).collect_garbage() == 1
-    assert side_files(db) == sorted([*kept, "orphan-young"])
+    assert side_files(db) == sorted([*kept, orphan_young, "not-ours"])
     assert db.get_user_value(1, "kept") == BIG
 
 
@@ -153,7 +157,7 @@ def test_missing_side_file_is_a_clear_error(db: DashDatabase) -> None:
     """A side file deleted behind the database's back raises StorageError naming the folder."""
     db.store_user_value(1, "v", BIG)
     for name in side_files(db):
-        os.unlink(os.path.join(backend(db).folder, name))
+        os.unlink(os.path.join(backend(db).files.folder, name))
     with pytest.raises(OSError, match=r"side file.*-values"):
         db.get_user_value(1, "v")
 

@@ -1,8 +1,16 @@
 """The small contract every storage engine implements.
 
 :class:`~dash_database.DashDatabase` checks arguments and the closed state,
-then calls exactly one of these methods. The contract test suite runs
-unchanged over every subclass.
+then calls these methods: one for the operation itself, and, around it, the
+few that its activity tracker and quota checker need (:meth:`Backend.seen`,
+:meth:`Backend.mark_seen`, :meth:`Backend.value_sizes`...). Nothing else
+reaches an engine. The contract test suite runs unchanged over every engine.
+
+Engines treat everything they read back as untrusted: another process, an
+older version or an attacker may have written it. A record that names data
+the engine could not have made raises
+:class:`~dash_database.exceptions.DeserializationError` when read, and is
+skipped (never followed) by deletes and clean-ups.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..keys import Key
-from ..serialization import Codec
+from ..serialization import CHUNK_SIZE, Codec
 
 
 class Missing(enum.Enum):
@@ -23,6 +31,10 @@ class Missing(enum.Enum):
 
 
 MISSING = Missing.MISSING
+
+#: ``(user, key, stored bytes)``; the bytes are ``None`` where the value's
+#: data is missing or its record is damaged.
+ValueSize = tuple[Key, Key, int | None]
 
 
 class Backend(abc.ABC):
@@ -36,6 +48,9 @@ class Backend(abc.ABC):
 
     def __init__(self, codec: Codec) -> None:
         self.codec = codec
+        #: Values larger than this many serialized bytes are streamed in pieces
+        #: (chunks or a side file), never held as one ``bytes`` object.
+        self.chunk_size = CHUNK_SIZE
 
     @abc.abstractmethod
     def get(self, user_id: Key, key_name: Key) -> Any:
@@ -47,7 +62,7 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def set(self, user_id: Key, key_name: Key, value: Any) -> None:
-        """Store ``value``; committed when this returns."""
+        """Store ``value``; committed when this returns. It is serialized before any lock."""
 
     @abc.abstractmethod
     def update(self, user_id: Key, key_name: Key, func: Callable[[Any], Any], default: Any) -> Any:
@@ -67,7 +82,7 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def delete_user(self, user_id: Key) -> int:
-        """Delete all the user's values and its activity in one transaction; return how many."""
+        """Delete all the user's values and its activity atomically; return how many values."""
 
     @abc.abstractmethod
     def users(self) -> list[Key]:
@@ -94,8 +109,8 @@ class Backend(abc.ABC):
         """Atomically delete the user's values and activity if last active before ``cutoff``."""
 
     @abc.abstractmethod
-    def value_sizes(self, user_id: Key | None) -> list[tuple[Key, Key, int]]:
-        """``(user, key, stored bytes)`` of one user's values (``None``: everybody's)."""
+    def value_sizes(self, user_id: Key | None) -> list[ValueSize]:
+        """The stored size of one user's values (``None``: everybody's)."""
 
     @abc.abstractmethod
     def head(self, user_id: Key, key_name: Key, limit: int) -> bytes | None:
@@ -104,7 +119,7 @@ class Backend(abc.ABC):
     def collect_garbage(self) -> int:
         """Remove what writers that died halfway left behind; return how many items.
 
-        Backends whose leftovers expire by themselves keep this default.
+        Engines whose leftovers expire by themselves keep this default.
         """
         return 0
 

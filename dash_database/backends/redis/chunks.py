@@ -1,0 +1,109 @@
+"""Values larger than one chunk, as numbered Redis strings.
+
+Redis refuses strings over 512 MB, and one large string would be held whole
+in memory on both ends; so a large value is written as chunks first, with an
+expiry, and its record (``p`` or ``j``, then ``{version}:{count}``) is
+committed after them by the set script, which makes them permanent.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+
+from ...exceptions import DashDatabaseError, DeserializationError
+from ...keys import Key
+from ...serialization import ChunkWriter, Codec
+from .scripts import MAX_CHUNKS
+from .server import Server
+
+logger = logging.getLogger("dash_database")
+
+#: Chunks of a value being written expire unless its record is committed:
+#: a writer that dies halfway leaves nothing behind for long.
+PENDING_CHUNK_SECONDS = 3600
+# The chunk references a record may hold, as this module writes them.
+_REFS = re.compile(rb"([0-9a-f]{32}):([0-9]{1,6})")
+
+
+class ChunkVanished(DashDatabaseError):
+    """A concurrent write replaced the value while we read its chunks."""
+
+
+class Chunks:
+    """The chunks of one prefix on one server.
+
+    :param server: the server.
+    :param prefix: the app's key prefix.
+    """
+
+    def __init__(self, server: Server, prefix: str) -> None:
+        self._server, self._prefix = server, prefix
+
+    def _key(self, version: str, index: int) -> str:
+        return f"{self._prefix}chunk:{version}:{index}"
+
+    def keys_of(self, record: bytes, user_id: Key, key_name: Key) -> list[str]:
+        """The chunk keys a chunked record names.
+
+        :raises DeserializationError: the record holds references this library
+            cannot have made.
+        """
+        match = _REFS.fullmatch(bytes(record[1:]))
+        if match is None or not 1 <= int(match[2]) <= MAX_CHUNKS:
+            raise DeserializationError(
+                f"the record of key_name={key_name!r} of user_id={user_id!r} holds chunk "
+                f"references {bytes(record[1:80])!r} that dash_database cannot have made: "
+                "the record is damaged or forged, and was not used. Delete the value"
+            )
+        version = match[1].decode()
+        return [self._key(version, index) for index in range(int(match[2]))]
+
+    def read(self, keys: list[str]) -> Iterator[bytes]:
+        """The chunks, one round trip each, as the reader asks for them.
+
+        :raises ChunkVanished: a chunk is gone (its value was replaced meanwhile).
+        """
+        for key in keys:
+            chunk = self._server.call(self._server.client.get, key)
+            if chunk is None:
+                raise ChunkVanished(key)
+            yield chunk
+
+    def write(self, codec: Codec, value: Any, chunk_size: int) -> tuple[bytes, list[str]]:
+        """Serialize ``value`` into its record; a big value's chunks are stored, pending, first."""
+        version = ""  # made on the first chunk: most values have none
+        written: list[str] = []
+
+        def put(chunk: bytes) -> None:
+            nonlocal version
+            version = version or uuid.uuid4().hex
+            key = self._key(version, len(written))
+            self._server.call(self._server.client.set, key, chunk, ex=PENDING_CHUNK_SECONDS)
+            written.append(key)
+
+        out = ChunkWriter(put, chunk_size)
+        try:
+            codec.dump(value, out)
+            if not written:
+                return codec.tag + out.tail(), []
+            if out.tail():
+                put(out.tail())
+        except BaseException:
+            self.discard(written)
+            raise
+        return codec.chunked_tag + f"{version}:{len(written)}".encode(), written
+
+    def discard(self, keys: list[str]) -> None:
+        """Delete the pending chunks of a value whose record was not committed."""
+        if keys:
+            try:
+                self._server.client.delete(*keys)
+            except redis.RedisError:
+                location = self._server.location
+                logger.warning("%s: %d pending chunks left to expire", location, len(keys))

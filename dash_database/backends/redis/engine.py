@@ -1,0 +1,267 @@
+"""The Redis engine: values in a server shared by every process on every host.
+
+Layout, under a prefix (default ``dash_database:``) so apps can share a server:
+
+* ``{prefix}user:{json user id}``: one hash per user, field = JSON key name,
+  value = the record (see :mod:`dash_database.serialization`). Listing,
+  counting and deleting a user touch only that hash.
+* ``{prefix}users``: the set of user ids holding at least one value.
+* ``{prefix}seen``: each user's last activity as a score, so that idle users
+  come from the index.
+* ``{prefix}chunk:{version}:{n}``: the chunks of values larger than one chunk
+  (Redis refuses strings over 512 MB). Their record, ``p`` or ``j`` then
+  ``{version}:{count}``, is written only after every chunk, by the same
+  script that makes the chunks permanent and deletes the old value's chunks,
+  so no reader ever sees half a value. A replaced value's chunks expire a
+  minute later rather than at once, so that a reader streaming them finishes.
+
+Every write is one Lua script (:mod:`.scripts`), hence atomic; ``update`` is
+WATCH/MULTI, bounded by the timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+import redis
+from redis.commands.core import Script
+
+from ...exceptions import DeserializationError, StorageError
+from ...keys import Key, decode_key, encode_key
+from ...serialization import Codec, is_chunked
+from ..base import MISSING, Backend, ValueSize
+from . import scripts
+from .chunks import Chunks, ChunkVanished
+from .server import Server, redact
+
+__all__ = ["DEFAULT_PREFIX", "RedisBackend", "redact"]
+
+logger = logging.getLogger("dash_database")
+
+DEFAULT_PREFIX = "dash_database:"
+
+#: A replaced value's chunks stay this long, so that a reader already
+#: streaming them finishes with the old value instead of starting over.
+REPLACED_CHUNK_SECONDS = 60
+#: update_user_value's retries wait a random time up to this (seconds).
+MAX_BACKOFF_SECONDS = 0.005
+_READ_ATTEMPTS = 5
+
+
+class RedisBackend(Backend):
+    """Values in a Redis server.
+
+    :param target: a ``redis://``, ``rediss://`` or ``unix://`` URL, or a
+        ready ``redis.Redis`` client (which :meth:`close` leaves open).
+    :param codec: the serializer.
+    :param timeout: seconds to wait for the server to connect or answer, and
+        for a contended update to get through.
+    :param prefix: the start of every key written.
+    :param connect: reach the server now; ``False`` leaves it to the first call.
+    :raises ConnectionFailedError: the server cannot be reached.
+    """
+
+    def __init__(
+        self, target: object, codec: Codec, *, timeout: float, prefix: str, connect: bool = True
+    ) -> None:
+        super().__init__(codec)
+        self._server = Server(target, timeout)
+        self._client = self._server.client
+        self.location = self._server.location
+        self._chunks = Chunks(self._server, prefix)
+        self._timeout = timeout
+        self._prefix = prefix
+        self._users = f"{prefix}users"
+        self._seen = f"{prefix}seen"
+        self._set: Script = self._client.register_script(scripts.SET)
+        self._delete: Script = self._client.register_script(scripts.DELETE)
+        self._delete_user: Script = self._client.register_script(scripts.DELETE_USER)
+        self._delete_idle: Script = self._client.register_script(scripts.DELETE_IDLE)
+        if connect:
+            self._server.call(self._client.ping)
+        logger.debug("opened %s (prefix %r)", self.location, prefix)
+
+    def _hash(self, user_id: Key) -> str:
+        return f"{self._prefix}user:{encode_key(user_id)}"
+
+    def _script_keys(self, user_id: Key) -> list[str]:
+        """KEYS of every write script: the user's hash, the users set, the seen zset."""
+        return [self._hash(user_id), self._users, self._seen]
+
+    def _set_args(self, user_id: Key, key_name: Key, record: bytes) -> list[Any]:
+        """ARGV of the set script."""
+        member = encode_key(user_id)
+        return [self._prefix, encode_key(key_name), record, member, REPLACED_CHUNK_SECONDS]
+
+    def _load(self, record: bytes, user_id: Key, key_name: Key) -> Any:
+        if not is_chunked(record):
+            return self.codec.load_record(record)
+        self.codec.check_tag(record[:1])
+        keys = self._chunks.keys_of(record, user_id, key_name)
+        return self.codec.load(self._chunks.read(keys))
+
+    def get(self, user_id: Key, key_name: Key) -> Any:
+        """Return the stored value, or :data:`MISSING`."""
+        field = encode_key(key_name)
+        for _ in range(_READ_ATTEMPTS):
+            record = self._server.call(self._client.hget, self._hash(user_id), field)
+            if record is None:
+                return MISSING
+            try:
+                return self._load(record, user_id, key_name)
+            except ChunkVanished:
+                continue  # replaced while we read it: read the new value
+        raise StorageError(f"{self.location}: the value kept changing while it was read; retry")
+
+    def contains(self, user_id: Key, key_name: Key) -> bool:
+        """Whether a value is stored, without reading it."""
+        field = encode_key(key_name)
+        return bool(self._server.call(self._client.hexists, self._hash(user_id), field))
+
+    def set(self, user_id: Key, key_name: Key, value: Any) -> None:
+        """Store ``value``; committed when this returns."""
+        record, chunks = self._chunks.write(self.codec, value, self.chunk_size)
+        args = self._set_args(user_id, key_name, record)
+        try:
+            self._server.run(self._set, self._script_keys(user_id), args)
+        except BaseException:
+            self._chunks.discard(chunks)
+            raise
+
+    def update(self, user_id: Key, key_name: Key, func: Callable[[Any], Any], default: Any) -> Any:
+        """Atomically store and return ``func(old value or default)``.
+
+        Optimistic: if another client changes the user meanwhile, ``func`` runs
+        again on the new value, after a short random wait, until the timeout.
+
+        :raises StorageError: the user kept changing for longer than the timeout.
+        """
+        user_hash, field = self._hash(user_id), encode_key(key_name)
+        deadline = time.monotonic() + self._timeout
+        tries = 0
+        while True:
+            tries += 1
+            with self._client.pipeline() as pipe:
+                try:
+                    pipe.watch(user_hash)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+                    record = cast(bytes | None, pipe.hget(user_hash, field))
+                    old = default if record is None else self._load(record, user_id, key_name)
+                    new = func(old)
+                    new_record, chunks = self._chunks.write(self.codec, new, self.chunk_size)
+                    try:
+                        pipe.multi()
+                        self._set(
+                            keys=self._script_keys(user_id),
+                            args=self._set_args(user_id, key_name, new_record),
+                            client=pipe,
+                        )
+                        pipe.execute()
+                    except BaseException:
+                        self._chunks.discard(chunks)
+                        raise
+                    return new
+                except (redis.WatchError, ChunkVanished):
+                    pass
+                except redis.RedisError as exc:
+                    self._server.fail(exc)
+            if time.monotonic() >= deadline:
+                raise StorageError(
+                    f"{self.location}: key_name={key_name!r} of user_id={user_id!r} was "
+                    f"contended: other clients changed the user during each of {tries} tries "
+                    f"in timeout={self._timeout}s. Nothing was stored; retry, or raise timeout"
+                )
+            # Spread the retries of updaters that lost the same race.
+            time.sleep(random.uniform(0, MAX_BACKOFF_SECONDS))
+
+    def delete(self, user_id: Key, key_name: Key) -> bool:
+        """Delete one value; return whether it existed."""
+        args = [self._prefix, encode_key(key_name), encode_key(user_id)]
+        return bool(self._server.run(self._delete, self._script_keys(user_id), args))
+
+    def keys(self, user_id: Key) -> list[Key]:
+        """The user's key names, from the user's own hash."""
+        fields = self._server.call(self._client.hkeys, self._hash(user_id))
+        return [decode_key(field) for field in fields]
+
+    def count(self, user_id: Key) -> int:
+        """How many values the user has."""
+        return int(self._server.call(self._client.hlen, self._hash(user_id)))
+
+    def delete_user(self, user_id: Key) -> int:
+        """Delete all the user's values in one script, hence atomically."""
+        args = [self._prefix, encode_key(user_id)]
+        return int(self._server.run(self._delete_user, self._script_keys(user_id), args))
+
+    def users(self) -> list[Key]:
+        """Every user id holding at least one value."""
+        return [
+            json.loads(member) for member in self._server.call(self._client.smembers, self._users)
+        ]
+
+    def seen(self, user_id: Key) -> float | None:
+        """The user's last recorded activity, or ``None``."""
+        score = self._server.call(self._client.zscore, self._seen, encode_key(user_id))
+        return None if score is None else float(score)
+
+    def mark_seen(self, user_id: Key, when: float, create: bool) -> None:
+        """Record activity at ``when`` (never moving it back); ``create`` adds a missing user."""
+        mapping = {encode_key(user_id): when}
+        self._server.call(self._client.zadd, self._seen, mapping, gt=True, xx=not create)
+
+    def sessions(self) -> dict[Key, float]:
+        """Every user's last recorded activity."""
+        pairs = self._server.call(self._client.zrange, self._seen, 0, -1, withscores=True)
+        return {json.loads(member): float(score) for member, score in pairs}
+
+    def idle_users(self, cutoff: float, limit: int) -> list[Key]:
+        """Up to ``limit`` users last active before ``cutoff``, oldest first."""
+        members = self._server.call(
+            self._client.zrangebyscore, self._seen, "-inf", f"({cutoff!r}", start=0, num=limit
+        )
+        return [json.loads(member) for member in members]
+
+    def delete_idle_user(self, user_id: Key, cutoff: float) -> bool:
+        """Delete the user if it was last active before ``cutoff``, in one script."""
+        args = [self._prefix, encode_key(user_id), repr(cutoff)]
+        return bool(self._server.run(self._delete_idle, self._script_keys(user_id), args))
+
+    def value_sizes(self, user_id: Key | None) -> list[ValueSize]:
+        """``(user, key, stored bytes)`` for one user's values, or everybody's."""
+        sizes: list[ValueSize] = []
+        for user in self.users() if user_id is None else [user_id]:
+            records = self._server.call(self._client.hgetall, self._hash(user))
+            for field, record in records.items():
+                key = decode_key(field)
+                size: int | None = len(record)
+                if is_chunked(record):
+                    try:
+                        chunk_keys = self._chunks.keys_of(record, user, key)
+                    except DeserializationError:
+                        sizes.append((user, key, None))
+                        continue
+                    pipe = self._client.pipeline(transaction=False)
+                    for chunk_key in chunk_keys:
+                        pipe.strlen(chunk_key)
+                    lengths = self._server.call(pipe.execute)
+                    # The tag, then the chunks; a missing chunk means a missing value.
+                    size = None if 0 in lengths else 1 + sum(lengths)
+                sizes.append((user, key, size))
+        return sizes
+
+    def head(self, user_id: Key, key_name: Key, limit: int) -> bytes | None:
+        """The first ``limit`` bytes of the stored record, tag first, or ``None``."""
+        record = self._server.call(self._client.hget, self._hash(user_id), encode_key(key_name))
+        if record is None or not is_chunked(record):
+            return None if record is None else bytes(record[:limit])
+        first_chunk = self._chunks.keys_of(record, user_id, key_name)[0]
+        first = self._server.call(self._client.getrange, first_chunk, 0, limit - 2)
+        return bytes(record[:1]) + bytes(first or b"")
+
+    def close(self) -> None:
+        """Close the connections this engine opened; never deletes data."""
+        self._server.close()

@@ -1,0 +1,331 @@
+"""The file engine: one SQLite file shared by every thread and process that opens it.
+
+The file is created by sqlitedict and stays a plain sqlitedict database (see
+:mod:`.schema`). Writes go through :class:`~.connection.Connection`, large
+values to :class:`~.side_files.SideFiles`; this module only puts them together.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import tempfile
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from sqlitedict import SqliteDict
+
+from ... import forks
+from ...exceptions import InvalidLocationError, StorageError
+from ...keys import Key, encode_key
+from ...serialization import Codec, is_chunked
+from ..base import MISSING, Backend, ValueSize
+from . import schema as sql
+from .connection import Connection
+from .side_files import SideFiles, SideFileWriter
+
+logger = logging.getLogger("dash_database")
+
+_READ_ATTEMPTS = 5
+
+
+def _check_path(path: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InvalidLocationError(
+            f"db_location={path!r}: the folder {folder!r} does not exist; create it first"
+        )
+    if os.path.isdir(path):
+        raise InvalidLocationError(
+            f"db_location={path!r} is a folder; pass a file path inside it, "
+            f"e.g. {os.path.join(path, 'dash_database.sqlite3')!r}"
+        )
+    # The file's header is left for SQLite to check (see Connection): opening
+    # and closing the file here would drop every POSIX lock this process holds
+    # on it, and a connection that lost its shared lock can have its WAL
+    # deleted under it by another process that then believes it is the last.
+
+
+def _remove_temp_dir(path: str, owner_pid: int) -> None:
+    # A forked worker inherits the finalizer; only the creating process cleans up.
+    if os.getpid() == owner_pid:
+        shutil.rmtree(path, ignore_errors=True)
+        logger.debug("removed the temporary database folder %s", path)
+
+
+def _connect(path: str, timeout: float, synchronous: str, create: bool) -> Connection:
+    """Open the file's connections and make sure its tables and triggers exist.
+
+    :param create: let sqlitedict create the values table first.
+    """
+    try:
+        # Our own connection first: a file that is not a database fails in
+        # this thread instead of killing sqlitedict's with a traceback.
+        conn = Connection(path, timeout)
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc):
+            raise InvalidLocationError(
+                f"db_location={path!r} exists but is not a SQLite database; "
+                "pass a new path or an existing dash_database file"
+            ) from exc
+        raise StorageError(f"{path}: {exc}; this call changed nothing") from exc
+    try:
+        if create:
+            # sqlitedict creates the values table; its thread is then done.
+            # Not autocommit, and no stack capture: neither is needed to create
+            # a table, and sqlitedict's commit failures kill its thread.
+            SqliteDict(
+                path, tablename=sql.VALUES, autocommit=False, journal_mode="WAL", outer_stack=False
+            ).close()
+        for statement in (
+            f"PRAGMA busy_timeout = {int(timeout * 1000)}",
+            # sqlitedict sets synchronous=OFF; NORMAL in WAL mode loses nothing
+            # on a process crash, FULL nothing on power loss.
+            f"PRAGMA synchronous = {synchronous}",
+            *sql.SCHEMA,
+        ):
+            conn.run(statement)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+class FileBackend(Backend):
+    """Values in a SQLite file, created by sqlitedict.
+
+    :param location: a file path, or ``None`` for a private temporary file
+        removed on close and at interpreter exit.
+    :param codec: the serializer.
+    :param timeout: seconds to wait for another connection's write lock.
+    :param durability: ``"normal"`` (survives a process crash) or ``"full"``
+        (also survives power loss, with an fsync per commit).
+    """
+
+    def __init__(
+        self,
+        location: str | os.PathLike[str] | None,
+        codec: Codec,
+        *,
+        timeout: float,
+        durability: str,
+    ) -> None:
+        super().__init__(codec)
+        self._timeout = timeout
+        self._synchronous = sql.check_durability(durability)
+        self._finalizer: weakref.finalize[[str, int], FileBackend] | None = None
+        if location is None:
+            # mkdtemp makes the folder 0700; SQLite gives its side files the
+            # mode of the database file, so they stay private too.
+            folder = tempfile.mkdtemp(prefix="dash_database-")
+            path = os.path.join(folder, "dash_database.sqlite3")
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            self._finalizer = weakref.finalize(self, _remove_temp_dir, folder, os.getpid())
+        else:
+            path = os.fspath(location)
+            _check_path(path)
+        self.location = path
+        self.files = SideFiles(os.path.abspath(path) + "-values", timeout)
+        self._closed = False
+        self._conn = _connect(path, timeout, self._synchronous, create=True)
+        forks.register(self)
+        logger.debug("opened %s (synchronous=%s)", path, self._synchronous)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.location}>"
+
+    def _load(self, record: bytes, user_id: Key, key_name: Key) -> Any:
+        """The value of ``record``: inline, or in the side file it names.
+
+        :raises FileNotFoundError: the side file was removed after ``record`` was read.
+        """
+        if not is_chunked(record):
+            return self.codec.load_record(record)
+        self.codec.check_tag(record[:1])
+        with self.files.open(record[1:], user_id, key_name) as file:
+            return self.codec.load_file(file)
+
+    def get(self, user_id: Key, key_name: Key) -> Any:
+        """Return the stored value, or :data:`MISSING`."""
+        key = sql.record_key(user_id, key_name)
+        for _ in range(_READ_ATTEMPTS):
+            rows = self._conn.query(sql.GET, (key,))
+            if not rows:
+                return MISSING
+            try:
+                return self._load(rows[0][0], user_id, key_name)
+            except FileNotFoundError:
+                continue  # replaced or deleted since we read its record: read it again
+        raise StorageError(
+            f"{self.location}: the side file of key_name={key_name!r} of user_id={user_id!r} "
+            f"is missing from {self.files.folder}; restore the folder with the database file"
+        )
+
+    def contains(self, user_id: Key, key_name: Key) -> bool:
+        """Whether a value is stored, without reading it."""
+        return bool(self._conn.query(sql.HAS, (sql.record_key(user_id, key_name),)))
+
+    def _encode(self, value: Any) -> tuple[bytes, SideFileWriter]:
+        """Serialize ``value``: its record, and its side file if any."""
+        out = self.files.writer(self.chunk_size, self._synchronous == "FULL")
+        try:
+            self.codec.dump(value, out)
+            return out.finish(self.codec), out
+        except BaseException:
+            out.discard()
+            raise
+
+    def set(self, user_id: Key, key_name: Key, value: Any) -> None:
+        """Store ``value``; committed when this returns."""
+        key = sql.record_key(user_id, key_name)
+        # Serialized before taking the lock: other threads write meanwhile.
+        record, side_file = self._encode(value)
+        with self._conn.writing() as conn:
+            try:
+                conn.change(sql.PUT, (key, record))
+            except BaseException:
+                side_file.discard()
+                raise
+            self.files.empty_trash(conn)
+
+    def update(self, user_id: Key, key_name: Key, func: Callable[[Any], Any], default: Any) -> Any:
+        """Atomically store and return ``func(old value or default)``."""
+        key = sql.record_key(user_id, key_name)
+        side_file: SideFileWriter | None = None
+        with self._conn.writing() as conn:
+            try:
+                with conn.transaction():
+                    rows = conn.run(sql.GET, (key,))
+                    old = self._load(rows[0][0], user_id, key_name) if rows else default
+                    new = func(old)
+                    record, side_file = self._encode(new)
+                    conn.change(sql.PUT, (key, record))
+            except BaseException:
+                if side_file is not None:
+                    side_file.discard()
+                raise
+            self.files.empty_trash(conn)
+        return new
+
+    def delete(self, user_id: Key, key_name: Key) -> bool:
+        """Delete one value; return whether it existed."""
+        with self._conn.writing() as conn:
+            deleted = conn.change(sql.DELETE, (sql.record_key(user_id, key_name),)) > 0
+            self.files.empty_trash(conn)
+        return deleted
+
+    def keys(self, user_id: Key) -> list[Key]:
+        """The user's key names, from one index range."""
+        rows = self._conn.query(sql.KEYS, sql.user_range(user_id))
+        return [json.loads(row[0])[1] for row in rows]
+
+    def count(self, user_id: Key) -> int:
+        """How many values the user has."""
+        return int(self._conn.query(sql.COUNT, sql.user_range(user_id))[0][0])
+
+    def _drop_user(self, user_id: Key, cutoff: float | None) -> int:
+        """Delete the user's values and activity at once (with a cutoff: only if idle)."""
+        member = encode_key(user_id)
+        with self._conn.writing() as conn:
+            with conn.transaction():
+                if cutoff is None:
+                    deleted = conn.change(sql.DELETE_RANGE, sql.user_range(user_id))
+                    conn.change(sql.FORGET, (member,))
+                else:
+                    # The condition is checked inside the transaction, so a write
+                    # racing from another process either comes first (and saves
+                    # the user) or finds it gone.
+                    range_ = sql.user_range(user_id)
+                    conn.change(sql.DELETE_IDLE_RANGE, (*range_, member, cutoff))
+                    deleted = conn.change(sql.FORGET_IDLE, (member, cutoff))
+            self.files.empty_trash(conn)
+        return deleted
+
+    def delete_user(self, user_id: Key) -> int:
+        """Delete the user's values and activity in one transaction."""
+        return self._drop_user(user_id, None)
+
+    def delete_idle_user(self, user_id: Key, cutoff: float) -> bool:
+        """Delete the user if it was last active before ``cutoff``, in one transaction."""
+        return bool(self._drop_user(user_id, cutoff))
+
+    def seen(self, user_id: Key) -> float | None:
+        """The user's last recorded activity, or ``None``."""
+        rows = self._conn.query(sql.SEEN, (encode_key(user_id),))
+        return float(rows[0][0]) if rows else None
+
+    def mark_seen(self, user_id: Key, when: float, create: bool) -> None:
+        """Record activity at ``when`` (never moving it back); ``create`` adds a missing user."""
+        member = encode_key(user_id)
+        with self._conn.writing() as conn:
+            if create:
+                conn.change(sql.MARK, (member, when))
+            else:
+                conn.change(sql.REFRESH, (when, member))
+
+    def sessions(self) -> dict[Key, float]:
+        """Every user's last recorded activity."""
+        return {json.loads(user): float(seen) for user, seen in self._conn.query(sql.ALL_SEEN)}
+
+    def idle_users(self, cutoff: float, limit: int) -> list[Key]:
+        """Up to ``limit`` users last active before ``cutoff``, oldest first (from the index)."""
+        return [json.loads(row[0]) for row in self._conn.query(sql.IDLE, (cutoff, limit))]
+
+    def value_sizes(self, user_id: Key | None) -> list[ValueSize]:
+        """``(user, key, stored bytes)`` for one user's values, or everybody's."""
+        if user_id is None:
+            rows = self._conn.query(sql.SIZES)
+        else:
+            rows = self._conn.query(sql.USER_SIZES, sql.user_range(user_id))
+        sizes: list[ValueSize] = []
+        for key, size, name in rows:
+            stored: int | None = size
+            if name is not None:
+                file_size = self.files.size(name)
+                # Such a record is the tag and a name; the value, the tag and the file.
+                stored = None if file_size is None else 1 + file_size
+            sizes.append((*json.loads(key), stored))
+        return sizes
+
+    def head(self, user_id: Key, key_name: Key, limit: int) -> bytes | None:
+        """The first ``limit`` bytes of the stored value, tag first, or ``None``."""
+        rows = self._conn.query(sql.GET, (sql.record_key(user_id, key_name),))
+        if not rows:
+            return None
+        record = bytes(rows[0][0])
+        if not is_chunked(record):
+            return record[:limit]
+        try:
+            with self.files.open(record[1:], user_id, key_name) as file:
+                return record[:1] + file.read(limit)
+        except FileNotFoundError:
+            return record[:1]
+
+    def users(self) -> list[Key]:
+        """Every user id holding at least one value."""
+        found: dict[Key, None] = {}
+        for row in self._conn.query(sql.ALL_KEYS):
+            found[json.loads(row[0])[0]] = None
+        return list(found)
+
+    def collect_garbage(self) -> int:
+        """Remove side files left by writers that died before committing; return how many."""
+        return self.files.collect_garbage(self._conn)
+
+    def close(self) -> None:
+        """Close every connection; remove the temporary file, if any."""
+        self._closed = True
+        self._conn.close()
+        if self._finalizer is not None:
+            self._finalizer()
+
+    def after_fork_in_child(self) -> None:
+        """Give a forked child connections of its own (see :mod:`dash_database.forks`)."""
+        if self._closed:
+            return
+        forks.keep(self._conn)
+        self._conn = _connect(self.location, self._timeout, self._synchronous, create=False)

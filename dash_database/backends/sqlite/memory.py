@@ -1,0 +1,170 @@
+"""The memory engine: one process's private store, a dict under a lock.
+
+``DashDatabase(":memory:")`` is for tests and single-process apps: nothing
+is shared with other processes, and nothing survives the process. A plain
+dict serves that better than SQLite on sqlitedict's thread, which 2.0 used:
+no queue round trip per call, and a large value is kept as the list of its
+chunks, so it is written and read as a stream, never as one ``bytes``.
+Values are still serialized, so that a stored value never shares state with
+the caller's object, and sizes and quotas mean the same as on a file.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ... import forks
+from ...keys import Key
+from ...serialization import ChunkWriter, Codec
+from ..base import MISSING, Backend, ValueSize
+
+logger = logging.getLogger("dash_database")
+
+MEMORY = ":memory:"
+
+#: A stored value: the serializer's tag, then the serialized bytes in chunks.
+Record = tuple[bytes, tuple[bytes, ...]]
+
+
+class MemoryBackend(Backend):
+    """Values in this process's memory.
+
+    :param codec: the serializer.
+    """
+
+    location = MEMORY
+
+    def __init__(self, codec: Codec) -> None:
+        super().__init__(codec)
+        self._lock = threading.Lock()
+        self._values: dict[Key, dict[Key, Record]] = {}
+        self._seen: dict[Key, float] = {}
+        forks.register(self)
+
+    def _encode(self, value: Any) -> Record:
+        chunks: list[bytes] = []
+        out = ChunkWriter(chunks.append, self.chunk_size)
+        self.codec.dump(value, out)
+        if out.tail() or not chunks:
+            chunks.append(out.tail())
+        return self.codec.tag, tuple(chunks)
+
+    def _decode(self, record: Record) -> Any:
+        return self.codec.load(record[1])
+
+    def get(self, user_id: Key, key_name: Key) -> Any:
+        """Return the stored value, or :data:`MISSING`."""
+        # A record is immutable and replaced whole, so it is read outside the lock.
+        record = self._values.get(user_id, {}).get(key_name)
+        return MISSING if record is None else self._decode(record)
+
+    def contains(self, user_id: Key, key_name: Key) -> bool:
+        """Whether a value is stored."""
+        return key_name in self._values.get(user_id, {})
+
+    def set(self, user_id: Key, key_name: Key, value: Any) -> None:
+        """Store ``value``."""
+        record = self._encode(value)  # before the lock, as on a file
+        with self._lock:
+            self._values.setdefault(user_id, {})[key_name] = record
+
+    def update(self, user_id: Key, key_name: Key, func: Callable[[Any], Any], default: Any) -> Any:
+        """Atomically store and return ``func(old value or default)``."""
+        with self._lock:
+            record = self._values.get(user_id, {}).get(key_name)
+            new = func(default if record is None else self._decode(record))
+            self._values.setdefault(user_id, {})[key_name] = self._encode(new)
+        return new
+
+    def delete(self, user_id: Key, key_name: Key) -> bool:
+        """Delete one value; return whether it existed."""
+        with self._lock:
+            values = self._values.get(user_id, {})
+            existed = values.pop(key_name, None) is not None
+            if not values:
+                self._values.pop(user_id, None)
+        return existed
+
+    def keys(self, user_id: Key) -> list[Key]:
+        """The user's key names."""
+        with self._lock:
+            return list(self._values.get(user_id, {}))
+
+    def count(self, user_id: Key) -> int:
+        """How many values the user has."""
+        return len(self._values.get(user_id, {}))
+
+    def delete_user(self, user_id: Key) -> int:
+        """Delete the user's values and activity."""
+        with self._lock:
+            self._seen.pop(user_id, None)
+            return len(self._values.pop(user_id, {}))
+
+    def users(self) -> list[Key]:
+        """Every user id holding at least one value."""
+        with self._lock:
+            return list(self._values)
+
+    def seen(self, user_id: Key) -> float | None:
+        """The user's last recorded activity, or ``None``."""
+        return self._seen.get(user_id)
+
+    def mark_seen(self, user_id: Key, when: float, create: bool) -> None:
+        """Record activity at ``when`` (never moving it back); ``create`` adds a missing user."""
+        with self._lock:
+            old = self._seen.get(user_id)
+            if old is not None or create:
+                self._seen[user_id] = when if old is None else max(old, when)
+
+    def sessions(self) -> dict[Key, float]:
+        """Every user's last recorded activity."""
+        with self._lock:
+            return dict(self._seen)
+
+    def idle_users(self, cutoff: float, limit: int) -> list[Key]:
+        """Up to ``limit`` users last active before ``cutoff``, oldest first."""
+        idle = ((seen, user) for user, seen in self.sessions().items() if seen < cutoff)
+        return [user for _, user in heapq.nsmallest(limit, idle, key=lambda pair: pair[0])]
+
+    def delete_idle_user(self, user_id: Key, cutoff: float) -> bool:
+        """Delete the user if it was last active before ``cutoff``."""
+        with self._lock:
+            seen = self._seen.get(user_id)
+            if seen is None or seen >= cutoff:
+                return False
+            del self._seen[user_id]
+            self._values.pop(user_id, None)
+            return True
+
+    def value_sizes(self, user_id: Key | None) -> list[ValueSize]:
+        """``(user, key, serialized bytes with the tag)`` of one user's values, or everybody's."""
+        with self._lock:
+            users = list(self._values) if user_id is None else [user_id]
+            return [
+                (user, key, 1 + sum(map(len, chunks)))
+                for user in users
+                for key, (_, chunks) in self._values.get(user, {}).items()
+            ]
+
+    def head(self, user_id: Key, key_name: Key, limit: int) -> bytes | None:
+        """The tag and first ``limit - 1`` serialized bytes of the value, or ``None``."""
+        record = self._values.get(user_id, {}).get(key_name)
+        return None if record is None else (record[0] + record[1][0][: limit - 1])
+
+    def close(self) -> None:
+        """Drop every value."""
+        with self._lock:
+            self._values.clear()
+            self._seen.clear()
+
+    def after_fork_in_child(self) -> None:
+        """A forked child starts empty, with a lock of its own."""
+        # Another thread may have been halfway through a change at the fork,
+        # so the copied dicts are not trusted, and its lock may never be freed.
+        self._lock = threading.Lock()
+        self._values, self._seen = {}, {}
+        logger.warning("%s: a forked process starts with an empty memory database", MEMORY)

@@ -1,0 +1,101 @@
+"""The SQL of a dash_database file: tables, triggers, statements, and record keys.
+
+sqlitedict creates and owns the values table (``key TEXT PRIMARY KEY, value
+BLOB``), so the file stays a plain sqlitedict database. A record key is the
+JSON text of ``[user_id, key_name]``: JSON keeps ``1`` apart from ``"1"`` and
+ends every id unambiguously, so one user's records are exactly one range of
+the primary key index, and listing or deleting a user is an index range,
+never a scan.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...keys import Key, encode_key
+from ...serialization import sql_is_chunked
+
+DURABILITY = {"normal": "NORMAL", "full": "FULL"}
+
+VALUES = "dash_database"
+SESSIONS = "dash_database_sessions"
+TRASH = "dash_database_trash"
+# Files made by 2.0 have triggers that name this table (2.0 kept a memory
+# database's chunks in it), so it stays, empty, in every file.
+_CHUNKS = "dash_database_chunks"
+_FILE_NAME = "CAST(substr({0}, 2) AS TEXT)"
+
+SCHEMA = (
+    # A user's last activity (a time.time()), written before its values.
+    f'CREATE TABLE IF NOT EXISTS "{SESSIONS}" (user TEXT PRIMARY KEY, seen REAL NOT NULL)',
+    f'CREATE INDEX IF NOT EXISTS "{SESSIONS}_seen" ON "{SESSIONS}" (seen)',
+    f'CREATE TABLE IF NOT EXISTS "{_CHUNKS}" '
+    "(key TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (key, seq))",
+    # Side-file names whose record is gone; each file is removed after the commit.
+    f'CREATE TABLE IF NOT EXISTS "{TRASH}" (name TEXT PRIMARY KEY)',
+    # A value's side file goes to the trash inside the statement that replaces
+    # or deletes its record, so that a single write or a user-wide delete stays
+    # one atomic statement with no transaction around it.
+    f'CREATE TRIGGER IF NOT EXISTS "{VALUES}_replace" BEFORE INSERT ON "{VALUES}" '
+    f'BEGIN DELETE FROM "{_CHUNKS}" WHERE key = NEW.key; '
+    f'INSERT OR IGNORE INTO "{TRASH}" SELECT {_FILE_NAME.format("value")} FROM "{VALUES}" '
+    f"WHERE key = NEW.key AND {sql_is_chunked('value')}; END",
+    f'CREATE TRIGGER IF NOT EXISTS "{VALUES}_delete" AFTER DELETE ON "{VALUES}" '
+    f'BEGIN DELETE FROM "{_CHUNKS}" WHERE key = OLD.key; '
+    f'INSERT OR IGNORE INTO "{TRASH}" SELECT {_FILE_NAME.format("OLD.value")} '
+    f"WHERE {sql_is_chunked('OLD.value')}; END",
+)
+GET = f'SELECT value FROM "{VALUES}" WHERE key = ?'
+HAS = f'SELECT 1 FROM "{VALUES}" WHERE key = ?'
+PUT = f'REPLACE INTO "{VALUES}" (key, value) VALUES (?, ?)'
+DELETE = f'DELETE FROM "{VALUES}" WHERE key = ?'
+_RANGE = "key >= ? AND key < ?"
+KEYS = f'SELECT key FROM "{VALUES}" WHERE {_RANGE}'
+COUNT = f'SELECT count(*) FROM "{VALUES}" WHERE {_RANGE}'
+DELETE_RANGE = f'DELETE FROM "{VALUES}" WHERE {_RANGE}'
+ALL_KEYS = f'SELECT key FROM "{VALUES}"'
+SIZES = (
+    f"SELECT key, length(value), CASE WHEN {sql_is_chunked('value')} "
+    f'THEN {_FILE_NAME.format("value")} END FROM "{VALUES}"'
+)
+USER_SIZES = f"{SIZES} WHERE {_RANGE}"
+ALL_FILES = f'SELECT {_FILE_NAME.format("value")} FROM "{VALUES}" WHERE {sql_is_chunked("value")}'
+TRASHED = f'SELECT name FROM "{TRASH}"'
+UNTRASH = f'DELETE FROM "{TRASH}" WHERE name = ?'
+SEEN = f'SELECT seen FROM "{SESSIONS}" WHERE user = ?'
+ALL_SEEN = f'SELECT user, seen FROM "{SESSIONS}"'
+MARK = (
+    f'INSERT INTO "{SESSIONS}" (user, seen) VALUES (?, ?) '
+    "ON CONFLICT (user) DO UPDATE SET seen = max(seen, excluded.seen)"
+)
+REFRESH = f'UPDATE "{SESSIONS}" SET seen = max(seen, ?) WHERE user = ?'
+IDLE = f'SELECT user FROM "{SESSIONS}" WHERE seen < ? ORDER BY seen LIMIT ?'
+_IS_IDLE = f'EXISTS (SELECT 1 FROM "{SESSIONS}" WHERE user = ? AND seen < ?)'
+DELETE_IDLE_RANGE = f"{DELETE_RANGE} AND {_IS_IDLE}"
+FORGET = f'DELETE FROM "{SESSIONS}" WHERE user = ?'
+FORGET_IDLE = f'DELETE FROM "{SESSIONS}" WHERE user = ? AND seen < ?'
+
+Rows = list[tuple[Any, ...]]
+
+
+def check_durability(durability: str) -> str:
+    """The ``PRAGMA synchronous`` level for ``durability``.
+
+    :raises ValueError: neither ``"normal"`` nor ``"full"``.
+    """
+    if durability not in DURABILITY:
+        raise ValueError(f"durability must be one of {tuple(DURABILITY)}, not {durability!r}")
+    return DURABILITY[durability]
+
+
+def record_key(user_id: Key, key_name: Key) -> str:
+    """The primary key of one value: the JSON text of ``[user_id, key_name]``."""
+    return f"[{encode_key(user_id)},{encode_key(key_name)}]"
+
+
+def user_range(user_id: Key) -> tuple[str, str]:
+    """The half-open range of record keys that belong to ``user_id``, and to nobody else."""
+    # Every record key of the user starts with this prefix; since "-" follows ","
+    # in every collation, prefix[:-1] + "-" is the first text past all of them.
+    prefix = "[" + encode_key(user_id) + ","
+    return prefix, prefix[:-1] + "-"
