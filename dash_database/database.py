@@ -10,14 +10,13 @@ from __future__ import annotations
 import datetime
 import threading
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any, ClassVar
 
 from . import sessions
 from .activity import Activity, Progress
 from .backends.base import MISSING, Backend
 from .backends.locations import Location, open_backend
-from .exceptions import DatabaseClosedError, KeyNotFoundError
+from .exceptions import DatabaseClosedError, KeyNotFoundError, ReentrantCallError
 from .inspection import Inspector
 from .keys import Key, check_key, sort_keys
 from .quotas import Quotas
@@ -97,7 +96,7 @@ class DashDatabase:
 
     def _open(self) -> Backend:
         if getattr(self._local, "updating", False):
-            raise RuntimeError(
+            raise ReentrantCallError(
                 "the database was called from inside the func of update_user_value, or while "
                 "its value was pickled or unpickled; call it before or after instead"
             )
@@ -105,9 +104,18 @@ class DashDatabase:
             raise DatabaseClosedError(f"{self!r} is closed; open a new DashDatabase to use it")
         return self._backend
 
-    def _user(self, user_id: Key, write: bool = False) -> Backend:
-        self._activity.record(backend := self._open(), user_id, write)
-        return backend
+    # Each call checks, in this order: the closed state, the arguments, then
+    # records activity, so that a refused call leaves no trace.
+    def _user(self, user_id: Key, write: bool = False) -> tuple[Backend, Key]:
+        backend, user_id = self._open(), check_key("user_id", user_id)
+        self._activity.record(backend, user_id, write)
+        return backend, user_id
+
+    def _value(self, user_id: Key, key_name: Key, write: bool = False) -> tuple[Backend, Key, Key]:
+        backend, user_id = self._open(), check_key("user_id", user_id)
+        key_name = check_key("key_name", key_name)
+        self._activity.record(backend, user_id, write)
+        return backend, user_id, key_name
 
     def store_user_value(self, user_id: Key, key_name: Key, value: Any) -> None:
         """Store ``value`` under ``key_name`` for ``user_id``, replacing any old value.
@@ -122,8 +130,7 @@ class DashDatabase:
         :raises ~dash_database.exceptions.StorageError: the engine refused the
             write; nothing changed.
         """
-        user_id, key_name = check_key("user_id", user_id), check_key("key_name", key_name)
-        backend = self._user(user_id, write=True)
+        backend, user_id, key_name = self._value(user_id, key_name, write=True)
         self._quotas.check(backend, user_id, key_name)(value)
         backend.set(user_id, key_name, value)
 
@@ -133,24 +140,24 @@ class DashDatabase:
         :raises ~dash_database.exceptions.DeserializationError: the stored value
             cannot be read back (written with the other serializer, or damaged).
         """
-        user_id, key_name = check_key("user_id", user_id), check_key("key_name", key_name)
-        value = self._user(user_id).get(user_id, key_name)
+        backend, user_id, key_name = self._value(user_id, key_name)
+        value = backend.get(user_id, key_name)
         return default if value is MISSING else value
 
     def has_user_value(self, user_id: Key, key_name: Key) -> bool:
         """Whether the user has a value under ``key_name``, without reading it."""
-        user_id, key_name = check_key("user_id", user_id), check_key("key_name", key_name)
-        return self._user(user_id).contains(user_id, key_name)
+        backend, user_id, key_name = self._value(user_id, key_name)
+        return backend.contains(user_id, key_name)
 
     def count_user_values(self, user_id: Key) -> int:
         """How many values the user has, without reading them."""
-        user_id = check_key("user_id", user_id)
-        return self._user(user_id).count(user_id)
+        backend, user_id = self._user(user_id)
+        return backend.count(user_id)
 
     def list_stored_user_keys(self, user_id: Key) -> list[Key]:
         """Return the user's key names: ints in numeric order, then strs in code-point order."""
-        user_id = check_key("user_id", user_id)
-        return sort_keys(self._user(user_id).keys(user_id))
+        backend, user_id = self._user(user_id)
+        return sort_keys(backend.keys(user_id))
 
     def delete_user_value(self, user_id: Key, key_name: Key, if_not_exists: str = "ignore") -> None:
         """Delete one value of the user.
@@ -160,16 +167,16 @@ class DashDatabase:
             when there is no such value.
         :raises ValueError: ``if_not_exists`` is neither.
         """
-        user_id, key_name = check_key("user_id", user_id), check_key("key_name", key_name)
         if if_not_exists not in _IF_NOT_EXISTS:
             raise ValueError(f"if_not_exists must be 'ignore' or 'raise', not {if_not_exists!r}")
-        if not self._user(user_id).delete(user_id, key_name) and if_not_exists == "raise":
+        backend, user_id, key_name = self._value(user_id, key_name)
+        if not backend.delete(user_id, key_name) and if_not_exists == "raise":
             raise KeyNotFoundError(f"user_id={user_id!r} has no value named key_name={key_name!r}")
 
     def delete_all_user_values(self, user_id: Key) -> None:
         """Delete every value of the user, and its activity, in one transaction."""
-        user_id = check_key("user_id", user_id)
-        self._open().delete_user(user_id)
+        backend, user_id = self._open(), check_key("user_id", user_id)
+        backend.delete_user(user_id)
         self._activity.forget(user_id)
 
     def update_user_value(
@@ -186,17 +193,10 @@ class DashDatabase:
         :raises ~dash_database.exceptions.StorageError: on Redis, other clients
             kept changing the user for longer than ``timeout``; nothing changed.
         """
-        user_id, key_name = check_key("user_id", user_id), check_key("key_name", key_name)
         if not callable(func):
             raise TypeError(f"func must be callable, not {type(func).__name__}")
-        backend = self._user(user_id, write=True)
-        check = self._quotas.check(backend, user_id, key_name)
-
-        def checked(old: Any) -> Any:
-            new = func(old)
-            check(new)
-            return new
-
+        backend, user_id, key_name = self._value(user_id, key_name, write=True)
+        checked = self._quotas.around(func, backend, user_id, key_name)
         self._local.updating = True
         try:
             return backend.update(user_id, key_name, checked, default)
@@ -209,8 +209,8 @@ class DashDatabase:
 
     def touch(self, user_id: Key) -> None:
         """Record activity for the user now, extending its session, without reading its values."""
-        user_id = check_key("user_id", user_id)
-        self._user(user_id).mark_seen(user_id, sessions.now(), create=False)
+        backend, user_id = self._user(user_id)
+        backend.mark_seen(user_id, sessions.now(), create=False)
 
     def purge_expired(
         self, older_than: Duration | None = None, progress: Progress | None = None
@@ -237,7 +237,8 @@ class DashDatabase:
     def stats(self) -> Stats:
         """Return the number of users, of values, and their bytes (expired users excluded)."""
         users = self.inspect.users()
-        return Stats(len(users), sum(u.keys for u in users), sum(u.bytes for u in users))
+        keys, stored = sum(u.keys for u in users), sum(u.bytes for u in users)
+        return Stats(len(users), keys, stored, missing=sum(u.missing for u in users))
 
     def user_stats(self, user_id: Key) -> UserStats:
         """Return the user's number of values, their bytes, and its last activity (no reading)."""
@@ -267,12 +268,7 @@ class DashDatabase:
         self._open()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def __repr__(self) -> str:

@@ -58,5 +58,10 @@ class ConnectionFailedError(StorageError, ConnectionError):
     """The server cannot be reached or refused the credentials; the message names it."""
 
 
+class ReentrantCallError(DashDatabaseError, RuntimeError):
+    """The database was called from inside ``update_user_value`` (its func, or while its
+    value was pickled or unpickled); it would wait for itself. Call it before or after."""
+
+
 class DependencyMissingError(DashDatabaseError, ImportError):
     """An optional dependency is not installed; the message names the pip command."""

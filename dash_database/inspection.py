@@ -27,12 +27,14 @@ class UserSummary:
     :param keys: values stored.
     :param bytes: bytes the serialized values take (missing data not counted).
     :param last_activity: the user's last recorded activity (``time.time()``), or ``None``.
+    :param missing: values whose data is missing or whose record is damaged.
     """
 
     user_id: Key
     keys: int
     bytes: int
     last_activity: float | None
+    missing: int = 0
 
 
 class Inspector:
@@ -50,36 +52,37 @@ class Inspector:
         """Every live user with its keys, bytes and last activity, in the order of ids."""
         backend = self._backend()
         seen, when = backend.sessions(), sessions.now()
-        totals: dict[Key, tuple[int, int]] = {}
+        totals: dict[Key, tuple[int, int, int]] = {}
         for user, _, size in backend.value_sizes(None):
-            keys, stored = totals.get(user, (0, 0))
-            totals[user] = (keys + 1, stored + (size or 0))
+            keys, stored, missing = totals.get(user, (0, 0, 0))
+            totals[user] = (keys + 1, stored + (size or 0), missing + (size is None))
         return [
-            UserSummary(user, totals[user][0], totals[user][1], seen.get(user))
+            UserSummary(user, totals[user][0], totals[user][1], seen.get(user), totals[user][2])
             for user in sort_keys(list(totals))
             if not self._activity.is_expired(seen.get(user, when), when)
         ]
 
     def user_stats(self, user_id: Key) -> UserStats:
         """The user's number of values, their bytes, and its last activity."""
-        user_id = check_key("user_id", user_id)
-        backend = self._backend()
+        backend, user_id = self._backend(), check_key("user_id", user_id)
         seen = backend.seen(user_id)
         if seen is not None and self._activity.is_expired(seen, sessions.now()):
             return UserStats(keys=0, bytes=0, last_activity=None)
-        sizes = [size or 0 for *_, size in backend.value_sizes(user_id)]
-        return UserStats(keys=len(sizes), bytes=sum(sizes), last_activity=seen)
+        sizes = [size for *_, size in backend.value_sizes(user_id)]
+        missing = sizes.count(None)
+        stored = sum(size for size in sizes if size is not None)
+        return UserStats(keys=len(sizes), bytes=stored, last_activity=seen, missing=missing)
 
     def key_sizes(self, user_id: Key) -> dict[Key, int | None]:
         """The user's key names and stored bytes (``None``: the data is missing or damaged)."""
-        user_id = check_key("user_id", user_id)
-        sizes = {key: size for _, key, size in self._backend().value_sizes(user_id)}
+        backend, user_id = self._backend(), check_key("user_id", user_id)
+        sizes = {key: size for _, key, size in backend.value_sizes(user_id)}
         return {key: sizes[key] for key in sort_keys(list(sizes))}
 
     def head(self, user_id: Key, key_name: Key, limit: int = 64 * 1024) -> bytes | None:
         """The serializer's tag and the first bytes of a stored value, not decoded; or ``None``."""
-        user_id, key_name = check_key("user_id", user_id), check_key("key_name", key_name)
-        return self._backend().head(user_id, key_name, limit)
+        backend, user_id = self._backend(), check_key("user_id", user_id)
+        return backend.head(user_id, check_key("key_name", key_name), limit)
 
     def value(self, user_id: Key, key_name: Key) -> Any:
         """The stored value, decoded with this database's serializer.
@@ -89,17 +92,18 @@ class Inspector:
 
         :raises ~dash_database.exceptions.KeyNotFoundError: no such value.
         """
-        user_id, key_name = check_key("user_id", user_id), check_key("key_name", key_name)
-        value = self._backend().get(user_id, key_name)
+        backend, user_id = self._backend(), check_key("user_id", user_id)
+        value = backend.get(user_id, check_key("key_name", key_name))
         if value is MISSING:
             raise KeyNotFoundError(f"user_id={user_id!r} has no value named {key_name!r}")
         return value
 
     def last_activity(self, user_id: Key) -> float | None:
         """The user's last recorded activity (``time.time()``), or ``None``."""
-        return self._backend().seen(check_key("user_id", user_id))
+        backend = self._backend()
+        return backend.seen(check_key("user_id", user_id))
 
     def idle_users(self, older_than: float) -> list[Key]:
         """Users idle for more than ``older_than`` seconds, oldest first."""
-        cutoff = sessions.now() - to_seconds("older_than", older_than)
-        return self._backend().idle_users(cutoff, 2**62)
+        backend = self._backend()
+        return backend.idle_users(sessions.now() - to_seconds("older_than", older_than), 2**62)

@@ -54,6 +54,22 @@ class Quotas:
         }
         self._limits = {name: _check_limit(name, v) for name, v in limits.items() if v is not None}
 
+    def around(
+        self, func: Callable[[Any], Any], backend: Backend, user_id: Key, key_name: Key
+    ) -> Callable[[Any], Any]:
+        """``func``, with the value it returns checked against the quotas before it is stored.
+
+        :raises QuotaExceededError: as :meth:`check`, now or when the result is checked.
+        """
+        check = self.check(backend, user_id, key_name)
+
+        def checked(old: Any) -> Any:
+            new = func(old)
+            check(new)
+            return new
+
+        return checked
+
     def check(self, backend: Backend, user_id: Key, key_name: Key) -> ValueCheck:
         """Check the key quota now; return the check of a new value against the byte quotas.
 

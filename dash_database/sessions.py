@@ -79,11 +79,15 @@ class Stats:
     :param users: users holding at least one value.
     :param keys: values stored.
     :param bytes: bytes the serialized values take in storage.
+    :param missing: values whose data is missing (a side file or chunk removed
+        behind the store's back) or whose record is damaged; their bytes are
+        not counted.
     """
 
     users: int
     keys: int
     bytes: int
+    missing: int = 0
 
 
 @dataclass(frozen=True)
@@ -94,8 +98,10 @@ class UserStats:
     :param bytes: bytes the serialized values take in storage.
     :param last_activity: when the user last read or wrote (``time.time()``
         seconds, recorded at most once per refresh interval), or ``None``.
+    :param missing: values whose data is missing or whose record is damaged.
     """
 
     keys: int
     bytes: int
     last_activity: float | None
+    missing: int = 0
