@@ -1,12 +1,17 @@
 """Per-user values for Plotly Dash apps, kept on the server between callbacks."""
 
 from ._version import __version__
+from .async_database import AsyncDashDatabase
+from .async_views import AsyncInspector, AsyncUserValues
 from .database import DashDatabase
 from .inspection import Inspector, UserSummary
 from .sessions import Stats, UserStats, new_session_id
 from .user_values import UserValues
 
 __all__ = [
+    "AsyncDashDatabase",
+    "AsyncInspector",
+    "AsyncUserValues",
     "DashDatabase",
     "Inspector",
     "Stats",

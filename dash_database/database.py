@@ -7,8 +7,8 @@ an :class:`~.activity.Activity` tracker, :class:`~.quotas.Quotas` and an
 
 from __future__ import annotations
 
+import contextvars
 import datetime
-import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -25,6 +25,15 @@ from .sessions import Stats, UserStats, to_seconds
 from .user_values import UserValues
 
 _IF_NOT_EXISTS = ("ignore", "raise")
+
+# The databases inside update_user_value in this context: its func (and the
+# pickling around it) must not call them back, since on SQLite it would wait
+# for itself and on Redis retry until the timeout. A context variable, not a
+# thread-local, because the async face runs calls on other threads, and
+# asyncio.to_thread carries the context there.
+_UPDATING: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar(
+    "dash_database_updating", default=frozenset()
+)
 
 Duration = float | datetime.timedelta
 
@@ -59,8 +68,10 @@ class DashDatabase:
         cannot hold a database; nothing was created.
     """
 
-    # The async face opens its engine without reaching a server (see .aio).
+    # The async face opens its engine without reaching a server (see
+    # .async_database), and names itself in messages.
     _connect: ClassVar[bool] = True
+    _face: ClassVar[str] = "DashDatabase"
 
     def __init__(
         self,
@@ -79,10 +90,6 @@ class DashDatabase:
         expiry = None if expire_after is None else to_seconds("expire_after", expire_after)
         self._activity = Activity(expiry)
         self._quotas = Quotas(max_keys_per_user, max_bytes_per_user, max_total_bytes)
-        # Marks a thread inside update_user_value, whose func (and the pickling
-        # around it) must not call back: on SQLite it would wait for itself, on
-        # Redis retry until the timeout.
-        self._local = threading.local()
         self._backend = open_backend(
             db_location,
             Codec(serializer),
@@ -95,13 +102,13 @@ class DashDatabase:
         self.inspect = Inspector(self._open, self._activity)
 
     def _open(self) -> Backend:
-        if getattr(self._local, "updating", False):
+        if id(self) in _UPDATING.get():
             raise ReentrantCallError(
                 "the database was called from inside the func of update_user_value, or while "
                 "its value was pickled or unpickled; call it before or after instead"
             )
         if self._closed:
-            raise DatabaseClosedError(f"{self!r} is closed; open a new DashDatabase to use it")
+            raise DatabaseClosedError(f"{self!r} is closed; open a new {self._face} to use it")
         return self._backend
 
     # Each call checks, in this order: the closed state, the arguments, then
@@ -197,11 +204,11 @@ class DashDatabase:
             raise TypeError(f"func must be callable, not {type(func).__name__}")
         backend, user_id, key_name = self._value(user_id, key_name, write=True)
         checked = self._quotas.around(func, backend, user_id, key_name)
-        self._local.updating = True
+        token = _UPDATING.set(_UPDATING.get() | {id(self)})
         try:
             return backend.update(user_id, key_name, checked, default)
         finally:
-            self._local.updating = False
+            _UPDATING.reset(token)
 
     def list_users(self) -> list[Key]:
         """Return every user id that holds at least one value, in the order of keys."""
@@ -274,4 +281,4 @@ class DashDatabase:
     def __repr__(self) -> str:
         state = ", closed" if self._closed else ""
         serializer = self._backend.codec.name
-        return f"DashDatabase({self._backend.location!r}, serializer={serializer!r}{state})"
+        return f"{self._face}({self._backend.location!r}, serializer={serializer!r}{state})"

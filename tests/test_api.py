@@ -25,6 +25,9 @@ def test_all_lists_exactly_the_public_names() -> None:
     }
     assert set(dash_database.__all__) == public | {"__version__"}
     assert dash_database.__all__ == [
+        "AsyncDashDatabase",
+        "AsyncInspector",
+        "AsyncUserValues",
         "DashDatabase",
         "Inspector",
         "Stats",

@@ -52,6 +52,12 @@ MALFORMED_IDS: list[Any] = [
 ]
 
 
+@pytest.fixture
+def db(file_db: DashDatabase) -> DashDatabase:
+    """The helpers never reach into an engine, so one engine is enough: a SQLite file."""
+    return file_db
+
+
 def make_app(db: DashDatabase, **options: Any) -> Dash:
     """A two-callback app built with the helpers."""
     app = Dash(__name__)

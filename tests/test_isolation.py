@@ -142,7 +142,7 @@ class IsolationMachine(RuleBasedStateMachine):
 def test_isolation_matches_dict_of_dicts(backend_name: str, request: pytest.FixtureRequest) -> None:
     """For any ids and key names, every operation equals the dict-of-dicts model."""
     backend = backend_name
-    url = request.getfixturevalue("redis_url") if backend == "redis" else ""
+    url = request.getfixturevalue("redis_url") if backend.endswith("redis") else ""
     attributes = {"backend": backend, "redis_url": url}
     machine = type(f"Isolation_{backend}", (IsolationMachine,), attributes)
     run_state_machine_as_test(
