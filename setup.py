@@ -3,7 +3,7 @@
 import pathlib
 import re
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 HERE = pathlib.Path(__file__).parent
 VERSION = re.search(r'__version__ = "(.+)"', (HERE / "dash_database" / "_version.py").read_text())
@@ -16,7 +16,8 @@ setup(
     long_description_content_type="text/markdown",
     license="Unlicense",
     url="https://github.com/ThibTrip/dash_database",
-    packages=["dash_database", "dash_database.backends"],
+    # Found, not listed: a subpackage left out of the list would install a broken library.
+    packages=find_packages(include=["dash_database", "dash_database.*"]),
     package_data={"dash_database": ["py.typed"]},
     python_requires=">=3.10",
     entry_points={"console_scripts": ["dash-database = dash_database.cli:main"]},
