@@ -35,8 +35,10 @@ setup(
             # The contract suite also runs on Redis, with a real redis-server.
             "redis>=4.5",
             # The example app in headless Chromium (Debian's chromium-driver),
-            # and under gunicorn with 4 workers.
-            "dash>=2.17",
+            # and under gunicorn with 4 workers; the helpers on every Dash
+            # backend (FastAPI and Quart under uvicorn), async callbacks on
+            # Flask, and background callbacks.
+            "dash[async,fastapi,quart,diskcache]>=4.2",
             "selenium>=4.10",
             "gunicorn>=21",
         ],

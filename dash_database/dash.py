@@ -1,7 +1,8 @@
-"""Dash helpers: one unguessable session id per browser tab, and that user's values in callbacks.
+"""Dash helpers: one unguessable session id per browser tab, and that session's values in callbacks.
 
 Needs the ``dash`` extra (``pip install "dash_database[dash]"``); ``import
-dash_database`` alone never imports Dash. Typical use::
+dash_database`` alone never imports Dash. Works on Dash's Flask, FastAPI and
+Quart backends, with sync and ``async def`` callbacks::
 
     db = DashDatabase()
     app = Dash(__name__)
@@ -12,155 +13,245 @@ dash_database`` alone never imports Dash. Typical use::
     def show(user: UserValues, n_clicks: int) -> str:
         return repr(user.get("value"))
 
-Following Flask's extension rules, the functions take the app as an argument,
-never keep a reference to it, and keep their per-app settings in
-``app.server.extensions["dash_database"]``.
+The helpers keep no reference to an app: its settings live in a weak mapping
+keyed by the app, looked up on each call, so two apps in one process keep
+apart, and nothing is stored on the server object (which is not Flask on
+every backend).
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, TypeVar
 
+from .async_database import AsyncDashDatabase
+from .async_views import AsyncUserValues
 from .database import DashDatabase
 from .exceptions import DependencyMissingError, InvalidSessionIdError
-from .sessions import check_session_id, new_session_id
+from .sessions import SESSION_ID_PATTERN, check_session_id, new_session_id
 from .user_values import UserValues
 
 try:
-    import flask
-    from dash import State, dcc
+    import dash
+    from dash import Input, Output, State, dcc
+    from dash.exceptions import PreventUpdate
 except ImportError as exc:
     raise DependencyMissingError(
         'dash_database.dash needs Dash: pip install "dash_database[dash]" '
         '(from a clone: pip install ".[dash]")'
     ) from exc
 
-__all__ = ["init_app", "session_state", "session_store", "user_callback", "user_values"]
+__all__ = [
+    "SessionIdRefused",
+    "async_user_values",
+    "init_app",
+    "session_state",
+    "session_store",
+    "user_callback",
+    "user_values",
+]
 
 logger = logging.getLogger("dash_database")
 
-#: The key of this extension's settings in ``app.server.extensions``.
-EXTENSION = "dash_database"
+#: The component id of the session store, unless ``init_app`` is told otherwise.
+DEFAULT_STORE_ID = "dash-database-session"
 
 StorageType = Literal["session", "local"]
 _STORAGE_TYPES = ("session", "local")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Runs in the browser when the page loads: an id that is missing or was edited
+# into something malformed is replaced with a fresh one (256 bits from the
+# browser's CSPRNG), which the store then keeps, so the tab heals.
+_HEAL_JS = f"""
+function (sessionId) {{
+    if (typeof sessionId === "string" && /^{SESSION_ID_PATTERN}$/.test(sessionId)) {{
+        return window.dash_clientside.no_update;
+    }}
+    const bytes = new Uint8Array(32);
+    window.crypto.getRandomValues(bytes);
+    return btoa(String.fromCharCode.apply(null, bytes))
+        .replace(/[+]/g, "-").replace(/[/]/g, "_").replace(/=+$/, "");
+}}
+"""
 
-class _DashApp(Protocol):
-    # Only what the helpers use, so that any Dash version (or a test double) fits.
-    server: flask.Flask
 
-    def callback(self, *args: Any, **kwargs: Any) -> Callable[[Any], Any]: ...
+class SessionIdRefused(InvalidSessionIdError, PreventUpdate):
+    """A callback received a missing or malformed session id: it changes nothing.
+
+    Dash answers it as ``PreventUpdate`` (no update, no traceback); the page's
+    next load replaces the id with a fresh one.
+    """
+
+    def __init__(self, message: str) -> None:
+        InvalidSessionIdError.__init__(self, message)
 
 
 @dataclass(frozen=True)
 class SessionSettings:
     """What :func:`init_app` keeps for one app.
 
-    :param db: where the users' values live.
+    :param db: where the sessions' values live (either face).
     :param store_id: the component id of the ``dcc.Store`` holding the session id.
     :param storage_type: ``"session"``: one session per browser tab, kept across
         reloads; ``"local"``: one session per browser, shared by its tabs and
         kept after the browser closes.
     """
 
-    db: DashDatabase
+    db: DashDatabase | AsyncDashDatabase
     store_id: str
     storage_type: StorageType
 
+    @property
+    def sync_db(self) -> DashDatabase:
+        """The sync face of :attr:`db`."""
+        return self.db.sync if isinstance(self.db, AsyncDashDatabase) else self.db
+
+
+# Settings per app; an app that is garbage-collected takes its settings along.
+_SETTINGS: weakref.WeakKeyDictionary[Any, SessionSettings] = weakref.WeakKeyDictionary()
+
 
 def init_app(
-    app: _DashApp,
-    db: DashDatabase,
+    app: Any,
+    db: DashDatabase | AsyncDashDatabase,
     *,
-    store_id: str = "dash-database-session",
+    store_id: str = DEFAULT_STORE_ID,
     storage_type: StorageType = "session",
 ) -> None:
     """Register ``db`` as the place where ``app``'s sessions keep their values.
 
-    :param app: the ``dash.Dash`` app.
-    :param db: the database; under gunicorn, one on a shared file or Redis.
-    :param store_id: the id of the ``dcc.Store`` made by :func:`session_store`.
+    :param app: the ``dash.Dash`` app, on any backend.
+    :param db: a :class:`DashDatabase` or an :class:`AsyncDashDatabase`; under
+        several workers, one on a shared file or Redis.
+    :param store_id: the id of the ``dcc.Store`` made by :func:`session_store`
+        (page modules that run before ``init_app`` use the default).
     :param storage_type: ``"session"`` (default, one session per tab) or
         ``"local"`` (one per browser).
     :raises ValueError: unknown ``storage_type``.
+    :raises TypeError: ``db`` is neither face.
     """
     if storage_type not in _STORAGE_TYPES:
         raise ValueError(f"storage_type must be 'session' or 'local', not {storage_type!r}")
-    if not isinstance(db, DashDatabase):
-        raise TypeError(f"db must be a DashDatabase, not {type(db).__name__}")
-    app.server.extensions[EXTENSION] = SessionSettings(db, store_id, storage_type)
+    if not isinstance(db, (DashDatabase, AsyncDashDatabase)):
+        raise TypeError(f"db must be a DashDatabase or AsyncDashDatabase, not {type(db).__name__}")
+    first = app not in _SETTINGS
+    _SETTINGS[app] = SessionSettings(db, store_id, storage_type)
+    if first:
+        app.clientside_callback(_HEAL_JS, Output(store_id, "data"), Input(store_id, "data"))
 
 
-def _settings(extensions: Mapping[str, Any]) -> SessionSettings:
-    settings = extensions.get(EXTENSION)
-    if not isinstance(settings, SessionSettings):
+def _current_app() -> Any:
+    """The app of the callback or layout being run (Dash's own answer, for page modules)."""
+    return dash.get_app()  # type: ignore[no-untyped-call]  # untyped in Dash
+
+
+def _settings(app: Any) -> SessionSettings:
+    settings = _SETTINGS.get(app if app is not None else _current_app())
+    if settings is None:
         raise RuntimeError("call dash_database.dash.init_app(app, db) before using the helpers")
     return settings
 
 
-def session_store(app: _DashApp) -> dcc.Store:
-    """Return the ``dcc.Store`` that gives each visitor a fresh session id.
+def _in_request(app: Any) -> bool:
+    backend = getattr(app, "backend", None)
+    if backend is not None:  # Dash 4.2+: the backend knows, whichever it is
+        return bool(backend.has_request_context())
+    import flask  # Dash before 4.2 runs on Flask only
+
+    return flask.has_request_context()
+
+
+def session_store(app: Any = None) -> dcc.Store:
+    """Return the ``dcc.Store`` that gives each visitor a session id.
 
     Put it in a layout *function* (``app.layout = layout``), so that each page
-    load makes a new id; the browser keeps its first one across reloads.
+    load makes a new id; the browser keeps its first one across reloads. A
+    missing or edited id is replaced in the browser when the page loads.
+
+    :param app: the app; ``None`` in a page module means the current app.
     """
-    settings = _settings(app.server.extensions)
+    app = app if app is not None else _current_app()
+    settings = _settings(app)
     # Dash also calls layout functions outside any request, to validate them;
-    # a static layout is built that way too. Only a page request gets an id, so
-    # a static layout fails loudly in user_values instead of sharing one id.
-    session_id = new_session_id() if flask.has_request_context() else None
+    # a static layout is built that way too: the browser then makes the id.
+    session_id = new_session_id() if _in_request(app) else None
     return dcc.Store(id=settings.store_id, data=session_id, storage_type=settings.storage_type)
 
 
-def session_state(app: _DashApp) -> State:
+def session_state(app: Any = None) -> State:
     """Return the ``State`` that passes the session id to a callback.
 
-    For callbacks not made with :func:`user_callback` (``dash.callback`` in a
-    multi-page app, for example); pass the id on to :func:`user_values`.
+    For callbacks not made with :func:`user_callback`; pass the id on to
+    :func:`user_values` or :func:`async_user_values`.
+
+    :param app: the app; ``None`` (a page module) uses its settings once
+        :func:`init_app` ran, else the default store id.
     """
-    return State(_settings(app.server.extensions).store_id, "data")
+    settings = _SETTINGS.get(app) if app is not None else None
+    if app is not None and settings is None:
+        raise RuntimeError("call dash_database.dash.init_app(app, db) before using the helpers")
+    return State(settings.store_id if settings else DEFAULT_STORE_ID, "data")
 
 
-def user_values(session_id: Any) -> UserValues:
-    """Return the current request's user values, after checking the id the browser sent.
-
-    Call it inside a callback of an app set up with :func:`init_app`.
-
-    :raises ~dash_database.exceptions.InvalidSessionIdError: the id is missing,
-        malformed or too long; nothing was read or written.
-    :raises RuntimeError: called outside a request, or before :func:`init_app`.
-    """
-    if not flask.has_request_context():
-        raise RuntimeError("user_values() works inside a Dash callback only")
-    settings = _settings(flask.current_app.extensions)
-    if session_id is None:
-        raise InvalidSessionIdError(
-            "the browser sent no session id: put session_store(app) in a layout function "
-            "(app.layout = layout, not layout())"
-        )
+def _checked(session_id: Any, app: Any) -> str:
+    """The session id, or :class:`SessionIdRefused` after one warning line."""
     try:
-        checked = check_session_id(session_id)
-    except InvalidSessionIdError:
-        logger.warning("refused a malformed session id from %s", flask.request.remote_addr)
-        raise
-    return settings.db.user(checked)
+        return check_session_id(session_id)
+    except InvalidSessionIdError as exc:
+        where = "an unknown address"
+        if _in_request(app):
+            backend = getattr(app, "backend", None)
+            if backend is not None:
+                where = backend.request_adapter().remote_addr or where
+        why = "no session id" if session_id is None else "a malformed session id"
+        logger.warning("refused a callback from %s: %s; nothing was read or written", where, why)
+        raise SessionIdRefused(str(exc)) from None
 
 
-def user_callback(app: _DashApp, *dependencies: Any, **options: Any) -> Callable[[F], F]:
-    """Like ``app.callback``, with the session's :class:`UserValues` as first argument.
+def user_values(session_id: Any, app: Any = None) -> UserValues:
+    """Return the session's values as a dict-like view, after checking the id the browser sent.
 
-    Pass ``Output``, ``Input`` and ``State`` positionally, as to ``app.callback``;
-    the session's ``State`` is added for you.
+    :param session_id: the value of :func:`session_state`.
+    :param app: the app (default: the current one).
+    :raises SessionIdRefused: the id is missing or malformed (an
+        ``InvalidSessionIdError`` that Dash answers as ``PreventUpdate``).
+    :raises RuntimeError: the app was not set up with :func:`init_app`.
+    """
+    app = app if app is not None else _current_app()
+    settings = _settings(app)
+    return settings.sync_db.user(_checked(session_id, app))
 
-    :param app: the ``dash.Dash`` app, set up with :func:`init_app`.
-    :param options: passed to ``app.callback`` (``prevent_initial_call``...).
+
+def async_user_values(session_id: Any, app: Any = None) -> AsyncUserValues:
+    """Like :func:`user_values`, for ``async def`` callbacks: ``await user.get(...)``."""
+    app = app if app is not None else _current_app()
+    settings = _settings(app)
+    return AsyncUserValues(settings.sync_db, _checked(session_id, app))
+
+
+def _is_app(candidate: Any) -> bool:
+    return hasattr(candidate, "callback") and hasattr(candidate, "layout")
+
+
+def user_callback(*args: Any, **options: Any) -> Callable[[F], F]:
+    """Like ``app.callback``, with the session's values as the callback's first argument.
+
+    ``user_callback(app, Output(...), Input(...))``, or in a page module, where
+    ``app`` cannot be imported, ``user_callback(Output(...), Input(...))``
+    (``dash.callback``). A sync callback gets a :class:`UserValues`, an
+    ``async def`` one an :class:`AsyncUserValues`, whatever the face of the db.
+    Pass ``Output``, ``Input`` and ``State`` positionally; the session's
+    ``State`` is added for you.
+
+    :param options: passed to ``app.callback`` (``prevent_initial_call``,
+        ``background``...).
     :raises TypeError: ``inputs=``, ``state=`` or ``output=`` given by keyword.
     """
     grouped = {"output", "inputs", "state"} & options.keys()
@@ -168,15 +259,30 @@ def user_callback(app: _DashApp, *dependencies: Any, **options: Any) -> Callable
         raise TypeError(
             f"user_callback takes dependencies positionally; got {', '.join(sorted(grouped))}="
         )
+    app = args[0] if args and _is_app(args[0]) else None
+    dependencies = args[1:] if app is not None else args
     state = session_state(app)
+    register = app.callback if app is not None else dash.callback
+    # A weak reference: the callback must not keep the app alive.
+    app_ref = weakref.ref(app) if app is not None else (lambda: None)
 
     def decorate(func: F) -> F:
-        @functools.wraps(func)
-        def with_user(*values: Any) -> Any:
-            *values_, session_id = values
-            return func(user_values(session_id), *values_)
+        if inspect.iscoroutinefunction(func):
 
-        app.callback(*dependencies, state, **options)(with_user)
+            @functools.wraps(func)
+            async def with_async_user(*values: Any) -> Any:
+                *values_, session_id = values
+                return await func(async_user_values(session_id, app_ref()), *values_)
+
+            register(*dependencies, state, **options)(with_async_user)
+        else:
+
+            @functools.wraps(func)
+            def with_user(*values: Any) -> Any:
+                *values_, session_id = values
+                return func(user_values(session_id, app_ref()), *values_)
+
+            register(*dependencies, state, **options)(with_user)
         return func
 
     return decorate

@@ -16,7 +16,9 @@ SESSION_ID_BYTES = 32
 
 # 22 URL-safe characters carry 132 bits: anything shorter is too guessable to
 # accept from a browser; 128 characters is far above what new_session_id makes.
-_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{22,128}")
+#: What a session id from a browser must look like (also checked in the browser).
+SESSION_ID_PATTERN = r"[A-Za-z0-9_-]{22,128}"
+_SESSION_ID = re.compile(SESSION_ID_PATTERN)
 
 
 def new_session_id() -> str:

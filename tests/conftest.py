@@ -217,3 +217,21 @@ def callback_body(output: str, inputs: list[Any], state: list[Any]) -> dict[str,
         "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
         "changedPropIds": [f"{inputs[0][0]}.{inputs[0][1]}"],
     }
+
+
+@pytest.fixture
+def new_browser(tmp_path: Path) -> Iterator[Callable[[], Any]]:
+    """Start independent headless Chromiums: each has its own profile, like another user."""
+    from browser import require_chromium, start_chromium
+
+    require_chromium()
+    started: list[Any] = []
+
+    def start() -> Any:
+        driver = start_chromium(tmp_path / f"profile{len(started)}")
+        started.append(driver)
+        return driver
+
+    yield start
+    for driver in started:
+        driver.quit()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
-import shutil
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +14,7 @@ import pytest
 pytest.importorskip("dash", reason="the [dash] extra is not installed")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 
+from browser import require_chromium, wait_for_text  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.support import expected_conditions  # noqa: E402
@@ -23,31 +22,6 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "app.py"
-
-# Debian's packages; never a browser downloaded at test time.
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-# No internet on the test machines: nothing that phones home.
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-]
-
-
-def require_chromium() -> None:
-    """Skip without Debian's chromium locally; fail under CI, which must install it."""
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if shutil.which(path) is None]
-    if missing:
-        message = f"{' and '.join(missing)} missing (apt-get install chromium chromium-driver)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message}; CI must run the browser tests")
-        pytest.skip(message)
 
 
 def load_example(tmp_path: Path) -> ModuleType:
@@ -74,35 +48,6 @@ def app_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     finally:
         server.shutdown()
         example.db.close()
-
-
-@pytest.fixture
-def new_browser(tmp_path: Path) -> Iterator[Callable[[], WebDriver]]:
-    """Start independent Chromium instances: each has its own profile, like another user."""
-    started: list[WebDriver] = []
-
-    def start() -> WebDriver:
-        options = webdriver.ChromeOptions()
-        options.binary_location = CHROMIUM
-        for flag in FLAGS:
-            options.add_argument(flag)
-        options.add_argument(f"--user-data-dir={tmp_path / f'profile{len(started)}'}")
-        driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(CHROMEDRIVER))
-        driver.set_page_load_timeout(30)
-        started.append(driver)
-        return driver
-
-    yield start
-    for driver in started:
-        driver.quit()
-
-
-def wait_for_text(driver: WebDriver, element_id: str, pattern: str) -> str:
-    """Wait until the element's text matches ``pattern``; return the text."""
-    WebDriverWait(driver, 20).until(
-        lambda d: re.search(pattern, d.find_element(By.ID, element_id).text)
-    )
-    return str(driver.find_element(By.ID, element_id).text)
 
 
 def open_tab(driver: WebDriver, label: str) -> None:

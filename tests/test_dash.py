@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import gc
 import logging
 import subprocess
 import sys
@@ -20,9 +21,12 @@ dash = pytest.importorskip("dash", reason="the [dash] extra is not installed")
 
 from dash import Dash, Input, Output, State, dcc, html  # noqa: E402
 
+from dash_database import dash as helpers  # noqa: E402
 from dash_database.dash import (  # noqa: E402
-    EXTENSION,
+    DEFAULT_STORE_ID,
+    SessionIdRefused,
     SessionSettings,
+    async_user_values,
     init_app,
     session_state,
     session_store,
@@ -138,25 +142,31 @@ def test_each_session_reads_only_its_own_value(db: DashDatabase) -> None:
 def test_malformed_ids_are_refused_before_storage(
     db: DashDatabase, session_id: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A malformed, over-long or non-string id fails the callback and never reaches storage."""
+    """A malformed id changes nothing (no update), never reaches storage, and logs one line."""
     app = make_app(db)
     with caplog.at_level(logging.WARNING, logger="dash_database"):
-        assert store(app, session_id, "x").status_code == 500
-        assert read(app, session_id).status_code == 500
+        assert store(app, session_id, "x").status_code == 204
+        assert read(app, session_id).status_code == 204
     assert db.list_users() == []
-    assert any("malformed session id" in r.getMessage() for r in caplog.records)
+    refused = [r for r in caplog.records if "malformed session id" in r.getMessage()]
+    assert len(refused) == 2  # one line per refused callback
+    assert all(r.exc_info is None and "\n" not in r.getMessage() for r in refused)
     with pytest.raises(InvalidSessionIdError, match="new_session_id") as caught:
         check_session_id(session_id)
     assert isinstance(caught.value, ValueError)
     assert len(str(caught.value)) < 300  # a 100,000-character id is not echoed back
 
 
-def test_missing_id_names_the_layout_mistake(db: DashDatabase) -> None:
-    """A callback without a session id (static layout) fails and says what to change."""
+def test_a_missing_id_changes_nothing(db: DashDatabase, caplog: pytest.LogCaptureFixture) -> None:
+    """A callback without a session id is no update, and says so in one log line."""
     app = make_app(db)
-    assert store(app, None, "x").status_code == 500
-    with app.server.test_request_context(), pytest.raises(InvalidSessionIdError, match="layout"):
-        user_values(None)
+    with caplog.at_level(logging.WARNING, logger="dash_database"):
+        assert store(app, None, "x").status_code == 204
+    assert "no session id" in caplog.text
+    with pytest.raises(InvalidSessionIdError, match="session id"):
+        user_values(None, app)
+    with pytest.raises(SessionIdRefused):
+        async_user_values("forged", app)
     assert db.list_users() == []
 
 
@@ -193,12 +203,33 @@ def test_outside_a_request_the_store_has_no_id(db: DashDatabase) -> None:
     assert session_store(app).data is None
 
 
-def test_settings_live_in_the_flask_extensions(db: DashDatabase) -> None:
-    """init_app keeps its settings in app.server.extensions and keeps no reference to the app."""
+def test_two_apps_in_one_process_keep_their_own_databases(tmp_path: Path) -> None:
+    """Settings are per app and looked up per call: each app's callbacks use its own db."""
+    with (
+        DashDatabase(tmp_path / "one.sqlite3") as one,
+        DashDatabase(tmp_path / "two.sqlite3") as two,
+    ):
+        first, second = make_app(one), make_app(two)
+        session = new_session_id()
+        assert answer(store(first, session, "in one")) == "stored in one from value"
+        assert answer(read(second, session)) == "None"
+        assert one.get_user_value(session, "value") == "in one"
+        assert two.list_users() == []
+        assert "dash_database" not in first.server.extensions  # nothing Flask-only is kept
+
+
+def test_settings_keep_no_reference_to_the_app(db: DashDatabase) -> None:
+    """An app that goes away takes its settings along."""
     app = make_app(db)
-    settings = app.server.extensions[EXTENSION]
-    assert settings == SessionSettings(db, "dash-database-session", "session")
+    settings = helpers._SETTINGS[app]
+    assert settings == SessionSettings(db, DEFAULT_STORE_ID, "session")
     assert not any(isinstance(v, Dash) for v in vars(settings).values())
+    gc.collect()
+    count = len(helpers._SETTINGS)
+    del app
+    Dash(__name__)  # Dash itself keeps the latest app (dash.get_app()); make it another one
+    gc.collect()
+    assert len(helpers._SETTINGS) == count - 1
 
 
 def test_helper_misuse_errors_say_what_to_do(db: DashDatabase) -> None:
@@ -213,11 +244,11 @@ def test_helper_misuse_errors_say_what_to_do(db: DashDatabase) -> None:
     init_app(app, db)
     with pytest.raises(TypeError, match="positionally"):
         user_callback(app, output=Output("a", "children"), inputs=Input("b", "id"))
-    with pytest.raises(RuntimeError, match="inside a Dash callback"):
-        user_values(new_session_id())
     other = Dash(__name__)
-    with other.server.test_request_context(), pytest.raises(RuntimeError, match="init_app"):
-        user_values(new_session_id())
+    with pytest.raises(RuntimeError, match="init_app"):
+        user_values(new_session_id(), other)
+    with pytest.raises(RuntimeError, match="init_app"):
+        session_state(other)
 
 
 def test_the_library_never_prints() -> None:
@@ -250,6 +281,6 @@ def test_readme_walkthrough_runs_and_is_short() -> None:
         assert answer(call(app, *greet, alice)) == "Hello Alice! (last time: None)"
         assert answer(call(app, *greet, alice)) == "Hello Alice! (last time: Alice)"
         assert answer(call(app, *greet, new_session_id())) == "Hello Alice! (last time: None)"
-        assert call(app, *greet, "forged").status_code == 500
+        assert call(app, *greet, "forged").status_code == 204
     finally:
         db.close()

@@ -1,0 +1,58 @@
+"""Headless Chromium for the browser tests: Debian's package, never one downloaded at test time."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+# No internet on the test machines: nothing that phones home.
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
+
+
+def require_chromium() -> None:
+    """Skip without Debian's chromium locally; fail under CI, which must install it."""
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if shutil.which(path) is None]
+    if missing:
+        message = f"{' and '.join(missing)} missing (apt-get install chromium chromium-driver)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}; CI must run the browser tests")
+        pytest.skip(message)
+
+
+def start_chromium(profile: Path) -> WebDriver:
+    """A new headless Chromium with its own profile folder, like another user."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile}")
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(CHROMEDRIVER))
+    driver.set_page_load_timeout(30)
+    return driver
+
+
+def wait_for_text(driver: WebDriver, element_id: str, pattern: str) -> str:
+    """Wait until the element's text matches ``pattern``; return the text."""
+    WebDriverWait(driver, 20).until(
+        lambda d: re.search(pattern, d.find_element(By.ID, element_id).text)
+    )
+    return str(driver.find_element(By.ID, element_id).text)

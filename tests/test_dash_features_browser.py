@@ -1,0 +1,97 @@
+"""In Chromium: the pages example, a background callback and a pattern-matching callback."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("dash", reason="the [dash] extra is not installed")
+
+from browser import wait_for_text
+from dash_apps import background_app, pattern_app, serve
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from dash_database import DashDatabase
+
+PAGES_APP = Path(__file__).resolve().parent.parent / "examples" / "pages_app" / "app.py"
+
+
+def test_pages_use_the_session_without_importing_app(
+    tmp_path: Path, new_browser: Callable[[], WebDriver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A note written on one page (sync callback) is read on another (async), per tab."""
+    monkeypatch.setenv("DASH_DATABASE_PATH", str(tmp_path / "pages.sqlite3"))
+    monkeypatch.syspath_prepend(str(PAGES_APP.parent))
+    spec = importlib.util.spec_from_file_location("pages_example", PAGES_APP)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["pages_example"] = module
+    spec.loader.exec_module(module)
+    browser = new_browser()
+    with serve(module.app) as url:
+        browser.get(url)
+        wait_for_text(browser, "nav", "Read")
+        browser.find_element(By.ID, "note").send_keys("remember the milk")
+        browser.find_element(By.ID, "save").click()
+        assert wait_for_text(browser, "saved", "Saved") == "Saved 'remember the milk'."
+        browser.find_element(By.LINK_TEXT, "Read").click()
+        note = wait_for_text(browser, "note-read", "Your note")
+        assert note == "Your note: 'remember the milk'"
+        browser.switch_to.new_window("tab")
+        browser.get(url + "read")
+        assert wait_for_text(browser, "note-read", "Your note") == "Your note: None"
+    module.db.close()
+
+
+def test_a_background_callback_gets_the_sessions_values(
+    tmp_path: Path, new_browser: Callable[[], WebDriver]
+) -> None:
+    """A DiskcacheManager callback, run in another process, reads and writes the session."""
+    for module in ("diskcache", "multiprocess", "psutil"):
+        if importlib.util.find_spec(module) is None:
+            message = f"{module} is missing (pip install '.[test]')"
+            if os.environ.get("CI") == "true":
+                pytest.fail(message)
+            pytest.skip(message)
+    db = DashDatabase(tmp_path / "background.sqlite3")
+    app = background_app(db, str(tmp_path / "cache"))
+    browser = new_browser()
+    with serve(app) as url:
+        browser.get(url)
+        assert wait_for_text(browser, "result", "Runs") == "Runs in this session: 0"
+        browser.find_element(By.ID, "run").click()
+        assert wait_for_text(browser, "result", "1") == "Runs in this session: 1"
+        browser.find_element(By.ID, "run").click()
+        assert wait_for_text(browser, "result", "2") == "Runs in this session: 2"
+    assert [db.get_user_value(user, "runs") for user in db.list_users()] == [2]
+    db.close()
+
+
+def test_a_pattern_matching_callback_gets_the_sessions_values(
+    tmp_path: Path, new_browser: Callable[[], WebDriver]
+) -> None:
+    """A callback on every field matching {"type": "field", "index": ALL} keeps them per tab."""
+    db = DashDatabase(tmp_path / "pattern.sqlite3")
+    app = pattern_app(db)
+    browser = new_browser()
+    with serve(app) as url:
+        browser.get(url)
+        wait_for_text(browser, "fields", "Stored")
+        field = browser.find_element(By.CSS_SELECTOR, "input")
+        field.send_keys("x")
+        assert (
+            wait_for_text(browser, "fields", r"\['x'")
+            == "Stored ['x', '', '']; before: ['', '', '']"
+        )
+        browser.refresh()
+        assert wait_for_text(browser, "fields", "before") == (
+            "Stored ['', '', '']; before: ['x', '', '']"
+        )
+    db.close()
