@@ -126,7 +126,9 @@ def test_missing_redis_package_names_the_install_command(
 ) -> None:
     """Without the redis package, the error gives the exact pip command."""
     monkeypatch.setitem(sys.modules, "redis", None)
-    monkeypatch.delitem(sys.modules, "dash_database.backends.redis.engine", raising=False)
+    for name in list(sys.modules):  # as in a process that never imported them
+        if name.startswith(("redis.", "dash_database.backends.redis.")):
+            monkeypatch.delitem(sys.modules, name)
     with pytest.raises(DependencyMissingError, match=r'pip install "\.\[redis\]"') as info:
         DashDatabase("redis://127.0.0.1:1/0")
     assert isinstance(info.value, ImportError)

@@ -53,8 +53,11 @@ class Backend(abc.ABC):
         self.chunk_size = CHUNK_SIZE
 
     @abc.abstractmethod
-    def get(self, user_id: Key, key_name: Key) -> Any:
-        """Return the stored value, or :data:`MISSING`."""
+    def get(self, user_id: Key, key_name: Key, codec: Codec | None = None) -> Any:
+        """Return the stored value, or :data:`MISSING`.
+
+        :param codec: decode with this codec instead (the CLI's restricted unpickler).
+        """
 
     @abc.abstractmethod
     def contains(self, user_id: Key, key_name: Key) -> bool:

@@ -26,9 +26,8 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
-import redis
 from redis.commands.core import Script
 
 from ...exceptions import DeserializationError, StorageError
@@ -98,14 +97,15 @@ class RedisBackend(Backend):
         member = encode_key(user_id)
         return [self._prefix, encode_key(key_name), record, member, REPLACED_CHUNK_SECONDS]
 
-    def _load(self, record: bytes, user_id: Key, key_name: Key) -> Any:
+    def _load(self, record: bytes, user_id: Key, key_name: Key, codec: Codec | None = None) -> Any:
+        codec = codec or self.codec
         if not is_chunked(record):
-            return self.codec.load_record(record)
-        self.codec.check_tag(record[:1])
+            return codec.load_record(record)
+        codec.check_tag(record[:1])
         keys = self._chunks.keys_of(record, user_id, key_name)
-        return self.codec.load(self._chunks.read(keys))
+        return codec.load(self._chunks.read(keys))
 
-    def get(self, user_id: Key, key_name: Key) -> Any:
+    def get(self, user_id: Key, key_name: Key, codec: Codec | None = None) -> Any:
         """Return the stored value, or :data:`MISSING`."""
         field = encode_key(key_name)
         for _ in range(_READ_ATTEMPTS):
@@ -113,7 +113,7 @@ class RedisBackend(Backend):
             if record is None:
                 return MISSING
             try:
-                return self._load(record, user_id, key_name)
+                return self._load(record, user_id, key_name, codec)
             except ChunkVanished:
                 continue  # replaced while we read it: read the new value
         raise StorageError(f"{self.location}: the value kept changing while it was read; retry")
@@ -136,47 +136,50 @@ class RedisBackend(Backend):
     def update(self, user_id: Key, key_name: Key, func: Callable[[Any], Any], default: Any) -> Any:
         """Atomically store and return ``func(old value or default)``.
 
-        Optimistic: if another client changes the user meanwhile, ``func`` runs
-        again on the new value, after a short random wait, until the timeout.
+        Optimistic: the set script stores the new record only if the key's
+        record is still the one read (a compare-and-set of that record, so
+        writes to the user's other keys do not get in the way). Otherwise
+        ``func`` runs again on the new value, after a short random wait,
+        until the timeout.
 
-        :raises StorageError: the user kept changing for longer than the timeout.
+        :raises StorageError: the value kept changing for longer than the timeout.
         """
-        user_hash, field = self._hash(user_id), encode_key(key_name)
+        field = encode_key(key_name)
         deadline = time.monotonic() + self._timeout
         tries = 0
         while True:
             tries += 1
-            with self._client.pipeline() as pipe:
-                try:
-                    pipe.watch(user_hash)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
-                    record = cast(bytes | None, pipe.hget(user_hash, field))
-                    old = default if record is None else self._load(record, user_id, key_name)
-                    new = func(old)
-                    new_record, chunks = self._chunks.write(self.codec, new, self.chunk_size)
-                    try:
-                        pipe.multi()
-                        self._set(
-                            keys=self._script_keys(user_id),
-                            args=self._set_args(user_id, key_name, new_record),
-                            client=pipe,
-                        )
-                        pipe.execute()
-                    except BaseException:
-                        self._chunks.discard(chunks)
-                        raise
+            record = self._server.call(self._client.hget, self._hash(user_id), field)
+            try:
+                old = default if record is None else self._load(record, user_id, key_name)
+            except ChunkVanished:
+                pass  # replaced while we read it: try again
+            else:
+                new = func(old)
+                if self._compare_and_set(user_id, key_name, record, new):
                     return new
-                except (redis.WatchError, ChunkVanished):
-                    pass
-                except redis.RedisError as exc:
-                    self._server.fail(exc)
             if time.monotonic() >= deadline:
                 raise StorageError(
                     f"{self.location}: key_name={key_name!r} of user_id={user_id!r} was "
-                    f"contended: other clients changed the user during each of {tries} tries "
-                    f"in timeout={self._timeout}s. Nothing was stored; retry, or raise timeout"
+                    f"contended: other clients changed it during each of {tries} tries in "
+                    f"timeout={self._timeout}s. Nothing was stored; retry, or raise timeout"
                 )
             # Spread the retries of updaters that lost the same race.
             time.sleep(random.uniform(0, MAX_BACKOFF_SECONDS))
+
+    def _compare_and_set(self, user_id: Key, key_name: Key, old: bytes | None, new: Any) -> bool:
+        """Store ``new`` if the key's record is still ``old`` (``None``: absent); say if it was."""
+        record, chunks = self._chunks.write(self.codec, new, self.chunk_size)
+        expect = ["absent", b""] if old is None else ["equal", old]
+        args = [*self._set_args(user_id, key_name, record), *expect]
+        try:
+            stored = bool(self._server.run(self._set, self._script_keys(user_id), args))
+        except BaseException:
+            self._chunks.discard(chunks)
+            raise
+        if not stored:
+            self._chunks.discard(chunks)
+        return stored
 
     def delete(self, user_id: Key, key_name: Key) -> bool:
         """Delete one value; return whether it existed."""

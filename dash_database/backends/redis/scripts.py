@@ -41,10 +41,16 @@ local function stored_chunks(record)
 end
 """
 
-# KEYS: user hash, users set. ARGV: prefix, field, record, user member, grace.
+# KEYS: user hash, users set. ARGV: prefix, field, record, user member, grace,
+# and for a compare-and-set: "absent", or "equal" and the record it must hold.
+# Returns 1 when stored, 0 when the compare-and-set found another record.
 SET = (
     _HELPERS
     + """
+local old = redis.call('HGET', KEYS[1], ARGV[2])
+if (ARGV[6] == 'absent' and old) or (ARGV[6] == 'equal' and old ~= ARGV[7]) then
+  return 0
+end
 local new = {}
 local version, count = refs(ARGV[3])
 if version then new = chunk_keys(version, count) end
@@ -53,7 +59,6 @@ for _, key in ipairs(new) do
     return redis.error_reply('DASHDB a chunk of the value expired before it was committed')
   end
 end
-local old = redis.call('HGET', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[4])
 for _, key in ipairs(new) do redis.call('PERSIST', key) end

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlitedict import SqliteDict
 
-from ... import forks
+from ... import forks, signals
 from ...exceptions import InvalidLocationError, StorageError
 from ...keys import Key, encode_key
 from ...serialization import Codec, is_chunked
@@ -54,6 +54,7 @@ def _remove_temp_dir(path: str, owner_pid: int) -> None:
     # A forked worker inherits the finalizer; only the creating process cleans up.
     if os.getpid() == owner_pid:
         shutil.rmtree(path, ignore_errors=True)
+        signals.forget(path)
         logger.debug("removed the temporary database folder %s", path)
 
 
@@ -125,6 +126,7 @@ class FileBackend(Backend):
             path = os.path.join(folder, "dash_database.sqlite3")
             os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
             self._finalizer = weakref.finalize(self, _remove_temp_dir, folder, os.getpid())
+            signals.remove_on_signal(folder)
         else:
             path = os.fspath(location)
             _check_path(path)
@@ -138,18 +140,19 @@ class FileBackend(Backend):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.location}>"
 
-    def _load(self, record: bytes, user_id: Key, key_name: Key) -> Any:
+    def _load(self, record: bytes, user_id: Key, key_name: Key, codec: Codec | None = None) -> Any:
         """The value of ``record``: inline, or in the side file it names.
 
         :raises FileNotFoundError: the side file was removed after ``record`` was read.
         """
+        codec = codec or self.codec
         if not is_chunked(record):
-            return self.codec.load_record(record)
-        self.codec.check_tag(record[:1])
+            return codec.load_record(record)
+        codec.check_tag(record[:1])
         with self.files.open(record[1:], user_id, key_name) as file:
-            return self.codec.load_file(file)
+            return codec.load_file(file)
 
-    def get(self, user_id: Key, key_name: Key) -> Any:
+    def get(self, user_id: Key, key_name: Key, codec: Codec | None = None) -> Any:
         """Return the stored value, or :data:`MISSING`."""
         key = sql.record_key(user_id, key_name)
         for _ in range(_READ_ATTEMPTS):
@@ -157,7 +160,7 @@ class FileBackend(Backend):
             if not rows:
                 return MISSING
             try:
-                return self._load(rows[0][0], user_id, key_name)
+                return self._load(rows[0][0], user_id, key_name, codec)
             except FileNotFoundError:
                 continue  # replaced or deleted since we read its record: read it again
         raise StorageError(

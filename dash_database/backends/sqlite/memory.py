@@ -53,14 +53,14 @@ class MemoryBackend(Backend):
             chunks.append(out.tail())
         return self.codec.tag, tuple(chunks)
 
-    def _decode(self, record: Record) -> Any:
-        return self.codec.load(record[1])
+    def _decode(self, record: Record, codec: Codec | None = None) -> Any:
+        return (codec or self.codec).load(record[1])
 
-    def get(self, user_id: Key, key_name: Key) -> Any:
+    def get(self, user_id: Key, key_name: Key, codec: Codec | None = None) -> Any:
         """Return the stored value, or :data:`MISSING`."""
         # A record is immutable and replaced whole, so it is read outside the lock.
         record = self._values.get(user_id, {}).get(key_name)
-        return MISSING if record is None else self._decode(record)
+        return MISSING if record is None else self._decode(record, codec)
 
     def contains(self, user_id: Key, key_name: Key) -> bool:
         """Whether a value is stored."""
