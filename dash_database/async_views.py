@@ -95,9 +95,10 @@ class AsyncInspector:
         """The serializer's tag and the first bytes of a stored value, not decoded."""
         return await asyncio.to_thread(self._inspector.head, user_id, key_name, limit)
 
-    async def value(self, user_id: Key, key_name: Key) -> Any:
-        """The stored value, decoded (with pickle: only for stores you trust)."""
-        return await asyncio.to_thread(self._inspector.value, user_id, key_name)
+    async def value(self, user_id: Key, key_name: Key, *, unpickle: bool = False) -> Any:
+        """The stored value; plain data only unless ``unpickle`` (see :meth:`Inspector.value`)."""
+        inspector = self._inspector
+        return await asyncio.to_thread(inspector.value, user_id, key_name, unpickle=unpickle)
 
     async def last_activity(self, user_id: Key) -> float | None:
         """The user's last recorded activity, or ``None``."""

@@ -1,7 +1,8 @@
 """The operator's command line: ``python -m dash_database`` (installed as ``dash-database``).
 
-argparse, not click or typer: seven flat subcommands and a few options fit it
-well, and it keeps the library free of dependencies beyond sqlitedict.
+It reads only through the public API and ``db.inspect``, so looking at a
+store never changes a user's activity. Values are decoded without running
+code (plain data only) unless ``--unsafe-unpickle`` is given.
 """
 
 from __future__ import annotations
@@ -9,23 +10,23 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import pickletools
 import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from .backends.locations import REDIS_SCHEMES
+from .cli_parser import UsageError, build_parser, parse_duration
 from .database import DashDatabase
-from .exceptions import DashDatabaseError
+from .exceptions import DashDatabaseError, DeserializationError
+from .export import to_json, type_name
 from .keys import Key
+
+__all__ = ["Progress", "main", "parse_duration"]
 
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 PREVIEW_BYTES = 64 * 1024
 PREVIEW_CHARS = 200
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_SORTS = ("activity", "bytes", "keys", "user")
 _PICKLE_TYPES = {
     "EMPTY_DICT": "dict",
     "EMPTY_LIST": "list",
@@ -51,8 +52,8 @@ _PICKLE_TYPES = {
     "BYTEARRAY8": "bytearray",
 }
 _UNSAFE = (
-    "not unpickled: unpickling runs code chosen by whoever wrote the value; "
-    "pass --unsafe-unpickle only if you trust everything that can write to this store"
+    "not unpickled: it is not plain data, and unpickling it runs code chosen by whoever wrote "
+    "it; pass --unsafe-unpickle only if you trust everything that can write to this store"
 )
 
 
@@ -86,72 +87,11 @@ class Progress:
             self.stream.flush()
 
 
-def parse_duration(text: str) -> float:
-    """``"90"``, ``"90s"``, ``"15m"``, ``"12h"``, ``"30d"`` or ``"2w"`` in seconds."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text)
-    if not match or float(match[1]) <= 0:
-        raise argparse.ArgumentTypeError(
-            f"invalid duration {text!r}: use a number with s, m, h, d or w, like 30d"
-        )
-    return float(match[1]) * _UNITS[match[2] or "s"]
-
-
-def _location(text: str) -> str:
-    if not text.startswith(REDIS_SCHEMES) and not os.path.isfile(text):
-        raise argparse.ArgumentTypeError(f"no database file at {text!r}")
-    return text
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser: a location, then one subcommand."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="machine-readable output")
-    parser = argparse.ArgumentParser(
-        prog="dash-database",
-        description="Inspect and maintain a dash_database store.",
-        epilog="exit codes: 0 done, 1 user or key not found, 2 bad arguments, "
-        "3 the store failed. USER and KEY are text; digits also match an int id.",
-    )
-    parser.add_argument("location", type=_location, help="SQLite file path or redis:// URL")
-    parser.add_argument(
-        "--prefix", help="Redis only: the app's key prefix (default dash_database:)"
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("stats", parents=[common], help="users, values and bytes stored")
-    users = commands.add_parser("users", parents=[common], help="users with sizes and activity")
-    users.add_argument("--sort", choices=_SORTS, default="activity", help="(default: activity)")
-    users.add_argument("--reverse", action="store_true", help="largest or latest first")
-    keys = commands.add_parser("keys", parents=[common], help="one user's keys and sizes")
-    keys.add_argument("user")
-    show = commands.add_parser("show", parents=[common], help="a safe preview of one value")
-    show.add_argument("user")
-    show.add_argument("key")
-    show.add_argument("--unsafe-unpickle", action="store_true", help="unpickle to show it")
-    purge = commands.add_parser(
-        "purge", parents=[common], help="delete idle users (and side files of dead writes)"
-    )
-    purge.add_argument("--older-than", type=parse_duration, required=True, metavar="DURATION")
-    delete = commands.add_parser("delete-user", parents=[common], help="delete one user")
-    delete.add_argument("user")
-    export = commands.add_parser("export", parents=[common], help="users' values as JSON")
-    export.add_argument("users", nargs="+", metavar="USER")
-    export.add_argument("--unsafe-unpickle", action="store_true", help="include pickled values")
-    return parser
-
-
 def _pick(text: str, existing: Sequence[Key]) -> Key:
     # The shell gives text; "123" may mean the int id 123 when no text id matches.
     if text not in existing and re.fullmatch(r"-?\d+", text) and int(text) in existing:
         return int(text)
     return text
-
-
-def _user(db: DashDatabase, text: str) -> Key:
-    users = db.list_users()
-    user_id = _pick(text, users)
-    if user_id not in users:
-        raise CommandError(f"no user {text!r} in this store", EXIT_NOT_FOUND)
-    return user_id
 
 
 def _when(seconds: float | None) -> str | None:
@@ -183,13 +123,13 @@ def _pickled_type(data: bytes) -> str:
     return "str" if strings else "unknown"
 
 
-def _size(size: int | None) -> str:
-    return "missing" if size is None else f"{size:,}"
-
-
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 3] + "..."
+
+
+def _size(size: int | None) -> str:
+    return "missing" if size is None else f"{size:,}"
 
 
 class Cli:
@@ -202,6 +142,13 @@ class Cli:
     def __init__(self, args: argparse.Namespace, out: TextIO) -> None:
         self.args, self.out = args, out
         self.db = DashDatabase(args.location, prefix=args.prefix)
+        # One reader per serializer, opened when first needed.
+        self._readers: dict[str, DashDatabase] = {}
+
+    def close(self) -> None:
+        """Close every database this run opened."""
+        for db in (self.db, *self._readers.values()):
+            db.close()
 
     def emit(self, data: Any, lines: list[str]) -> None:
         """Write ``data`` as JSON with --json, else the text ``lines``."""
@@ -210,122 +157,169 @@ class Cli:
         else:
             self.out.write("".join(line + "\n" for line in lines))
 
+    def _user(self, text: str) -> Key:
+        users = self.db.list_users()
+        user_id = _pick(text, users)
+        if user_id not in users:
+            raise CommandError(f"no user {text!r} in this store", EXIT_NOT_FOUND)
+        return user_id
+
     def stats(self) -> None:
         """Users, values and bytes in the store."""
         stats = self.db.stats()
         data = {"users": stats.users, "keys": stats.keys, "bytes": stats.bytes}
+        if stats.missing:
+            data["missing"] = stats.missing
         self.emit(data, [f"{name}: {value:,}" for name, value in data.items()])
 
-    def users(self) -> None:
-        """Every user with its keys, bytes and last activity."""
-        rows = [(u.user_id, u.keys, u.bytes, u.last_activity) for u in self.db.inspect.users()]
-        column = _SORTS.index(self.args.sort)
-        order: dict[int, Callable[[Any], Any]] = {
-            0: lambda row: row[3] or 0.0,
-            1: lambda row: row[2],
-            2: lambda row: row[1],
-            3: lambda row: (isinstance(row[0], str), row[0]),
+    def _table(self, user_ids: set[Key] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+        """The users table (every user, or those named), as JSON rows and text lines."""
+        rows = [
+            (u.user_id, u.keys, u.bytes, u.last_activity)
+            for u in self.db.inspect.users()
+            if user_ids is None or u.user_id in user_ids
+        ]
+        order: dict[str, Callable[[Any], Any]] = {
+            "activity": lambda row: row[3] or 0.0,
+            "bytes": lambda row: row[2],
+            "keys": lambda row: row[1],
+            "user": lambda row: (isinstance(row[0], str), row[0]),
         }
-        rows.sort(key=order[column], reverse=self.args.reverse)
+        sort = getattr(self.args, "sort", "activity")
+        rows.sort(key=order[sort], reverse=getattr(self.args, "reverse", False))
         data = [
             {"user": u, "keys": k, "bytes": b, "last_activity": _when(t)} for u, k, b, t in rows
         ]
         lines = [f"{'USER':<44} {'KEYS':>6} {'BYTES':>14}  LAST ACTIVITY (UTC)"]
         lines += [f"{u!s:<44} {k:>6,} {b:>14,}  {_when(t) or '-'}" for u, k, b, t in rows]
-        self.emit(data, lines)
+        return data, lines
+
+    def users(self) -> None:
+        """Every user with its keys, bytes and last activity."""
+        self.emit(*self._table())
 
     def keys(self) -> None:
         """One user's keys with their sizes."""
-        user_id = _user(self.db, self.args.user)
-        sizes = self.db.inspect.key_sizes(user_id)
+        sizes = self.db.inspect.key_sizes(self._user(self.args.user))
         self.emit(
             [{"key": key, "bytes": size} for key, size in sizes.items()],
             [f"{key!s:<44} {_size(size):>14}" for key, size in sizes.items()],
         )
 
-    def _value(self, user_id: Key, key: Key) -> dict[str, Any]:
-        """A description of one value; its content only when safe or allowed."""
+    def _reader(self, serializer: str) -> DashDatabase:
+        if serializer not in self._readers:
+            location, prefix = self.args.location, self.args.prefix
+            self._readers[serializer] = DashDatabase(location, serializer=serializer, prefix=prefix)
+        return self._readers[serializer]
+
+    def _value(self, user_id: Key, key: Key, size: int | None) -> tuple[dict[str, Any], Any]:
+        """A description of one value, and the value (``None`` when it was not loaded)."""
         head = self.db.inspect.head(user_id, key, PREVIEW_BYTES)
         if head is None:
             raise CommandError(f"user {user_id!r} has no key {key!r}", EXIT_NOT_FOUND)
-        size = self.db.inspect.key_sizes(user_id).get(key)
         serializer = "json" if head[:1] in (b"J", b"j") else "pickle"
         info: dict[str, Any] = {"key": key, "bytes": size, "serializer": serializer}
-        if serializer == "pickle" and not self.args.unsafe_unpickle:
-            return {**info, "type": _pickled_type(head[1:]), "note": _UNSAFE}
-        location, prefix = self.args.location, self.args.prefix
-        with DashDatabase(location, serializer=serializer, prefix=prefix) as reader:
-            value = reader.inspect.value(user_id, key)
-        return {**info, "type": type(value).__name__, "value": value}
+        unpickle = self.args.unsafe_unpickle
+        try:
+            value = self._reader(serializer).inspect.value(user_id, key, unpickle=unpickle)
+        except DeserializationError as exc:
+            if serializer == "json" or unpickle or "is not plain data" not in str(exc):
+                raise
+            return {**info, "type": _pickled_type(head[1:]), "note": _UNSAFE}, None
+        return {**info, "type": type_name(value)}, value
 
     def show(self) -> None:
-        """A safe preview of one value: type, size, and a short repr when allowed."""
-        user_id = _user(self.db, self.args.user)
-        key = _pick(self.args.key, list(self.db.inspect.key_sizes(user_id)))
-        info = self._value(user_id, key)
-        lines = [f"{name}: {info[name]}" for name in ("key", "type", "serializer")]
-        lines.insert(2, f"bytes: {_size(info['bytes'])}")
-        if "value" in info:
-            lines.append(f"preview: {_short(info['value'])}")
-            info["value"] = _short(info["value"])
-        else:
+        """One value: plain data in full, anything else named by type unless unpickled."""
+        user_id = self._user(self.args.user)
+        sizes = self.db.inspect.key_sizes(user_id)
+        key = _pick(self.args.key, list(sizes))
+        info, value = self._value(user_id, key, sizes.get(key))
+        lines = [f"key: {info['key']}", f"type: {info['type']}", f"bytes: {_size(info['bytes'])}"]
+        lines.append(f"serializer: {info['serializer']}")
+        if "note" in info:
             lines.append(info["note"])
+        else:
+            info["preview"] = _short(value)
+            lines.append(f"preview: {info['preview']}")
         self.emit(info, lines)
 
     def purge(self) -> None:
-        """Delete every user idle for longer than --older-than."""
-        total = len(self.db.inspect.idle_users(self.args.older_than))
+        """Delete every user idle for longer than --older-than (or list them, --dry-run)."""
+        idle = self.db.inspect.idle_users(self.args.older_than)
+        if self.args.dry_run:
+            data, lines = self._table(set(idle))
+            summary = f"would purge {len(idle):,} users (dry run: nothing was deleted)"
+            self.emit({"would_purge": len(idle), "users": data}, [summary, *lines])
+            return
         removed = self.db.purge_expired(
-            older_than=self.args.older_than, progress=Progress("purging", total)
+            older_than=self.args.older_than, progress=Progress("purging", len(idle))
         )
         self.emit({"purged_users": removed}, [f"purged {removed:,} users"])
 
     def delete_user(self) -> None:
         """Delete one user's values and activity."""
-        user_id = _user(self.db, self.args.user)
+        user_id = self._user(self.args.user)
         count = len(self.db.inspect.key_sizes(user_id))
         self.db.delete_all_user_values(user_id)
         self.emit({"user": user_id, "deleted_keys": count}, [f"deleted {count:,} values"])
 
+    def _exported(self, user_id: Key) -> dict[str, Any]:
+        values = []
+        for key, size in self.db.inspect.key_sizes(user_id).items():
+            info, value = self._value(user_id, key, size)
+            if "note" not in info:
+                info["value"] = to_json(value)
+            values.append(info)
+        seen = _when(self.db.inspect.last_activity(user_id))
+        return {"user": user_id, "last_activity": seen, "values": values}
+
     def export(self) -> None:
-        """Users' values as JSON, for data-subject requests (always JSON)."""
-        users = [_user(self.db, text) for text in self.args.users]
+        """Users' values as one JSON document, written one user at a time."""
+        if self.args.all == bool(self.args.users):
+            raise UsageError("export takes USER names or --all (not both, not neither)")
+        users = self.db.list_users() if self.args.all else [self._user(u) for u in self.args.users]
         progress = Progress("exporting", len(users))
-        exported = []
+        when = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        self.out.write(f'{{"exported_at": "{when}", "users": [\n')
         for done, user_id in enumerate(users, 1):
-            values = [self._value(user_id, key) for key in self.db.inspect.key_sizes(user_id)]
-            seen = self.db.inspect.last_activity(user_id)
-            exported.append({"user": user_id, "last_activity": _when(seen), "values": values})
+            separator = ",\n" if done < len(users) else "\n"
+            self.out.write(json.dumps(self._exported(user_id)) + separator)
             progress(done)
-        self.out.write(json.dumps(exported, indent=2, default=repr) + "\n")
+        self.out.write("]}\n")
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    """Run the command line; return the exit code.
+    """Run the command line; return the exit code. With --json every outcome is JSON on stdout.
 
     :param argv: the arguments (default ``sys.argv[1:]``).
     :param out: where results go (default ``sys.stdout``).
     """
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    out = out or sys.stdout
+    as_json = "--json" in argv
     try:
-        cli = Cli(args, out or sys.stdout)
-    except ValueError as exc:
-        # A location or option that cannot work: the usage line helps.
-        parser.error(str(exc))
+        args = build_parser().parse_args(argv)
+        cli = Cli(args, out)
+    except (UsageError, ValueError) as exc:  # a location or option that cannot work
+        return _fail(exc, EXIT_USAGE, out, as_json)
     except (DashDatabaseError, OSError) as exc:
-        return _fail(exc, EXIT_FAILED)
+        return _fail(exc, EXIT_FAILED, out, as_json)
     try:
         getattr(cli, args.command.replace("-", "_"))()
+    except UsageError as exc:
+        return _fail(exc, EXIT_USAGE, out, as_json)
     except CommandError as exc:
-        return _fail(exc, exc.code)
+        return _fail(exc, exc.code, out, as_json)
     except (DashDatabaseError, OSError) as exc:
-        return _fail(exc, EXIT_FAILED)
+        return _fail(exc, EXIT_FAILED, out, as_json)
     finally:
-        cli.db.close()
+        cli.close()
     return EXIT_OK
 
 
-def _fail(exc: Exception, code: int) -> int:
-    sys.stderr.write(f"dash-database: {exc}\n")
+def _fail(exc: Exception, code: int, out: TextIO, as_json: bool) -> int:
+    if as_json:
+        out.write(json.dumps({"error": str(exc), "exit_code": code}) + "\n")
+    else:
+        sys.stderr.write(f"dash-database: {exc}\n")
     return code

@@ -16,6 +16,7 @@ from .activity import Activity
 from .backends.base import MISSING, Backend
 from .exceptions import KeyNotFoundError
 from .keys import Key, check_key, sort_keys
+from .serialization import Codec
 from .sessions import UserStats, to_seconds
 
 
@@ -84,16 +85,19 @@ class Inspector:
         backend, user_id = self._backend(), check_key("user_id", user_id)
         return backend.head(user_id, check_key("key_name", key_name), limit)
 
-    def value(self, user_id: Key, key_name: Key) -> Any:
-        """The stored value, decoded with this database's serializer.
+    def value(self, user_id: Key, key_name: Key, *, unpickle: bool = False) -> Any:
+        """The stored value, decoded without running code unless ``unpickle``.
 
-        With ``serializer="pickle"`` this unpickles: only for stores whose
-        every writer you trust.
-
+        :param unpickle: with ``serializer="pickle"``, unpickle anything, which
+            runs code chosen by whoever wrote the value: only for stores whose
+            every writer you trust. Without it, only plain data loads.
         :raises ~dash_database.exceptions.KeyNotFoundError: no such value.
+        :raises ~dash_database.exceptions.DeserializationError: not plain data
+            (without ``unpickle``), or damaged.
         """
         backend, user_id = self._backend(), check_key("user_id", user_id)
-        value = backend.get(user_id, check_key("key_name", key_name))
+        codec = None if unpickle else Codec(backend.codec.name, plain_only=True)
+        value = backend.get(user_id, check_key("key_name", key_name), codec)
         if value is MISSING:
             raise KeyNotFoundError(f"user_id={user_id!r} has no value named {key_name!r}")
         return value

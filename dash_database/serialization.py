@@ -96,8 +96,8 @@ class Readable(Protocol):
 class ChunkReader:
     """A read-only file over an iterator of chunks, for :func:`pickle.load`."""
 
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks: Iterator[bytes] = iter(chunks)
+    def __init__(self, chunks: Iterable[bytes | memoryview]) -> None:
+        self._chunks: Iterator[bytes | memoryview] = iter(chunks)
         self._view = memoryview(b"")
 
     def _fill(self) -> bool:
@@ -174,17 +174,29 @@ def _check_json(value: Any, path: str) -> None:
     )
 
 
+class PlainUnpickler(pickle.Unpickler):
+    """Unpickles plain data only: ``str``, ``bytes``, numbers, ``None``, and lists, tuples,
+    dicts and sets of them. Every global is refused, so nothing can run code."""
+
+    def find_class(self, module: str, name: str, /) -> Any:
+        """Refuse: a global is what lets a pickle run code."""
+        raise pickle.UnpicklingError(f"{module}.{name} is not plain data; it was not loaded")
+
+
 class Codec:
     """One serializer: turns values into a record stream and back.
 
     :param name: ``"pickle"`` or ``"json"``.
+    :param plain_only: pickle only: load plain data and refuse the rest
+        (:class:`PlainUnpickler`), for readers that do not trust the store.
     :raises ValueError: ``name`` is not a known serializer.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, plain_only: bool = False) -> None:
         if name not in SERIALIZERS:
             raise ValueError(f"serializer must be one of {SERIALIZERS}, not {name!r}")
         self.name = name
+        self._unpickler = PlainUnpickler if plain_only else pickle.Unpickler
         self.tag = _TAGS[name]
         self.chunked_tag = self.tag.lower()
 
@@ -247,7 +259,7 @@ class Codec:
         try:
             if self.name == "json":
                 return json.loads(file.read())
-            return pickle.Unpickler(file).load()
+            return self._unpickler(file).load()
         except DashDatabaseError:
             raise  # the backend failed to deliver a chunk: its own error
         except Exception as exc:
@@ -260,7 +272,9 @@ class Codec:
         try:
             if self.name == "json":
                 return json.loads(view.tobytes())
-            return pickle.loads(view)
+            if self._unpickler is pickle.Unpickler:
+                return pickle.loads(view)  # the C fast path, for every normal read
+            return self._unpickler(ChunkReader([view])).load()
         except Exception as exc:
             raise DeserializationError(f"stored value cannot be read back: {exc}") from exc
 
