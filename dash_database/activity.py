@@ -99,10 +99,11 @@ class Activity:
         seen, when = backend.sessions(), sessions.now()
         return [user for user in users if not self.is_expired(seen.get(user, when), when)]
 
-    def forget(self, user_id: Key) -> None:
-        """Drop the cached activity of a user that was deleted."""
+    def forget(self, *user_ids: Key) -> None:
+        """Drop the cached activity of users that were deleted or renamed."""
         with self._lock:
-            self._seen.pop(user_id, None)
+            for user_id in user_ids:
+                self._seen.pop(user_id, None)
 
     def purge(
         self, backend: Backend, cutoff: float, limit: int | None, progress: Progress | None = None

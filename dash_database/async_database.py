@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .activity import Progress
 from .async_views import AsyncInspector, AsyncUserValues
 from .backends.locations import Location
+from .copying import CopyReport
 from .database import DashDatabase
 from .keys import Key, check_key
 from .sessions import Stats, UserStats
@@ -111,6 +112,21 @@ class AsyncDashDatabase:
         return await asyncio.to_thread(
             self.sync.update_user_value, user_id, key_name, func, default
         )
+
+    async def rename_user(self, old_id: Key, new_id: Key) -> int:
+        """Move a user's values and activity to a new id; see :meth:`DashDatabase.rename_user`."""
+        return await asyncio.to_thread(self.sync.rename_user, old_id, new_id)
+
+    async def copy_to(
+        self,
+        destination: DashDatabase | AsyncDashDatabase,
+        users: Iterable[Key] | None = None,
+        overwrite: bool = False,
+        progress: Progress | None = None,
+    ) -> CopyReport:
+        """Copy users' values and activity to another store; see :meth:`DashDatabase.copy_to`."""
+        target = destination.sync if isinstance(destination, AsyncDashDatabase) else destination
+        return await asyncio.to_thread(self.sync.copy_to, target, users, overwrite, progress)
 
     async def list_users(self) -> list[Key]:
         """Every user id that holds at least one value."""

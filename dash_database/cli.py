@@ -8,6 +8,7 @@ code (plain data only) unless ``--unsafe-unpickle`` is given.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import pickletools
@@ -286,6 +287,22 @@ class Cli:
             self.out.write(json.dumps(self._exported(user_id)) + separator)
             progress(done)
         self.out.write("]}\n")
+
+    def copy(self) -> None:
+        """Copy the users to DESTINATION, as stored; a rerun finishes an interrupted copy."""
+        args = self.args
+        existing = self.db.list_users()
+        users = None if args.users is None else [_pick(text, existing) for text in args.users]
+        progress = Progress("copying", len(existing) if users is None else len(users))
+        with DashDatabase(args.destination, prefix=args.to_prefix) as target:
+            report = self.db.copy_to(target, users, args.overwrite, progress)
+        line = (
+            f"copied {report.users:,} users: {report.copied:,} values new, {report.unchanged:,} "
+            f"already there, {report.replaced:,} replaced, {report.kept:,} kept"
+        )
+        if report.kept:
+            line += " (they differ at the destination: --overwrite replaces them)"
+        self.emit(dataclasses.asdict(report), [line])
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:

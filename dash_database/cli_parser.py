@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  dash-database sessions.sqlite3 users --sort bytes --reverse\n"
         "  dash-database sessions.sqlite3 purge --older-than 30d --dry-run\n"
-        "  dash-database redis://localhost:6379/0 export --all > sessions.json\n\n"
+        "  dash-database redis://localhost:6379/0 export --all > sessions.json\n"
+        "  dash-database sessions.sqlite3 copy redis://localhost:6379/0\n\n"
         "exit codes: 0 done, 1 user or key not found, 2 bad arguments, 3 the store failed.\n"
         "USER and KEY are text; digits also match an int id. --json makes every\n"
         "outcome JSON on stdout, errors included.",
@@ -123,6 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("users", nargs="*", metavar="USER")
     export.add_argument("--all", action="store_true", help="every user")
     _unsafe(export)
+    copy = _command(
+        commands,
+        "copy",
+        "copy users' values (as stored, never unpickled) and activity to another store",
+        "copy redis://localhost:6379/0 --to-prefix myapp:",
+    )
+    copy.add_argument("destination", help="SQLite file path (made if new) or redis:// URL")
+    copy.add_argument("--to-prefix", help="Redis only: the destination's key prefix")
+    copy.add_argument("--users", nargs="+", metavar="USER", help="only these users")
+    copy.add_argument("--overwrite", action="store_true", help="replace values that differ")
     return parser
 
 

@@ -49,7 +49,9 @@ except ImportError as exc:
 __all__ = [
     "SessionIdRefused",
     "async_user_values",
+    "end_session",
     "init_app",
+    "rotate_session",
     "session_state",
     "session_store",
     "user_callback",
@@ -234,6 +236,36 @@ def async_user_values(session_id: Any, app: Any = None) -> AsyncUserValues:
     app = app if app is not None else _current_app()
     settings = _settings(app)
     return AsyncUserValues(settings.sync_db, _checked(session_id, app))
+
+
+def rotate_session(user: UserValues | AsyncUserValues, app: Any = None) -> str:
+    """Give the browser a new session id and move the session's values to it (call at login).
+
+    An id seen before login, in a shared browser or a leaked URL, is then worth
+    nothing. Call it inside a callback; use the returned id's values from then
+    on (``user`` still names the old one, which now holds nothing).
+
+    :param user: the session's values, as the callback got them.
+    :param app: the app (default: the current one).
+    :returns: the new session id.
+    """
+    settings = _settings(app)
+    new_id = new_session_id()
+    settings.sync_db.rename_user(user.user_id, new_id)
+    dash.set_props(settings.store_id, {"data": new_id})
+    return new_id
+
+
+def end_session(user: UserValues | AsyncUserValues, app: Any = None) -> str:
+    """Delete the session's values and give the browser a fresh, empty session (at logout).
+
+    :returns: the new session id.
+    """
+    settings = _settings(app)
+    settings.sync_db.delete_all_user_values(user.user_id)
+    new_id = new_session_id()
+    dash.set_props(settings.store_id, {"data": new_id})
+    return new_id
 
 
 def _is_app(candidate: Any) -> bool:

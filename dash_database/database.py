@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextvars
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 from . import sessions
 from .activity import Activity, Progress
 from .backends.base import MISSING, Backend
 from .backends.locations import Location, open_backend
+from .copying import CopyReport, copy_records
 from .exceptions import DatabaseClosedError, KeyNotFoundError, ReentrantCallError
 from .inspection import Inspector
 from .keys import Key, check_key, sort_keys
@@ -41,22 +42,18 @@ Duration = float | datetime.timedelta
 class DashDatabase:
     """Per-user values kept on the server between Dash callbacks.
 
-    :param db_location: ``None`` for a private temporary file that is removed on
-        :meth:`close` (one per process), ``":memory:"`` for this process's
-        memory, the path of a SQLite file shared by every thread and process
-        that opens it (use this under gunicorn), or a ``redis://`` URL.
+    :param db_location: ``None``: a private temporary file (one per process);
+        ``":memory:"``: this process's memory; a SQLite file path, shared by every
+        thread and process that opens it (under gunicorn); or a ``redis://`` URL.
     :param serializer: ``"pickle"`` (any picklable value) or ``"json"`` (JSON
         values only; nothing stored can run code when read).
-    :param timeout: seconds a write waits for another process's write to finish
-        before it raises :class:`~dash_database.exceptions.StorageError`.
-    :param durability: ``"normal"``: a returned write survives a crash of any
-        process; ``"full"``: it also survives power loss (one fsync per write).
-        SQLite only: a Redis server's durability is its own ``appendfsync``.
-    :param prefix: Redis only: the start of every key written (default
-        ``"dash_database:"``), so that several apps can share one server.
-    :param expire_after: seconds or a ``timedelta``: a user with no read or
-        write for that long is dropped (invisible at once, space reclaimed by
-        :meth:`purge_expired` and in the background). ``None``: never.
+    :param timeout: seconds a write waits for another's lock (on Redis, for a
+        contended update) before :class:`~dash_database.exceptions.StorageError`.
+    :param durability: SQLite only: ``"normal"`` survives a crash of any
+        process, ``"full"`` also power loss (one fsync per write).
+    :param prefix: Redis only: the start of every key (default ``"dash_database:"``).
+    :param expire_after: seconds or a ``timedelta``: a user idle that long is
+        dropped (at once for readers, on disk by :meth:`purge_expired`).
     :param max_keys_per_user: refuse a write that would give a user more values.
     :param max_bytes_per_user: refuse a write that would make a user's values
         take more bytes, serialized.
@@ -125,13 +122,9 @@ class DashDatabase:
         return backend, user_id, key_name
 
     def store_user_value(self, user_id: Key, key_name: Key, value: Any) -> None:
-        """Store ``value`` under ``key_name`` for ``user_id``, replacing any old value.
+        """Store ``value`` (any picklable value; with ``serializer="json"``, a JSON value) under
+        ``key_name`` for ``user_id``, replacing any old value; committed when this returns.
 
-        The write is committed, and visible to every process, when this returns.
-
-        :param user_id: the user (or session) id, a ``str`` or an ``int``.
-        :param key_name: the value's name, a ``str`` or an ``int``.
-        :param value: any picklable value (with ``serializer="json"``, a JSON value).
         :raises TypeError: a bad id or key type, or a value the serializer refuses
             (:class:`~dash_database.exceptions.SerializationError`); nothing changed.
         :raises ~dash_database.exceptions.StorageError: the engine refused the
@@ -169,9 +162,8 @@ class DashDatabase:
     def delete_user_value(self, user_id: Key, key_name: Key, if_not_exists: str = "ignore") -> None:
         """Delete one value of the user.
 
-        :param if_not_exists: ``"ignore"`` (do nothing) or ``"raise"`` (raise
-            :class:`~dash_database.exceptions.KeyNotFoundError`, a ``KeyError``)
-            when there is no such value.
+        :param if_not_exists: for a missing value, ``"ignore"`` or ``"raise"``
+            :class:`~dash_database.exceptions.KeyNotFoundError` (a ``KeyError``).
         :raises ValueError: ``if_not_exists`` is neither.
         """
         if if_not_exists not in _IF_NOT_EXISTS:
@@ -185,6 +177,20 @@ class DashDatabase:
         backend, user_id = self._open(), check_key("user_id", user_id)
         backend.delete_user(user_id)
         self._activity.forget(user_id)
+
+    def rename_user(self, old_id: Key, new_id: Key) -> int:
+        """Move a user's values and activity to a new id, atomically (for session rotation at
+        login); large values are not copied. Return how many values moved.
+
+        :raises ValueError: ``old_id == new_id``.
+        :raises ~dash_database.exceptions.UserExistsError: ``new_id`` already has
+            values (a ``ValueError``); nothing changed.
+        """
+        backend, old_id = self._open(), check_key("old_id", old_id)
+        if old_id == check_key("new_id", new_id) and type(old_id) is type(new_id):
+            raise ValueError(f"old_id and new_id are both {old_id!r}; pass a new id")
+        self._activity.forget(old_id, new_id)
+        return backend.rename_user(old_id, new_id)
 
     def update_user_value(
         self, user_id: Key, key_name: Key, func: Callable[[Any], Any], default: Any = None
@@ -210,6 +216,16 @@ class DashDatabase:
         finally:
             _UPDATING.reset(token)
 
+    def copy_to(
+        self,
+        destination: DashDatabase,
+        users: Iterable[Key] | None = None,
+        overwrite: bool = False,
+        progress: Progress | None = None,
+    ) -> CopyReport:
+        """Copy users' values, as stored, and activity to another store (:mod:`.copying`)."""
+        return copy_records(self._open(), destination._open(), users, overwrite, progress)
+
     def list_users(self) -> list[Key]:
         """Return every user id that holds at least one value, in the order of keys."""
         return sort_keys(self._activity.live_users(self._open()))
@@ -224,12 +240,10 @@ class DashDatabase:
     ) -> int:
         """Delete every user idle past ``expire_after``; return how many were deleted.
 
-        Users stored before their activity was recorded get it recorded now, and
-        side files left by writers that died before committing (an hour old, or
-        twice ``timeout`` if longer) are removed.
+        Users stored before activity was recorded get it now; side files of writes
+        that died over an hour (or twice ``timeout``) ago are removed.
 
-        :param older_than: seconds or a ``timedelta`` to use instead of
-            ``expire_after`` (the CLI's ``purge --older-than``).
+        :param older_than: seconds or a ``timedelta`` instead of ``expire_after``.
         :param progress: called with the running count after each deleted user.
         :raises ValueError: neither ``older_than`` nor ``expire_after`` is set.
         """
@@ -243,21 +257,15 @@ class DashDatabase:
 
     def stats(self) -> Stats:
         """Return the number of users, of values, and their bytes (expired users excluded)."""
-        users = self.inspect.users()
-        keys, stored = sum(u.keys for u in users), sum(u.bytes for u in users)
-        return Stats(len(users), keys, stored, missing=sum(u.missing for u in users))
+        return self.inspect.stats()
 
     def user_stats(self, user_id: Key) -> UserStats:
-        """Return the user's number of values, their bytes, and its last activity (no reading)."""
+        """Return the user's number of values, their bytes, and its last activity."""
         return self.inspect.user_stats(user_id)
 
     def user(self, user_id: Key) -> UserValues:
-        """Return a live ``MutableMapping`` view of one user's values.
-
-        ``view[key]`` raises :class:`~dash_database.exceptions.KeyNotFoundError`
-        (a ``KeyError``) for a missing key; ``view.clear()`` is
-        :meth:`delete_all_user_values`.
-        """
+        """Return a live ``MutableMapping`` view of one user's values (``view[key]`` raises
+        :class:`~dash_database.exceptions.KeyNotFoundError`, a ``KeyError``, if missing)."""
         return UserValues(self, check_key("user_id", user_id))
 
     @property
@@ -279,6 +287,5 @@ class DashDatabase:
         self.close()
 
     def __repr__(self) -> str:
-        state = ", closed" if self._closed else ""
-        serializer = self._backend.codec.name
+        state, serializer = (", closed" if self._closed else ""), self._backend.codec.name
         return f"{self._face}({self._backend.location!r}, serializer={serializer!r}{state})"

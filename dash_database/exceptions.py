@@ -58,6 +58,10 @@ class ConnectionFailedError(StorageError, ConnectionError):
     """The server cannot be reached or refused the credentials; the message names it."""
 
 
+class UserExistsError(DashDatabaseError, ValueError):
+    """``rename_user`` would move values onto a user that has some; nothing changed."""
+
+
 class ReentrantCallError(DashDatabaseError, RuntimeError):
     """The database was called from inside ``update_user_value`` (its func, or while its
     value was pickled or unpickled); it would wait for itself. Call it before or after."""

@@ -17,7 +17,7 @@ from .backends.base import MISSING, Backend
 from .exceptions import KeyNotFoundError
 from .keys import Key, check_key, sort_keys
 from .serialization import Codec
-from .sessions import UserStats, to_seconds
+from .sessions import Stats, UserStats, to_seconds
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,12 @@ class Inspector:
             for user in sort_keys(list(totals))
             if not self._activity.is_expired(seen.get(user, when), when)
         ]
+
+    def stats(self) -> Stats:
+        """The number of live users, of their values, and their bytes."""
+        users = self.users()
+        keys, stored = sum(u.keys for u in users), sum(u.bytes for u in users)
+        return Stats(len(users), keys, stored, missing=sum(u.missing for u in users))
 
     def user_stats(self, user_id: Key) -> UserStats:
         """The user's number of values, their bytes, and its last activity."""

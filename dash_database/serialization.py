@@ -279,6 +279,35 @@ class Codec:
             raise DeserializationError(f"stored value cannot be read back: {exc}") from exc
 
 
+#: Writes a value's serialized bytes to a file-like object.
+Fill = Callable[[Writable], None]
+
+#: A value as stored, never decoded: its serializer's tag (``P`` or ``J``) and
+#: its serialized bytes, as a stream of pieces.
+RawValue = tuple[bytes, Iterator[bytes]]
+
+
+def codec_for_tag(tag: bytes) -> Codec:
+    """The codec whose records start with ``tag`` (complete or chunked).
+
+    :raises DeserializationError: not a tag of this library.
+    """
+    name = _NAMES.get(bytes(tag).upper())
+    if name is None:
+        raise DeserializationError(f"stored record has unknown tag {bytes(tag)!r}; it is damaged")
+    return Codec(name)
+
+
+def copy_pieces(pieces: Iterable[bytes]) -> Fill:
+    """The :data:`Fill` that writes bytes serialized elsewhere, piece by piece."""
+
+    def fill(out: Writable) -> None:
+        for piece in pieces:
+            out.write(piece)
+
+    return fill
+
+
 def is_chunked(record: bytes) -> bool:
     """Whether the value of ``record`` continues elsewhere (in chunks or a side file)."""
     return bytes(record[:1]) in CHUNKED_TAGS

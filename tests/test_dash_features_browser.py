@@ -95,3 +95,50 @@ def test_a_pattern_matching_callback_gets_the_sessions_values(
             "Stored ['', '', '']; before: ['x', '', '']"
         )
     db.close()
+
+
+LOGIN_APP = Path(__file__).resolve().parent.parent / "examples" / "login_app.py"
+
+
+def test_login_rotates_the_session_and_logout_ends_it(
+    tmp_path: Path, new_browser: Callable[[], WebDriver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Values survive login under a new id; the old id reads nothing; logout empties it."""
+    monkeypatch.setenv("DASH_DATABASE_PATH", str(tmp_path / "login.sqlite3"))
+    spec = importlib.util.spec_from_file_location("login_example", LOGIN_APP)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    browser = new_browser()
+
+    def session_id() -> str:
+        return str(
+            browser.execute_script(
+                "return JSON.parse(sessionStorage.getItem('dash-database-session'))"
+            )
+        )
+
+    def click(button: str, element: str, pattern: str) -> str:
+        browser.find_element(By.ID, button).click()
+        return wait_for_text(browser, element, pattern)
+
+    with serve(module.app) as url:
+        browser.get(url)
+        wait_for_text(browser, "status", "")
+        browser.find_element(By.ID, "item").send_keys("apple")
+        assert click("add", "cart", "apple") == "Cart: apple"
+        guest = session_id()
+        assert click("login", "status", "Logged in") == "Logged in."
+        member = session_id()
+        assert member != guest
+        assert module.db.get_user_value(member, "cart") == ["apple"]
+        assert module.db.list_stored_user_keys(guest) == []  # the old id reads nothing
+        browser.refresh()
+        wait_for_text(browser, "status", "")  # rendered again
+        assert click("show", "cart", "apple") == "Cart: apple"  # the tab kept the new id
+        assert click("logout", "status", "Logged out") == "Logged out."
+        assert session_id() not in (guest, member)
+        assert module.db.list_users() == []
+        assert click("show", "cart", "^Cart") == "Cart:"
+    module.db.close()

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..keys import Key
-from ..serialization import CHUNK_SIZE, Codec
+from ..serialization import CHUNK_SIZE, Codec, RawValue
 
 
 class Missing(enum.Enum):
@@ -60,6 +60,15 @@ class Backend(abc.ABC):
         """
 
     @abc.abstractmethod
+    def read_raw(self, user_id: Key, key_name: Key) -> RawValue | None:
+        """The value as stored, never decoded: its serializer's tag and its bytes as a stream
+        of pieces (a large value is never held whole); ``None`` if there is none."""
+
+    @abc.abstractmethod
+    def write_raw(self, user_id: Key, key_name: Key, tag: bytes, pieces: Iterable[bytes]) -> None:
+        """Store bytes that ``tag``'s serializer wrote elsewhere, as :meth:`set` stores a value."""
+
+    @abc.abstractmethod
     def contains(self, user_id: Key, key_name: Key) -> bool:
         """Whether a value is stored, without reading it."""
 
@@ -86,6 +95,14 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def delete_user(self, user_id: Key) -> int:
         """Delete all the user's values and its activity atomically; return how many values."""
+
+    @abc.abstractmethod
+    def rename_user(self, old_id: Key, new_id: Key) -> int:
+        """Move all of ``old_id``'s values and its activity to ``new_id``, atomically, without
+        copying large values; return how many values moved.
+
+        :raises ~dash_database.exceptions.UserExistsError: ``new_id`` has values; nothing changed.
+        """
 
     @abc.abstractmethod
     def users(self) -> list[Key]:

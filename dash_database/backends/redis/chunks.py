@@ -18,7 +18,7 @@ import redis
 
 from ...exceptions import DashDatabaseError, DeserializationError
 from ...keys import Key
-from ...serialization import ChunkWriter, Codec
+from ...serialization import ChunkWriter, Codec, Fill
 from .scripts import MAX_CHUNKS
 from .server import Server
 
@@ -77,6 +77,10 @@ class Chunks:
 
     def write(self, codec: Codec, value: Any, chunk_size: int) -> tuple[bytes, list[str]]:
         """Serialize ``value`` into its record; a big value's chunks are stored, pending, first."""
+        return self.write_from(codec, lambda out: codec.dump(value, out), chunk_size)
+
+    def write_from(self, codec: Codec, fill: Fill, chunk_size: int) -> tuple[bytes, list[str]]:
+        """Like :meth:`write`, with the serialized bytes written by ``fill``."""
         version = ""  # made on the first chunk: most values have none
         written: list[str] = []
 
@@ -89,7 +93,7 @@ class Chunks:
 
         out = ChunkWriter(put, chunk_size)
         try:
-            codec.dump(value, out)
+            fill(out)
             if not written:
                 return codec.tag + out.tail(), []
             if out.tail():

@@ -25,14 +25,14 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from redis.commands.core import Script
 
-from ...exceptions import DeserializationError, StorageError
+from ...exceptions import DeserializationError, StorageError, UserExistsError
 from ...keys import Key, decode_key, encode_key
-from ...serialization import Codec, is_chunked
+from ...serialization import Codec, RawValue, codec_for_tag, copy_pieces, is_chunked
 from ..base import MISSING, Backend, ValueSize
 from . import scripts
 from .chunks import Chunks, ChunkVanished
@@ -80,6 +80,7 @@ class RedisBackend(Backend):
         self._set: Script = self._client.register_script(scripts.SET)
         self._delete: Script = self._client.register_script(scripts.DELETE)
         self._delete_user: Script = self._client.register_script(scripts.DELETE_USER)
+        self._rename_user: Script = self._client.register_script(scripts.RENAME_USER)
         self._delete_idle: Script = self._client.register_script(scripts.DELETE_IDLE)
         if connect:
             self._server.call(self._client.ping)
@@ -126,6 +127,27 @@ class RedisBackend(Backend):
     def set(self, user_id: Key, key_name: Key, value: Any) -> None:
         """Store ``value``; committed when this returns."""
         record, chunks = self._chunks.write(self.codec, value, self.chunk_size)
+        args = self._set_args(user_id, key_name, record)
+        try:
+            self._server.run(self._set, self._script_keys(user_id), args)
+        except BaseException:
+            self._chunks.discard(chunks)
+            raise
+
+    def read_raw(self, user_id: Key, key_name: Key) -> RawValue | None:
+        """The value as stored, never decoded; ``None`` if there is none."""
+        record = self._server.call(self._client.hget, self._hash(user_id), encode_key(key_name))
+        if record is None:
+            return None
+        tag = codec_for_tag(record[:1]).tag
+        if not is_chunked(record):
+            return tag, iter([bytes(record[1:])])
+        return tag, self._chunks.read(self._chunks.keys_of(record, user_id, key_name))
+
+    def write_raw(self, user_id: Key, key_name: Key, tag: bytes, pieces: Iterable[bytes]) -> None:
+        """Store bytes serialized elsewhere, as :meth:`set` stores a value."""
+        codec = codec_for_tag(tag)
+        record, chunks = self._chunks.write_from(codec, copy_pieces(pieces), self.chunk_size)
         args = self._set_args(user_id, key_name, record)
         try:
             self._server.run(self._set, self._script_keys(user_id), args)
@@ -199,6 +221,17 @@ class RedisBackend(Backend):
         """Delete all the user's values in one script, hence atomically."""
         args = [self._prefix, encode_key(user_id)]
         return int(self._server.run(self._delete_user, self._script_keys(user_id), args))
+
+    def rename_user(self, old_id: Key, new_id: Key) -> int:
+        """Rename the user's hash and move its activity, in one script."""
+        keys = [self._hash(old_id), self._hash(new_id), self._users, self._seen]
+        args = [self._prefix, encode_key(old_id), encode_key(new_id)]
+        moved = int(self._server.run(self._rename_user, keys, args))
+        if moved < 0:
+            raise UserExistsError(
+                f"user_id={new_id!r} already has values; nothing was moved or changed"
+            )
+        return moved
 
     def users(self) -> list[Key]:
         """Every user id holding at least one value."""

@@ -93,6 +93,25 @@ redis.call('SREM', KEYS[2], ARGV[2])
 redis.call('ZREM', KEYS[3], ARGV[2])
 """
 
+# KEYS: old hash, new hash, users set, seen zset. ARGV: prefix, old member, new member.
+# The hash is renamed, so its records (and the chunks they name) move as they are.
+RENAME_USER = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+local moved = redis.call('HLEN', KEYS[1])
+if moved > 0 then
+  redis.call('RENAME', KEYS[1], KEYS[2])
+  redis.call('SREM', KEYS[3], ARGV[2])
+  redis.call('SADD', KEYS[3], ARGV[3])
+end
+redis.call('ZREM', KEYS[4], ARGV[3])
+local seen = redis.call('ZSCORE', KEYS[4], ARGV[2])
+if seen then
+  redis.call('ZREM', KEYS[4], ARGV[2])
+  redis.call('ZADD', KEYS[4], seen, ARGV[3])
+end
+return moved
+"""
+
 # KEYS: user hash, users set, seen zset. ARGV: prefix, user member.
 DELETE_USER = _HELPERS + _DROP_USER + "return #records\n"
 

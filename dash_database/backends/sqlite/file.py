@@ -14,15 +14,15 @@ import shutil
 import sqlite3
 import tempfile
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlitedict import SqliteDict
 
 from ... import forks, signals
-from ...exceptions import InvalidLocationError, StorageError
+from ...exceptions import InvalidLocationError, StorageError, UserExistsError
 from ...keys import Key, encode_key
-from ...serialization import Codec, is_chunked
+from ...serialization import Codec, Fill, RawValue, codec_for_tag, copy_pieces, is_chunked
 from ..base import MISSING, Backend, ValueSize
 from . import schema as sql
 from .connection import Connection
@@ -96,6 +96,19 @@ def _connect(path: str, timeout: float, synchronous: str, create: bool) -> Conne
     return conn
 
 
+def _sizes(rows: sql.Rows, files: SideFiles) -> list[ValueSize]:
+    """``(user, key, stored bytes)`` of rows of :data:`.schema.SIZES`."""
+    sizes: list[ValueSize] = []
+    for key, size, name in rows:
+        stored: int | None = size
+        if name is not None:
+            file_size = files.size(name)
+            # Such a record is the tag and a name; the value, the tag and the file.
+            stored = None if file_size is None else 1 + file_size
+        sizes.append((*json.loads(key), stored))
+    return sizes
+
+
 class FileBackend(Backend):
     """Values in a SQLite file, created by sqlitedict.
 
@@ -137,9 +150,6 @@ class FileBackend(Backend):
         forks.register(self)
         logger.debug("opened %s (synchronous=%s)", path, self._synchronous)
 
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.location}>"
-
     def _load(self, record: bytes, user_id: Key, key_name: Key, codec: Codec | None = None) -> Any:
         """The value of ``record``: inline, or in the side file it names.
 
@@ -172,28 +182,45 @@ class FileBackend(Backend):
         """Whether a value is stored, without reading it."""
         return bool(self._conn.query(sql.HAS, (sql.record_key(user_id, key_name),)))
 
-    def _encode(self, value: Any) -> tuple[bytes, SideFileWriter]:
-        """Serialize ``value``: its record, and its side file if any."""
+    def _encode(self, codec: Codec, fill: Fill) -> tuple[bytes, SideFileWriter]:
+        """The record of what ``fill`` writes, and its side file if any."""
         out = self.files.writer(self.chunk_size, self._synchronous == "FULL")
         try:
-            self.codec.dump(value, out)
-            return out.finish(self.codec), out
+            fill(out)
+            return out.finish(codec), out
         except BaseException:
             out.discard()
             raise
 
-    def set(self, user_id: Key, key_name: Key, value: Any) -> None:
-        """Store ``value``; committed when this returns."""
-        key = sql.record_key(user_id, key_name)
-        # Serialized before taking the lock: other threads write meanwhile.
-        record, side_file = self._encode(value)
+    def _put(self, user_id: Key, key_name: Key, record: bytes, side_file: SideFileWriter) -> None:
         with self._conn.writing() as conn:
             try:
-                conn.change(sql.PUT, (key, record))
+                conn.change(sql.PUT, (sql.record_key(user_id, key_name), record))
             except BaseException:
                 side_file.discard()
                 raise
             self.files.empty_trash(conn)
+
+    def set(self, user_id: Key, key_name: Key, value: Any) -> None:
+        """Store ``value``; committed when this returns."""
+        # Serialized before taking the lock: other threads write meanwhile.
+        record, side_file = self._encode(self.codec, lambda out: self.codec.dump(value, out))
+        self._put(user_id, key_name, record, side_file)
+
+    def write_raw(self, user_id: Key, key_name: Key, tag: bytes, pieces: Iterable[bytes]) -> None:
+        """Store bytes serialized elsewhere, as :meth:`set` stores a value."""
+        self._put(user_id, key_name, *self._encode(codec_for_tag(tag), copy_pieces(pieces)))
+
+    def read_raw(self, user_id: Key, key_name: Key) -> RawValue | None:
+        """The value as stored, never decoded; ``None`` if there is none."""
+        rows = self._conn.query(sql.GET, (sql.record_key(user_id, key_name),))
+        if not rows:
+            return None
+        record = bytes(rows[0][0])
+        tag = codec_for_tag(record[:1]).tag
+        if not is_chunked(record):
+            return tag, iter([record[1:]])
+        return tag, self.files.pieces(record[1:], user_id, key_name, self.chunk_size)
 
     def update(self, user_id: Key, key_name: Key, func: Callable[[Any], Any], default: Any) -> Any:
         """Atomically store and return ``func(old value or default)``."""
@@ -205,7 +232,8 @@ class FileBackend(Backend):
                     rows = conn.run(sql.GET, (key,))
                     old = self._load(rows[0][0], user_id, key_name) if rows else default
                     new = func(old)
-                    record, side_file = self._encode(new)
+                    codec = self.codec
+                    record, side_file = self._encode(codec, lambda out: codec.dump(new, out))
                     conn.change(sql.PUT, (key, record))
             except BaseException:
                 if side_file is not None:
@@ -248,9 +276,24 @@ class FileBackend(Backend):
             self.files.empty_trash(conn)
         return deleted
 
+    def rename_user(self, old_id: Key, new_id: Key) -> int:
+        """Move the user's records and activity to ``new_id`` in one transaction."""
+        old_range, new_range = sql.user_range(old_id), sql.user_range(new_id)
+        new_member = encode_key(new_id)
+        with self._conn.writing() as conn, conn.transaction():
+            if conn.run(sql.COUNT, new_range)[0][0]:
+                raise UserExistsError(
+                    f"user_id={new_id!r} already has values; nothing was moved or changed"
+                )
+            start = len(old_range[0]) + 1  # the first character after the old prefix
+            moved = conn.change(sql.RENAME_RANGE, (new_range[0], start, *old_range))
+            conn.change(sql.FORGET, (new_member,))
+            conn.change(sql.RENAME_SEEN, (new_member, encode_key(old_id)))
+        return moved
+
     def delete_user(self, user_id: Key) -> int:
         """Delete the user's values and activity in one transaction."""
-        return self._drop_user(user_id, None)
+        return self._drop_user(user_id, cutoff=None)
 
     def delete_idle_user(self, user_id: Key, cutoff: float) -> bool:
         """Delete the user if it was last active before ``cutoff``, in one transaction."""
@@ -281,32 +324,13 @@ class FileBackend(Backend):
     def value_sizes(self, user_id: Key | None) -> list[ValueSize]:
         """``(user, key, stored bytes)`` for one user's values, or everybody's."""
         if user_id is None:
-            rows = self._conn.query(sql.SIZES)
-        else:
-            rows = self._conn.query(sql.USER_SIZES, sql.user_range(user_id))
-        sizes: list[ValueSize] = []
-        for key, size, name in rows:
-            stored: int | None = size
-            if name is not None:
-                file_size = self.files.size(name)
-                # Such a record is the tag and a name; the value, the tag and the file.
-                stored = None if file_size is None else 1 + file_size
-            sizes.append((*json.loads(key), stored))
-        return sizes
+            return _sizes(self._conn.query(sql.SIZES), self.files)
+        return _sizes(self._conn.query(sql.USER_SIZES, sql.user_range(user_id)), self.files)
 
     def head(self, user_id: Key, key_name: Key, limit: int) -> bytes | None:
         """The first ``limit`` bytes of the stored value, tag first, or ``None``."""
         rows = self._conn.query(sql.GET, (sql.record_key(user_id, key_name),))
-        if not rows:
-            return None
-        record = bytes(rows[0][0])
-        if not is_chunked(record):
-            return record[:limit]
-        try:
-            with self.files.open(record[1:], user_id, key_name) as file:
-                return record[:1] + file.read(limit)
-        except FileNotFoundError:
-            return record[:1]
+        return None if not rows else self.files.head(bytes(rows[0][0]), user_id, key_name, limit)
 
     def users(self) -> list[Key]:
         """Every user id holding at least one value."""

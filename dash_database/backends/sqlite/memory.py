@@ -14,12 +14,13 @@ from __future__ import annotations
 import heapq
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ... import forks
+from ...exceptions import UserExistsError
 from ...keys import Key
-from ...serialization import ChunkWriter, Codec
+from ...serialization import ChunkWriter, Codec, Fill, RawValue, codec_for_tag, copy_pieces
 from ..base import MISSING, Backend, ValueSize
 
 logger = logging.getLogger("dash_database")
@@ -46,12 +47,15 @@ class MemoryBackend(Backend):
         forks.register(self)
 
     def _encode(self, value: Any) -> Record:
+        return self._encode_from(self.codec, lambda out: self.codec.dump(value, out))
+
+    def _encode_from(self, codec: Codec, fill: Fill) -> Record:
         chunks: list[bytes] = []
         out = ChunkWriter(chunks.append, self.chunk_size)
-        self.codec.dump(value, out)
+        fill(out)
         if out.tail() or not chunks:
             chunks.append(out.tail())
-        return self.codec.tag, tuple(chunks)
+        return codec.tag, tuple(chunks)
 
     def _decode(self, record: Record, codec: Codec | None = None) -> Any:
         return (codec or self.codec).load(record[1])
@@ -69,6 +73,17 @@ class MemoryBackend(Backend):
     def set(self, user_id: Key, key_name: Key, value: Any) -> None:
         """Store ``value``."""
         record = self._encode(value)  # before the lock, as on a file
+        with self._lock:
+            self._values.setdefault(user_id, {})[key_name] = record
+
+    def read_raw(self, user_id: Key, key_name: Key) -> RawValue | None:
+        """The value as stored, never decoded; ``None`` if there is none."""
+        record = self._values.get(user_id, {}).get(key_name)
+        return None if record is None else (record[0], iter(record[1]))
+
+    def write_raw(self, user_id: Key, key_name: Key, tag: bytes, pieces: Iterable[bytes]) -> None:
+        """Store bytes serialized elsewhere, as :meth:`set` stores a value."""
+        record = self._encode_from(codec_for_tag(tag), copy_pieces(pieces))
         with self._lock:
             self._values.setdefault(user_id, {})[key_name] = record
 
@@ -103,6 +118,22 @@ class MemoryBackend(Backend):
         with self._lock:
             self._seen.pop(user_id, None)
             return len(self._values.pop(user_id, {}))
+
+    def rename_user(self, old_id: Key, new_id: Key) -> int:
+        """Move the user's values and activity to ``new_id``."""
+        with self._lock:
+            if self._values.get(new_id):
+                raise UserExistsError(
+                    f"user_id={new_id!r} already has values; nothing was moved or changed"
+                )
+            values = self._values.pop(old_id, {})
+            if values:
+                self._values[new_id] = values
+            seen = self._seen.pop(old_id, None)
+            self._seen.pop(new_id, None)
+            if seen is not None:
+                self._seen[new_id] = seen
+            return len(values)
 
     def users(self) -> list[Key]:
         """Every user id holding at least one value."""

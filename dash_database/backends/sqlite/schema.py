@@ -73,6 +73,10 @@ IDLE = f'SELECT user FROM "{SESSIONS}" WHERE seen < ? ORDER BY seen LIMIT ?'
 _IS_IDLE = f'EXISTS (SELECT 1 FROM "{SESSIONS}" WHERE user = ? AND seen < ?)'
 DELETE_IDLE_RANGE = f"{DELETE_RANGE} AND {_IS_IDLE}"
 FORGET = f'DELETE FROM "{SESSIONS}" WHERE user = ?'
+# A user's records get the new user's prefix; UPDATE fires none of the
+# triggers, so the side files they name stay where they are, unread.
+RENAME_RANGE = f'UPDATE "{VALUES}" SET key = ? || substr(key, ?) WHERE {_RANGE}'
+RENAME_SEEN = f'UPDATE "{SESSIONS}" SET user = ? WHERE user = ?'
 FORGET_IDLE = f'DELETE FROM "{SESSIONS}" WHERE user = ? AND seen < ?'
 
 Rows = list[tuple[Any, ...]]

@@ -21,12 +21,13 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Iterator
 from contextlib import suppress
 from typing import Any, BinaryIO
 
 from ...exceptions import DeserializationError, StorageError
 from ...keys import Key
-from ...serialization import Codec
+from ...serialization import Codec, is_chunked
 from .connection import Connection, hint
 from .schema import ALL_FILES, TRASHED, UNTRASH
 
@@ -155,6 +156,27 @@ class SideFiles:
             raise
         except OSError as exc:
             raise StorageError(f"{path}: {exc}; restore the folder with the database") from exc
+
+    def head(self, record: bytes, user_id: Key, key_name: Key, limit: int) -> bytes:
+        """A record's tag and the first ``limit - 1`` bytes of its value (inline or in its file)."""
+        if not is_chunked(record):
+            return record[:limit]
+        try:
+            with self.open(record[1:], user_id, key_name) as file:
+                return record[:1] + file.read(limit - 1)
+        except FileNotFoundError:
+            return record[:1]
+
+    def pieces(self, name: bytes, user_id: Key, key_name: Key, size: int) -> Iterator[bytes]:
+        """The bytes of a record's side file, ``size`` at a time (opened now, read as asked)."""
+        file = self.open(name, user_id, key_name)
+
+        def read() -> Iterator[bytes]:
+            with file:
+                while piece := file.read(size):
+                    yield piece
+
+        return read()
 
     def size(self, name: str | None) -> int | None:
         """The bytes of a named side file, or ``None`` if it is missing or its name is bad."""

@@ -1,0 +1,113 @@
+"""rename_user: a session's values move to a new id at login, atomically, on every engine."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import dash_database.sessions
+from dash_database import DashDatabase
+from dash_database.exceptions import UserExistsError
+
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def test_every_value_and_the_activity_move(
+    db: DashDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """All values, with their types, and the last activity go to the new id; none stays."""
+    monkeypatch.setattr(dash_database.sessions, "now", lambda: 1_800_000_000.0)
+    db.store_user_value("guest", "cart", ["apple", "pear"])
+    db.store_user_value("guest", 7, {"n": 7})
+    db.store_user_value("bystander", "cart", "theirs")
+    assert db.rename_user("guest", "alice") == 2
+    assert dict(db.user("alice")) == {7: {"n": 7}, "cart": ["apple", "pear"]}
+    assert db.list_stored_user_keys("guest") == []
+    assert db.user_stats("alice").last_activity == 1_800_000_000.0
+    assert db.inspect.last_activity("guest") is None
+    assert db.get_user_value("bystander", "cart") == "theirs"
+    assert db.list_users() == ["alice", "bystander"]
+
+
+def test_a_target_with_values_is_refused_and_nothing_changes(db: DashDatabase) -> None:
+    """UserExistsError (a ValueError) when the new id has values; both users stay as they were."""
+    db.store_user_value("guest", "k", "guest's")
+    db.store_user_value("alice", "k", "alice's")
+    with pytest.raises(UserExistsError, match="user_id='alice' already has values") as info:
+        db.rename_user("guest", "alice")
+    assert isinstance(info.value, ValueError)
+    assert db.get_user_value("guest", "k") == "guest's"
+    assert db.get_user_value("alice", "k") == "alice's"
+
+
+def test_the_same_id_and_a_missing_source(db: DashDatabase) -> None:
+    """The same id raises ValueError; a source with no values moves 0; 1 and "1" differ."""
+    with pytest.raises(ValueError, match="both 'guest'"):
+        db.rename_user("guest", "guest")
+    assert db.rename_user("nobody", "alice") == 0
+    assert db.list_users() == []
+    db.store_user_value(1, "k", "int user")
+    assert db.rename_user(1, "1") == 1
+    assert db.get_user_value("1", "k") == "int user"
+
+
+def test_large_values_move_without_a_copy(db: DashDatabase) -> None:
+    """A value in side files or chunks moves as it is and reads back whole."""
+    db._backend.chunk_size = 1024
+    big = bytes(range(256)) * 40
+    db.store_user_value("guest", "big", big)
+    before = db.inspect.key_sizes("guest")
+    assert db.rename_user("guest", "alice") == 1
+    assert db.get_user_value("alice", "big") == big
+    assert db.inspect.key_sizes("alice") == before
+    db.store_user_value("alice", "big", b"replaced")  # the moved value's pieces can still go
+    assert db.get_user_value("alice", "big") == b"replaced"
+
+
+def keep_writing(location: Any, prefix: str | None, user: str, count: int, out: str) -> None:
+    """Write keys 0..count-1 of ``user``; record each acknowledged one in ``out``."""
+    options = {"prefix": prefix} if prefix else {}
+    with DashDatabase(location, **options) as db, open(out, "w") as acked:
+        for n in range(count):
+            db.store_user_value(user, n, n)
+            acked.write(f"{n}\n")
+            acked.flush()
+
+
+@pytest.mark.parametrize("how", ["threads", "processes"])
+@pytest.mark.parametrize("engine", ["sqlite-path", "redis"])
+def test_a_concurrent_writer_loses_nothing(
+    how: str, engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Writes racing a rename land before it (and move) or after it; none is lost."""
+    if engine == "redis":
+        location: Any = request.getfixturevalue("redis_url")
+        prefix: str | None = f"test-rename-{uuid.uuid4().hex}:"
+    else:
+        location, prefix = str(tmp_path / "race.sqlite3"), None
+    options = {"prefix": prefix} if prefix else {}
+    with DashDatabase(location, **options) as db:
+        db.store_user_value("guest", "seed", 0)
+        out = str(tmp_path / "acked.txt")
+        args = (location, prefix, "guest", 2000, out)
+        if how == "threads":
+            worker: Any = threading.Thread(target=keep_writing, args=args)
+        else:
+            worker = SPAWN.Process(target=keep_writing, args=args)
+        worker.start()
+        while not Path(out).exists() or Path(out).stat().st_size < 200:
+            pass  # wait until the writer is well under way: a real race, not a sleep
+        db.rename_user("guest", "alice")
+        worker.join(timeout=120)
+        acked = {int(line) for line in Path(out).read_text().split()}
+        moved = set(db.list_stored_user_keys("alice")) - {"seed"}
+        after = set(db.list_stored_user_keys("guest"))
+        assert acked == moved | after
+        assert moved  # the rename did land in the middle
+        assert after
+        assert not moved & after
