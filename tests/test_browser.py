@@ -1,10 +1,11 @@
-"""The example app in a real headless Chromium: isolated users, tab sessions, a DataFrame."""
+"""The example app in headless Chromium: tabs apart, a server-side DataFrame, the operator view."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
-import threading
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -12,42 +13,50 @@ from types import ModuleType
 import pytest
 
 pytest.importorskip("dash", reason="the [dash] extra is not installed")
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 
-from browser import require_chromium, wait_for_text  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.support import expected_conditions  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-from werkzeug.serving import make_server  # noqa: E402
+from browser import wait_for_text
+from dash_apps import serve
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "app.py"
 
 
-def load_example(tmp_path: Path) -> ModuleType:
-    """Import examples/app.py as a fresh module (its own database)."""
-    spec = importlib.util.spec_from_file_location(f"example_app_{tmp_path.name}", EXAMPLE)
+def load_example(tmp_path: Path, operator_view: bool) -> ModuleType:
+    """Import examples/app.py as a fresh module (its own database, the flag as asked)."""
+    os.environ["DASH_DATABASE_OPERATOR_VIEW"] = "1" if operator_view else "0"
+    name = f"example_app_{tmp_path.name}_{operator_view}"
+    spec = importlib.util.spec_from_file_location(name, EXAMPLE)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
 
-@pytest.fixture
-def app_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The example app, served on a free 127.0.0.1 port by a threaded server."""
-    require_chromium()
+@pytest.fixture(params=[False, True], ids=["plain", "operator-view"])
+def example(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[ModuleType, str]]:
+    """The example app served on 127.0.0.1, without and with the operator view."""
     monkeypatch.delenv("DASH_DATABASE_PATH", raising=False)
-    example = load_example(tmp_path)
-    server = make_server("127.0.0.1", 0, example.server, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/"
-    finally:
-        server.shutdown()
-        example.db.close()
+    monkeypatch.setenv("DASH_DATABASE_OPERATOR_VIEW", "0")
+    module = load_example(tmp_path, request.param)
+    with serve(module.app) as url:
+        yield module, url
+    module.db.close()
+
+
+def screenshot(driver: WebDriver, name: str) -> None:
+    """Save a screenshot where CI keeps its artifacts (SCREENSHOT_DIR), if set."""
+    folder = os.environ.get("SCREENSHOT_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        driver.set_window_size(1100, 820)
+        assert driver.save_screenshot(str(Path(folder) / f"{name}.png"))
 
 
 def open_tab(driver: WebDriver, label: str) -> None:
@@ -60,86 +69,101 @@ def open_tab(driver: WebDriver, label: str) -> None:
     tab.click()
 
 
-def load(driver: WebDriver, url: str) -> None:
-    """Open the app and wait until Dash has rendered it."""
+def load(driver: WebDriver, url: str) -> str:
+    """Open the app, wait until Dash has rendered it; return the session badge."""
     driver.get(url)
-    WebDriverWait(driver, 20).until(
-        expected_conditions.presence_of_element_located((By.ID, "store-button"))
-    )
+    return wait_for_text(driver, "session-badge", "^session ")
 
 
 def store_value(driver: WebDriver, value: str) -> None:
     """Type and store a value through the UI."""
-    open_tab(driver, "Store")
+    open_tab(driver, "Value")
     field = driver.find_element(By.ID, "value-input")
     field.clear()
     field.send_keys(value)
     driver.find_element(By.ID, "store-button").click()
-    wait_for_text(driver, "store-output", re.escape(f"Stored {value!r}."))
+    wait_for_text(driver, "store-output", re.escape(f"Stored “{value}” for this session."))
 
 
-def retrieve_value(driver: WebDriver) -> str:
-    """Read this session's value back through the UI; once per page load.
-
-    It waits for the output to change, so a second call on the same page load,
-    reading the same value, would time out.
-    """
-    open_tab(driver, "Retrieve")
-    old = driver.find_element(By.ID, "retrieve-output").text
+def read_back(driver: WebDriver) -> str:
+    """Read this session's value back through the UI; once per page load."""
+    open_tab(driver, "Value")
     driver.find_element(By.ID, "retrieve-button").click()
-    WebDriverWait(driver, 20).until(
-        lambda d: d.find_element(By.ID, "retrieve-output").text not in ("", old)
-    )
-    return str(driver.find_element(By.ID, "retrieve-output").text)
+    return wait_for_text(driver, "retrieve-output", r"\S")
 
 
-def test_two_browsers_each_read_only_their_own_value(
-    app_url: str, new_browser: Callable[[], WebDriver]
+def test_the_example_stores_reloads_and_keeps_tabs_apart(
+    example: tuple[ModuleType, str], new_browser: Callable[[], WebDriver]
 ) -> None:
-    """Two independent browsers store different values; each reads back only its own."""
-    alice, bob = new_browser(), new_browser()
-    load(alice, app_url)
-    load(bob, app_url)
-    store_value(alice, "alice's secret")
-    store_value(bob, "bob's secret")
-    assert retrieve_value(alice) == 'Stored value: "alice\'s secret"'
-    assert retrieve_value(bob) == 'Stored value: "bob\'s secret"'
-
-
-def test_reload_keeps_the_session_and_a_new_tab_starts_fresh(
-    app_url: str, new_browser: Callable[[], WebDriver]
-) -> None:
-    """Reloading a tab keeps its value; a new tab of the same browser gets a fresh session."""
+    """A value survives a reload; a second tab is another session; the badge tells them apart."""
+    _, url = example
     browser = new_browser()
-    load(browser, app_url)
+    first_badge = load(browser, url)
     store_value(browser, "kept")
     browser.refresh()
-    load(browser, app_url)
-    assert retrieve_value(browser) == "Stored value: 'kept'"
-
+    assert load(browser, url) == first_badge
+    assert read_back(browser) == "This session holds “kept”."
     first_tab = browser.current_window_handle
     browser.switch_to.new_window("tab")
-    load(browser, app_url)
-    assert retrieve_value(browser) == "Stored value: None"
+    assert load(browser, url) != first_badge
+    assert read_back(browser) == "Nothing stored yet in this session."
     browser.switch_to.window(first_tab)
-    load(browser, app_url)
-    assert retrieve_value(browser) == "Stored value: 'kept'"
 
 
-def test_a_dataframe_round_trips_on_the_server(
-    app_url: str, new_browser: Callable[[], WebDriver]
+def test_the_graph_shows_the_stored_frame_and_rows_are_bounded(
+    example: tuple[ModuleType, str], new_browser: Callable[[], WebDriver]
 ) -> None:
-    """A DataFrame generated on the server is read back whole; only a summary is sent."""
+    """The chart is drawn from the server's DataFrame, after a reload too; rows are bounded."""
+    module, url = example
     browser = new_browser()
-    load(browser, app_url)
+    load(browser, url)
     open_tab(browser, "DataFrame")
     rows = browser.find_element(By.ID, "rows-input")
     rows.clear()
-    rows.send_keys("250000")
+    rows.send_keys("5000")
     browser.find_element(By.ID, "generate-button").click()
-    generated = wait_for_text(browser, "frame-output", r"^Generated 250,000 rows")
-    description = generated.removeprefix("Generated ").removesuffix(" on the server.")
-    browser.find_element(By.ID, "summarize-button").click()
-    summary = wait_for_text(browser, "frame-output", r"^Read back")
-    assert summary.splitlines()[0] == f"Read back {description}."
-    assert re.search(r"count\s+250000\.0", summary)
+    assert wait_for_text(browser, "frame-output", "Generated") == (
+        "Generated 5,000 rows, kept on the server."
+    )
+    wait_for_text(browser, "frame-graph", "Random walk of 5,000 rows")
+    [session] = module.db.list_users()
+    assert len(module.db.get_user_value(session, "frame")) == 5000
+    screenshot(browser, "example-app")
+    browser.refresh()
+    load(browser, url)
+    open_tab(browser, "DataFrame")
+    wait_for_text(browser, "frame-graph", "Random walk of 5,000 rows")  # read back from the store
+    rows = browser.find_element(By.ID, "rows-input")
+    rows.clear()
+    rows.send_keys("9999999")
+    browser.find_element(By.ID, "generate-button").click()
+    assert wait_for_text(browser, "frame-output", "Enter") == (
+        "Enter a whole number of rows from 1 to 200,000."
+    )
+    open_tab(browser, "This session")
+    assert "frame" in wait_for_text(browser, "session-keys", "frame")
+
+
+def test_the_operator_view_lists_sessions_read_only_and_only_when_asked(
+    example: tuple[ModuleType, str], new_browser: Callable[[], WebDriver]
+) -> None:
+    """With the flag, both sessions are listed, hashed, without changing their activity."""
+    module, url = example
+    alice, bob = new_browser(), new_browser()
+    load(alice, url)
+    store_value(alice, "alice's")
+    load(bob, url)
+    store_value(bob, "bob's")
+    if os.environ["DASH_DATABASE_OPERATOR_VIEW"] != "1":
+        labels = [tab.text for tab in alice.find_elements(By.CSS_SELECTOR, ".tab")]
+        assert "Operator" not in labels
+        return
+    before = {user: module.db.inspect.last_activity(user) for user in module.db.list_users()}
+    open_tab(alice, "Operator")
+    table = wait_for_text(alice, "operator-table", "Session")
+    assert len(table.splitlines()) == 3  # a header and two sessions
+    for user in before:
+        assert str(user) not in table  # bearer tokens are never shown
+    wait_for_text(alice, "operator-graph", "Largest sessions")
+    screenshot(alice, "operator-view")
+    assert {user: module.db.inspect.last_activity(user) for user in before} == before

@@ -137,3 +137,25 @@ def test_the_cli_copy_killed_halfway_then_rerun_finishes_the_job(tmp_path: Path)
     assert '"unchanged": ' in done.stdout
     with DashDatabase(destination_path) as destination:
         assert snapshot(destination)["values"] == expected["values"]
+
+
+def test_the_cli_copies_some_users_to_another_redis_prefix(redis_url: str, tmp_path: Path) -> None:
+    """copy --users to a Redis prefix, with --json output, leaves the other users out."""
+    path = tmp_path / "s.sqlite3"
+    with DashDatabase(path) as source:
+        for user in ("a", "b", "c"):
+            source.store_user_value(user, "k", user)
+    prefix = f"test-copy-{uuid.uuid4().hex}:"
+    command = [sys.executable, "-m", "dash_database", str(path), "copy", redis_url]
+    done = subprocess.run(
+        [*command, "--to-prefix", prefix, "--users", "a", "c", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert '"copied": 2' in done.stdout
+    assert done.stderr == ""  # no progress bar in a pipe
+    with DashDatabase(redis_url, prefix=prefix) as destination:
+        assert destination.list_users() == ["a", "c"]
+        destination.delete_all_user_values("a")
+        destination.delete_all_user_values("c")

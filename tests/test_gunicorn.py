@@ -119,8 +119,8 @@ def test_fifty_callbacks_across_four_workers(gunicorn: tuple[str, Path, Path]) -
     with ThreadPoolExecutor(max_workers=2 * WORKERS) as pool:
         stored = list(pool.map(store, users))
         read_back = list(pool.map(read, [*users] * 4))
-    assert stored == [f"Stored {value!r}." for value in users.values()]
-    assert read_back == [f"Stored value: {value!r}" for value in users.values()] * 4
+    assert stored == [f"Stored “{value}” for this session." for value in users.values()]
+    assert read_back == [f"This session holds “{value}”." for value in users.values()] * 4
 
     # A worker logs a request just after sending its response: wait for the last lines.
     deadline = time.monotonic() + 30
