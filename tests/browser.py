@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -51,8 +52,19 @@ def start_chromium(profile: Path) -> WebDriver:
 
 
 def wait_for_text(driver: WebDriver, element_id: str, pattern: str) -> str:
-    """Wait until the element's text matches ``pattern``; return the text."""
-    WebDriverWait(driver, 20).until(
-        lambda d: re.search(pattern, d.find_element(By.ID, element_id).text)
-    )
-    return str(driver.find_element(By.ID, element_id).text)
+    """Wait until the element's text matches ``pattern``; return that text.
+
+    Dash re-renders components while callbacks land, so an element found a moment
+    ago may be gone: each try finds it again, and the text returned is the one matched.
+    """
+    matched: list[str] = []
+
+    def matches(d: WebDriver) -> bool:
+        text = str(d.find_element(By.ID, element_id).text)
+        if re.search(pattern, text):
+            matched.append(text)
+        return bool(matched)
+
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    WebDriverWait(driver, 20, ignored_exceptions=ignored).until(matches)
+    return matched[-1]
