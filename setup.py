@@ -28,6 +28,7 @@ setup(
         "dash": ["dash>=2.17", "pandas>=2"],
         "test": [
             "pytest>=7",
+            "pytest-cov>=5",
             "hypothesis>=6",
             "mypy>=1.8",
             "ruff>=0.5",

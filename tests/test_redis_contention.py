@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -66,38 +65,3 @@ def test_contended_updates_end_within_their_timeout(redis_url: str, tmp_path: Pa
     assert max(float(r["longest"]) for r in reports) <= 3 * TIMEOUT  # type: ignore[arg-type]
     assert all(set(r["errors"]) <= {"StorageError"} for r in reports)  # type: ignore[arg-type]
     assert counter > 100  # they got through, not only timed out
-
-
-if __name__ == "__main__":  # python tests/test_redis_contention.py URL SECONDS: a measurement
-    import tempfile
-
-    final, found = contend(sys.argv[1], Path(tempfile.mkdtemp()), float(sys.argv[2]))
-    print(json.dumps({"counter": final, "reports": found}))
-
-
-def test_an_update_that_never_gets_through_raises_storage_error_in_time(redis_url: str) -> None:
-    """When the value changes before every write, update gives up at its timeout, by name."""
-    prefix = f"test-cas-{uuid.uuid4().hex}:"
-    with (
-        DashDatabase(redis_url, prefix=prefix, timeout=0.3) as db,
-        DashDatabase(redis_url, prefix=prefix) as rival,
-    ):
-        calls = []
-
-        def func(n: int) -> int:
-            calls.append(n)
-            rival.store_user_value("user", "counter", -len(calls))  # beats each write
-            return n + 1
-
-        start = time.monotonic()
-        try:
-            db.update_user_value("user", "counter", func, default=0)
-        except StorageError as exc:
-            message = str(exc)
-        else:
-            raise AssertionError("the update got through a value that always changed")
-        assert time.monotonic() - start < 3 * 0.3
-        assert f"{len(calls)} tries" in message
-        assert "key_name='counter' of user_id='user' was contended" in message
-        assert db.get_user_value("user", "counter") == -len(calls)  # the rival's, not ours
-        db.delete_all_user_values("user")
