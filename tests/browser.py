@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from pathlib import Path
 
-import pytest
 from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
+
+from conftest import require
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -30,13 +30,11 @@ FLAGS = [
 
 
 def require_chromium() -> None:
-    """Skip without Debian's chromium locally; fail under CI, which must install it."""
+    """Skip without Debian's chromium locally; fail under CI."""
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if shutil.which(path) is None]
-    if missing:
-        message = f"{' and '.join(missing)} missing (apt-get install chromium chromium-driver)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message}; CI must run the browser tests")
-        pytest.skip(message)
+    require(
+        not missing, f"{' and '.join(missing)} missing (apt-get install chromium chromium-driver)"
+    )
 
 
 def start_chromium(profile: Path) -> WebDriver:

@@ -124,13 +124,20 @@ class RedisServer:
             self.process.wait(timeout=20)
 
 
-def require_redis_server() -> None:
-    """Skip without redis-server locally; fail under CI, which must install it."""
-    if shutil.which("redis-server") is None:
-        message = "redis-server is not installed (apt-get install redis-server)"
+def require(available: bool, message: str) -> None:
+    """Skip when something a test needs is missing locally; fail under CI, which must have it."""
+    if not available:
         if os.environ.get("CI") == "true":
-            pytest.fail(f"{message}; CI must run the Redis tests")
+            pytest.fail(f"{message}; CI must install it and run this test")
         pytest.skip(message)
+
+
+def require_redis_server() -> None:
+    """Skip without redis-server locally; fail under CI."""
+    require(
+        shutil.which("redis-server") is not None,
+        "redis-server is missing (apt-get install redis-server)",
+    )
 
 
 @pytest.fixture(scope="session")

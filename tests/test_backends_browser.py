@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import json
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from dash_apps import readme_app, serve
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from conftest import require
 from dash_database import AsyncDashDatabase, DashDatabase
 from dash_database.sessions import check_session_id
 
@@ -28,16 +28,10 @@ SERVERS = {"flask": "werkzeug", "fastapi": "uvicorn", "quart": "uvicorn"}
 
 def require_backend(backend: str) -> None:
     """Skip without the backend's packages locally; fail under CI, which must install them."""
-    for module in {"flask": ["asgiref"], "fastapi": ["fastapi"], "quart": ["quart"]}[backend] + [
-        SERVERS[backend]
-    ]:
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            message = f"{module} is missing (pip install '.[test]')"
-            if os.environ.get("CI") == "true":
-                pytest.fail(f"{message}; CI must test every backend")
-            pytest.skip(message)
+    modules = {"flask": ["asgiref"], "fastapi": ["fastapi"], "quart": ["quart"]}[backend]
+    for module in [*modules, SERVERS[backend]]:
+        found = importlib.util.find_spec(module) is not None
+        require(found, f"{module} is missing (pip install '.[test]')")
 
 
 def greeting(driver: WebDriver) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ from dash_apps import background_app, pattern_app, serve
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from conftest import require
 from dash_database import DashDatabase
 
 PAGES_APP = Path(__file__).resolve().parent.parent / "examples" / "pages_app" / "app.py"
@@ -55,11 +55,10 @@ def test_a_background_callback_gets_the_sessions_values(
 ) -> None:
     """A DiskcacheManager callback, run in another process, reads and writes the session."""
     for module in ("diskcache", "multiprocess", "psutil"):
-        if importlib.util.find_spec(module) is None:
-            message = f"{module} is missing (pip install '.[test]')"
-            if os.environ.get("CI") == "true":
-                pytest.fail(message)
-            pytest.skip(message)
+        require(
+            importlib.util.find_spec(module) is not None,
+            f"{module} is missing (pip install '.[test]')",
+        )
     db = DashDatabase(tmp_path / "background.sqlite3")
     app = background_app(db, str(tmp_path / "cache"))
     browser = new_browser()

@@ -124,15 +124,25 @@ class RedisBackend(Backend):
         field = encode_key(key_name)
         return bool(self._server.call(self._client.hexists, self._hash(user_id), field))
 
-    def set(self, user_id: Key, key_name: Key, value: Any) -> None:
-        """Store ``value``; committed when this returns."""
-        record, chunks = self._chunks.write(self.codec, value, self.chunk_size)
-        args = self._set_args(user_id, key_name, record)
+    def _store(
+        self, user_id: Key, key_name: Key, written: tuple[bytes, list[str]], expect: Any = ()
+    ) -> bool:
+        """Commit a written record with the set script (a compare-and-set with ``expect``);
+        its pending chunks go if it did not commit. Return whether it did."""
+        record, chunks = written
+        args = [*self._set_args(user_id, key_name, record), *expect]
         try:
-            self._server.run(self._set, self._script_keys(user_id), args)
+            stored = bool(self._server.run(self._set, self._script_keys(user_id), args))
         except BaseException:
             self._chunks.discard(chunks)
             raise
+        if not stored:
+            self._chunks.discard(chunks)
+        return stored
+
+    def set(self, user_id: Key, key_name: Key, value: Any) -> None:
+        """Store ``value``; committed when this returns."""
+        self._store(user_id, key_name, self._chunks.write(self.codec, value, self.chunk_size))
 
     def read_raw(self, user_id: Key, key_name: Key) -> RawValue | None:
         """The value as stored, never decoded; ``None`` if there is none."""
@@ -147,13 +157,8 @@ class RedisBackend(Backend):
     def write_raw(self, user_id: Key, key_name: Key, tag: bytes, pieces: Iterable[bytes]) -> None:
         """Store bytes serialized elsewhere, as :meth:`set` stores a value."""
         codec = codec_for_tag(tag)
-        record, chunks = self._chunks.write_from(codec, copy_pieces(pieces), self.chunk_size)
-        args = self._set_args(user_id, key_name, record)
-        try:
-            self._server.run(self._set, self._script_keys(user_id), args)
-        except BaseException:
-            self._chunks.discard(chunks)
-            raise
+        written = self._chunks.write_from(codec, copy_pieces(pieces), self.chunk_size)
+        self._store(user_id, key_name, written)
 
     def update(self, user_id: Key, key_name: Key, func: Callable[[Any], Any], default: Any) -> Any:
         """Atomically store and return ``func(old value or default)``.
@@ -191,17 +196,9 @@ class RedisBackend(Backend):
 
     def _compare_and_set(self, user_id: Key, key_name: Key, old: bytes | None, new: Any) -> bool:
         """Store ``new`` if the key's record is still ``old`` (``None``: absent); say if it was."""
-        record, chunks = self._chunks.write(self.codec, new, self.chunk_size)
         expect = ["absent", b""] if old is None else ["equal", old]
-        args = [*self._set_args(user_id, key_name, record), *expect]
-        try:
-            stored = bool(self._server.run(self._set, self._script_keys(user_id), args))
-        except BaseException:
-            self._chunks.discard(chunks)
-            raise
-        if not stored:
-            self._chunks.discard(chunks)
-        return stored
+        written = self._chunks.write(self.codec, new, self.chunk_size)
+        return self._store(user_id, key_name, written, expect)
 
     def delete(self, user_id: Key, key_name: Key) -> bool:
         """Delete one value; return whether it existed."""
