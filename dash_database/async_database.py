@@ -15,7 +15,6 @@ measured comparison.
 from __future__ import annotations
 
 import asyncio
-import datetime
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -23,11 +22,9 @@ from .activity import Progress
 from .async_views import AsyncInspector, AsyncUserValues
 from .backends.locations import Location
 from .copying import CopyReport
-from .database import DashDatabase
+from .database import DashDatabase, Duration
 from .keys import Key, check_key
 from .sessions import Stats, UserStats
-
-Duration = float | datetime.timedelta
 
 
 class _OpenedLater(DashDatabase):

@@ -10,15 +10,13 @@ only read: no value and no activity of it changes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .activity import Progress
 from .backends.base import Backend
 from .keys import Key
 from .serialization import RawValue
-
-#: Called with the number of users done so far.
-Progress = Callable[[int], None]
 
 
 @dataclass(frozen=True)

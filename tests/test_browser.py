@@ -100,6 +100,15 @@ def read_back(driver: WebDriver) -> str:
     return wait_for_text(driver, "retrieve-output", r"\S")
 
 
+def generate(driver: WebDriver, rows: str) -> str:
+    """Ask for a DataFrame of ``rows`` rows; return the app's answer."""
+    field = driver.find_element(By.ID, "rows-input")
+    field.clear()
+    field.send_keys(rows)
+    driver.find_element(By.ID, "generate-button").click()
+    return wait_for_text(driver, "frame-output", r"\S")
+
+
 def test_the_example_stores_reloads_and_keeps_tabs_apart(
     example: tuple[ModuleType, str], new_browser: Callable[[], WebDriver]
 ) -> None:
@@ -108,8 +117,7 @@ def test_the_example_stores_reloads_and_keeps_tabs_apart(
     browser = new_browser()
     first_badge = load(browser, url)
     store_value(browser, "kept")
-    browser.refresh()
-    assert load(browser, url) == first_badge
+    assert load(browser, url) == first_badge  # a reload keeps the tab's session
     assert read_back(browser) == "This session holds “kept”."
     first_tab = browser.current_window_handle
     browser.switch_to.new_window("tab")
@@ -126,28 +134,15 @@ def test_the_graph_shows_the_stored_frame_and_rows_are_bounded(
     browser = new_browser()
     load(browser, url)
     open_tab(browser, "DataFrame")
-    rows = browser.find_element(By.ID, "rows-input")
-    rows.clear()
-    rows.send_keys("5000")
-    browser.find_element(By.ID, "generate-button").click()
-    assert wait_for_text(browser, "frame-output", "Generated") == (
-        "Generated 5,000 rows, kept on the server."
-    )
+    assert generate(browser, "5000") == "Generated 5,000 rows, kept on the server."
     wait_for_text(browser, "frame-graph", "Random walk of 5,000 rows")
     [session] = module.db.list_users()
     assert len(module.db.get_user_value(session, "frame")) == 5000
     screenshot(browser, "example-app")
-    browser.refresh()
-    load(browser, url)
+    load(browser, url)  # a reload: the same tab, the same session
     open_tab(browser, "DataFrame")
     wait_for_text(browser, "frame-graph", "Random walk of 5,000 rows")  # read back from the store
-    rows = browser.find_element(By.ID, "rows-input")
-    rows.clear()
-    rows.send_keys("9999999")
-    browser.find_element(By.ID, "generate-button").click()
-    assert wait_for_text(browser, "frame-output", "Enter") == (
-        "Enter a whole number of rows from 1 to 200,000."
-    )
+    assert generate(browser, "9999999") == "Enter a whole number of rows from 1 to 200,000."
     open_tab(browser, "This session")
     assert "frame" in wait_for_text(browser, "session-keys", "frame")
 
