@@ -13,7 +13,7 @@ from .database import DashDatabase
 from .exceptions import KeyNotFoundError
 from .inspection import Inspector, UserSummary
 from .keys import Key
-from .sessions import UserStats
+from .sessions import Stats, UserStats
 
 
 class AsyncUserValues:
@@ -83,9 +83,13 @@ class AsyncInspector:
         """Every live user with its keys, bytes and last activity."""
         return await asyncio.to_thread(self._inspector.users)
 
-    async def user_stats(self, user_id: Key) -> UserStats:
+    async def stats(self, check: bool = False) -> Stats:
+        """The number of live users, of their values, and their bytes."""
+        return await asyncio.to_thread(self._inspector.stats, check)
+
+    async def user_stats(self, user_id: Key, check: bool = False) -> UserStats:
         """The user's number of values, their bytes, and its last activity."""
-        return await asyncio.to_thread(self._inspector.user_stats, user_id)
+        return await asyncio.to_thread(self._inspector.user_stats, user_id, check)
 
     async def key_sizes(self, user_id: Key) -> dict[Key, int | None]:
         """The user's key names and stored bytes."""

@@ -167,9 +167,9 @@ class Cli:
 
     def stats(self) -> None:
         """Users, values and bytes in the store."""
-        stats = self.db.stats()
+        stats = self.db.inspect.stats(check=self.args.check)
         data = {"users": stats.users, "keys": stats.keys, "bytes": stats.bytes}
-        if stats.missing:
+        if stats.missing is not None:
             data["missing"] = stats.missing
         self.emit(data, [f"{name}: {value:,}" for name, value in data.items()])
 

@@ -84,7 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--prefix", help="Redis only: the app's key prefix (default dash_database:)"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _command(commands, "stats", "users, values and bytes stored", "stats --json")
+    stats = _command(commands, "stats", "users, values and bytes stored", "stats --check")
+    stats.add_argument(
+        "--check", action="store_true", help="read every value's size, and count missing data"
+    )
     users = _command(commands, "users", "users with sizes and activity", "users --sort bytes")
     users.add_argument("--sort", choices=SORTS, default="activity", help="(default: activity)")
     users.add_argument("--reverse", action="store_true", help="largest or latest first")

@@ -1,8 +1,8 @@
 """The public entry point: :class:`DashDatabase`, argument checks and calls.
 
 The work is done by small objects it holds: an engine (:mod:`.backends`),
-an :class:`~.activity.Activity` tracker, :class:`~.quotas.Quotas` and an
-:class:`~.inspection.Inspector`.
+which checks the :class:`~.quotas.Quotas` inside each write, an
+:class:`~.activity.Activity` tracker and an :class:`~.inspection.Inspector`.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class DashDatabase:
     :param max_bytes_per_user: refuse a write that would make a user's values
         take more bytes, serialized.
     :param max_total_bytes: refuse a write that would make the whole store take
-        more bytes (each write then sums the store: meant for small stores).
+        more bytes.
     :raises ValueError: unknown ``serializer`` or ``durability``, or an option
         that does not apply to this kind of location.
     :raises ~dash_database.exceptions.InvalidLocationError: ``db_location``
@@ -86,7 +86,7 @@ class DashDatabase:
         self._closed = False
         expiry = None if expire_after is None else to_seconds("expire_after", expire_after)
         self._activity = Activity(expiry)
-        self._quotas = Quotas(max_keys_per_user, max_bytes_per_user, max_total_bytes)
+        quotas = Quotas(max_keys_per_user, max_bytes_per_user, max_total_bytes)
         self._backend = open_backend(
             db_location,
             Codec(serializer),
@@ -95,6 +95,8 @@ class DashDatabase:
             prefix=prefix,
             connect=self._connect,
         )
+        # The engine checks them inside each write's transaction (see .quotas).
+        self._backend.quotas = quotas if any(quotas.limits()) else None
         #: Read-only views for operators; see :class:`~dash_database.inspection.Inspector`.
         self.inspect = Inspector(self._open, self._activity)
 
@@ -131,7 +133,6 @@ class DashDatabase:
             write; nothing changed.
         """
         backend, user_id, key_name = self._value(user_id, key_name, write=True)
-        self._quotas.check(backend, user_id, key_name)(value)
         backend.set(user_id, key_name, value)
 
     def get_user_value(self, user_id: Key, key_name: Key, default: Any = None) -> Any:
@@ -209,10 +210,9 @@ class DashDatabase:
         if not callable(func):
             raise TypeError(f"func must be callable, not {type(func).__name__}")
         backend, user_id, key_name = self._value(user_id, key_name, write=True)
-        checked = self._quotas.around(func, backend, user_id, key_name)
         token = _UPDATING.set(_UPDATING.get() | {id(self)})
         try:
-            return backend.update(user_id, key_name, checked, default)
+            return backend.update(user_id, key_name, func, default)
         finally:
             _UPDATING.reset(token)
 

@@ -20,26 +20,35 @@ from .serialization import Codec
 from .sessions import Stats, UserStats, to_seconds
 
 
+def _stats(users: int, sizes: list[int | None]) -> Stats:
+    """The figures of values of these stored sizes (``None``: missing)."""
+    stored = sum(size for size in sizes if size is not None)
+    return Stats(users, len(sizes), stored, missing=sizes.count(None))
+
+
 @dataclass(frozen=True)
 class UserSummary:
     """What one user holds, as an operator sees it.
 
     :param user_id: the user.
     :param keys: values stored.
-    :param bytes: bytes the serialized values take (missing data not counted).
+    :param bytes: bytes the serialized values take.
     :param last_activity: the user's last recorded activity (``time.time()``), or ``None``.
-    :param missing: values whose data is missing or whose record is damaged.
     """
 
     user_id: Key
     keys: int
     bytes: int
     last_activity: float | None
-    missing: int = 0
 
 
 class Inspector:
     """Read-only views of one database.
+
+    :meth:`users`, :meth:`stats` and :meth:`user_stats` read the engine's
+    counters: their cost follows the number of users, not of values. With
+    ``check=True`` they read every value's stored size instead, and also count
+    values whose data went missing behind the store's back.
 
     :param open_backend: returns the open engine, or raises if the database is closed.
     :param activity: the database's activity bookkeeping (for what counts as expired).
@@ -50,35 +59,47 @@ class Inspector:
         self._activity = activity
 
     def users(self) -> list[UserSummary]:
-        """Every live user with its keys, bytes and last activity, in the order of ids."""
+        """Every live user with its values, bytes and last activity, in the order of ids."""
         backend = self._backend()
         seen, when = backend.sessions(), sessions.now()
-        totals: dict[Key, tuple[int, int, int]] = {}
-        for user, _, size in backend.value_sizes(None):
-            keys, stored, missing = totals.get(user, (0, 0, 0))
-            totals[user] = (keys + 1, stored + (size or 0), missing + (size is None))
+        counts = backend.counts(None)
         return [
-            UserSummary(user, totals[user][0], totals[user][1], seen.get(user), totals[user][2])
-            for user in sort_keys(list(totals))
+            UserSummary(user, *counts[user], seen.get(user))
+            for user in sort_keys(list(counts))
             if not self._activity.is_expired(seen.get(user, when), when)
         ]
 
-    def stats(self) -> Stats:
-        """The number of live users, of their values, and their bytes."""
-        users = self.users()
-        keys, stored = sum(u.keys for u in users), sum(u.bytes for u in users)
-        return Stats(len(users), keys, stored, missing=sum(u.missing for u in users))
+    def stats(self, check: bool = False) -> Stats:
+        """The number of live users, of their values, and their bytes.
 
-    def user_stats(self, user_id: Key) -> UserStats:
-        """The user's number of values, their bytes, and its last activity."""
+        :param check: read every value's size (slow), and count the missing ones.
+        """
+        if not check:
+            users = self.users()
+            return Stats(len(users), sum(u.keys for u in users), sum(u.bytes for u in users))
+        backend = self._backend()
+        seen, when = backend.sessions(), sessions.now()
+        live = [
+            (user, size)
+            for user, _, size in backend.value_sizes(None)
+            if not self._activity.is_expired(seen.get(user, when), when)
+        ]
+        return _stats(len({user for user, _ in live}), [size for _, size in live])
+
+    def user_stats(self, user_id: Key, check: bool = False) -> UserStats:
+        """The user's number of values, their bytes, and its last activity.
+
+        :param check: read every value's size, and count the missing ones.
+        """
         backend, user_id = self._backend(), check_key("user_id", user_id)
         seen = backend.seen(user_id)
         if seen is not None and self._activity.is_expired(seen, sessions.now()):
             return UserStats(keys=0, bytes=0, last_activity=None)
-        sizes = [size for *_, size in backend.value_sizes(user_id)]
-        missing = sizes.count(None)
-        stored = sum(size for size in sizes if size is not None)
-        return UserStats(keys=len(sizes), bytes=stored, last_activity=seen, missing=missing)
+        if not check:
+            keys, stored = backend.counts(user_id).get(user_id, (0, 0))
+            return UserStats(keys=keys, bytes=stored, last_activity=seen)
+        totals = _stats(1, [size for *_, size in backend.value_sizes(user_id)])
+        return UserStats(totals.keys, totals.bytes, seen, totals.missing)
 
     def key_sizes(self, user_id: Key) -> dict[Key, int | None]:
         """The user's key names and stored bytes (``None``: the data is missing or damaged)."""

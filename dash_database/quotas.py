@@ -2,27 +2,26 @@
 
 Nothing is ever evicted to make room: a write that would pass a limit is
 refused with :class:`~dash_database.exceptions.QuotaExceededError`, and
-nothing changes.
+nothing changes. Engines check the limits against their counters inside the
+transaction (the script, on Redis) that writes, so writers racing in many
+threads or processes never take a user, or the store, past a limit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from .backends.base import Backend
 from .exceptions import QuotaExceededError
 from .keys import Key
 
-#: Checks one new value against the byte quotas; raises if it does not fit.
-ValueCheck = Callable[[Any], None]
+#: The limit names, in the order engines report a refusal (1, 2, 3).
+LIMITS = ("max_keys_per_user", "max_bytes_per_user", "max_total_bytes")
 
 
-def _no_quota(value: Any) -> None:
-    """The byte-quota check when no byte quota is set: every value fits."""
-
-
-def _check_limit(name: str, limit: Any) -> int:
+def _check_limit(name: str, limit: Any) -> int | None:
+    if limit is None:
+        return None
     if not isinstance(limit, int) or isinstance(limit, bool):
         raise TypeError(f"{name} must be an int or None, not {type(limit).__name__}")
     if limit < 1:
@@ -30,8 +29,24 @@ def _check_limit(name: str, limit: Any) -> int:
     return limit
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What a user and the store hold, by the counters, before one write.
+
+    :param user_keys: the user's values.
+    :param user_bytes: the stored bytes of the user's values.
+    :param total_bytes: the stored bytes of every value in the store.
+    :param old_size: the stored bytes of the value the write replaces, or ``None``.
+    """
+
+    user_keys: int
+    user_bytes: int
+    total_bytes: int
+    old_size: int | None
+
+
 class Quotas:
-    """The limits set on one database.
+    """The limits set on one database; engines hold it as ``backend.quotas``.
 
     :param max_keys_per_user: refuse a write that would give a user more values.
     :param max_bytes_per_user: refuse a write that would make a user's values
@@ -47,70 +62,47 @@ class Quotas:
         max_bytes_per_user: int | None,
         max_total_bytes: int | None,
     ) -> None:
-        limits = {
-            "max_keys_per_user": max_keys_per_user,
-            "max_bytes_per_user": max_bytes_per_user,
-            "max_total_bytes": max_total_bytes,
-        }
-        self._limits = {name: _check_limit(name, v) for name, v in limits.items() if v is not None}
+        self.max_keys_per_user = _check_limit(LIMITS[0], max_keys_per_user)
+        self.max_bytes_per_user = _check_limit(LIMITS[1], max_bytes_per_user)
+        self.max_total_bytes = _check_limit(LIMITS[2], max_total_bytes)
 
-    def around(
-        self, func: Callable[[Any], Any], backend: Backend, user_id: Key, key_name: Key
-    ) -> Callable[[Any], Any]:
-        """``func``, with the value it returns checked against the quotas before it is stored.
+    def limits(self) -> tuple[int | None, int | None, int | None]:
+        """The three limits, in the order of :data:`LIMITS`."""
+        return self.max_keys_per_user, self.max_bytes_per_user, self.max_total_bytes
 
-        :raises QuotaExceededError: as :meth:`check`, now or when the result is checked.
+    def check(self, user_id: Key, key_name: Key, size: int, usage: Usage) -> None:
+        """Refuse a write of ``size`` stored bytes that would pass a limit.
+
+        :raises QuotaExceededError: naming the limit and the sizes.
         """
-        check = self.check(backend, user_id, key_name)
+        kept, new_key = (usage.old_size or 0), usage.old_size is None
+        limit = self.max_keys_per_user
+        if new_key and limit is not None and usage.user_keys + 1 > limit:
+            raise self.error(1, user_id, key_name, size, usage.user_keys)
+        after_user = usage.user_bytes - kept + size
+        if self.max_bytes_per_user is not None and after_user > self.max_bytes_per_user:
+            raise self.error(2, user_id, key_name, size, after_user)
+        after_total = usage.total_bytes - kept + size
+        if self.max_total_bytes is not None and after_total > self.max_total_bytes:
+            raise self.error(3, user_id, key_name, size, after_total)
 
-        def checked(old: Any) -> Any:
-            new = func(old)
-            check(new)
-            return new
+    def error(
+        self, which: int, user_id: Key, key_name: Key, size: int, figure: int
+    ) -> QuotaExceededError:
+        """The error for passing limit number ``which`` (1-3, as in :data:`LIMITS`).
 
-        return checked
-
-    def check(self, backend: Backend, user_id: Key, key_name: Key) -> ValueCheck:
-        """Check the key quota now; return the check of a new value against the byte quotas.
-
-        :raises QuotaExceededError: the user already has as many values as allowed.
+        :param figure: for the key limit, the values the user has; else the bytes after the write.
         """
-        if not self._limits:
-            return _no_quota
-        old = {key: size or 0 for _, key, size in backend.value_sizes(user_id)}
-        limit = self._limits.get("max_keys_per_user")
-        if limit is not None and key_name not in old and len(old) + 1 > limit:
-            raise QuotaExceededError(
-                f"max_keys_per_user={limit}: user_id={user_id!r} already has {len(old)} values; "
-                f"storing key_name={key_name!r} would make {len(old) + 1}. Nothing was stored; "
+        name, limit = LIMITS[which - 1], self.limits()[which - 1]
+        if which == 1:
+            return QuotaExceededError(
+                f"max_keys_per_user={limit}: user_id={user_id!r} already has {figure} values; "
+                f"storing key_name={key_name!r} would make {figure + 1}. Nothing was stored; "
                 "delete some of its values or raise the limit"
             )
-        user_limit = self._limits.get("max_bytes_per_user")
-        total_limit = self._limits.get("max_total_bytes")
-        if user_limit is None and total_limit is None:
-            return _no_quota
-        kept = sum(old.values()) - old.get(key_name, 0)
-        total = None
-        if total_limit is not None:
-            stored = sum(size or 0 for *_, size in backend.value_sizes(None))
-            total = stored - old.get(key_name, 0)
-
-        def check(value: Any) -> None:
-            size = backend.codec.size(value)
-            for name, limit, after in (
-                ("max_bytes_per_user", user_limit, kept + size),
-                ("max_total_bytes", total_limit, None if total is None else total + size),
-            ):
-                if limit is not None and after is not None and after > limit:
-                    whose = (
-                        f"user_id={user_id!r}'s values"
-                        if name == "max_bytes_per_user"
-                        else "the store"
-                    )
-                    raise QuotaExceededError(
-                        f"{name}={limit:,}: the value for key_name={key_name!r} takes "
-                        f"{size:,} bytes and would make {whose} take {after:,} bytes. "
-                        "Nothing was stored; delete values or raise the limit"
-                    )
-
-        return check
+        whose = f"user_id={user_id!r}'s values" if which == 2 else "the store"
+        return QuotaExceededError(
+            f"{name}={limit:,}: the value for key_name={key_name!r} takes {size:,} bytes "
+            f"and would make {whose} take {figure:,} bytes. Nothing was stored; "
+            "delete values or raise the limit"
+        )

@@ -81,15 +81,15 @@ class Stats:
     :param users: users holding at least one value.
     :param keys: values stored.
     :param bytes: bytes the serialized values take in storage.
-    :param missing: values whose data is missing (a side file or chunk removed
-        behind the store's back) or whose record is damaged; their bytes are
-        not counted.
+    :param missing: with ``check=True``, values whose data is missing (a side
+        file or chunk removed behind the store's back) or whose record is
+        damaged, and their bytes are not counted; else ``None`` (not checked).
     """
 
     users: int
     keys: int
     bytes: int
-    missing: int = 0
+    missing: int | None = None
 
 
 @dataclass(frozen=True)
@@ -100,10 +100,11 @@ class UserStats:
     :param bytes: bytes the serialized values take in storage.
     :param last_activity: when the user last read or wrote (``time.time()``
         seconds, recorded at most once per refresh interval), or ``None``.
-    :param missing: values whose data is missing or whose record is damaged.
+    :param missing: with ``check=True``, values whose data is missing or whose
+        record is damaged; else ``None`` (not checked).
     """
 
     keys: int
     bytes: int
     last_activity: float | None
-    missing: int = 0
+    missing: int | None = None

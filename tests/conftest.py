@@ -79,6 +79,21 @@ class AsyncFaceAsSync(_Awaiting):
         return repr(self._target)
 
 
+def assert_counters_exact(db: DashDatabase) -> None:
+    """The counters (what stats() and inspect.users() read) match a recount of every value."""
+    fast, slow = db.inspect.stats(), db.inspect.stats(check=True)
+    assert (fast.users, fast.keys, fast.bytes, slow.missing) == (
+        slow.users,
+        slow.keys,
+        slow.bytes,
+        0,
+    )
+    for summary in db.inspect.users():
+        sizes = db.inspect.key_sizes(summary.user_id)
+        recounted = (len(sizes), sum(size or 0 for size in sizes.values()))
+        assert (summary.keys, summary.bytes) == recounted, summary.user_id
+
+
 class RedisServer:
     """A real redis-server on 127.0.0.1 and a free port, in its own folder.
 

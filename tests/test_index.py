@@ -40,7 +40,7 @@ def steps_to_list_one_user(users: int, tmp_path: Path) -> int:
     with sqlite3.connect(path) as conn:
         conn.executemany(
             backend.PUT,
-            ((backend.record_key(u, k), b"P") for u in range(users) for k in range(5)),
+            ((backend.record_key(u, k), b"P", str(u), 1) for u in range(users) for k in range(5)),
         )
     steps = 0
 

@@ -39,8 +39,8 @@ def forge(path: Path, user: str, key: str, record: bytes) -> None:
     """Write a record straight into the file, as anyone who can write it could."""
     with sqlite3.connect(path) as conn:
         conn.execute(
-            'REPLACE INTO "dash_database" (key, value) VALUES (?, ?)',
-            (f'["{user}","{key}"]', record),
+            'REPLACE INTO "dash_database" (key, value, user, size) VALUES (?, ?, ?, ?)',
+            (f'["{user}","{key}"]', record, f'"{user}"', len(record)),
         )
 
 
@@ -62,7 +62,7 @@ def test_a_forged_side_file_name_never_reaches_outside_the_folder(
             db.get_user_value("get", "k")
         with pytest.raises(DeserializationError, match="damaged or forged"):
             db.inspect.head("get", "k")
-        assert db.user_stats("get").missing == 1
+        assert db.inspect.user_stats("get", check=True).missing == 1
         with caplog.at_level(logging.WARNING, logger="dash_database"):
             db.store_user_value("overwrite", "k", "new")
             assert db.get_user_value("overwrite", "k") == "new"
@@ -124,7 +124,7 @@ def test_forged_redis_chunk_references_are_refused_promptly(redis_url: str, reco
         redis_record(db, "u", "k", record)
         with pytest.raises(DeserializationError, match="key_name='k' of user_id='u'"):
             db.get_user_value("u", "k")
-        assert db.user_stats("u").missing == 1
+        assert db.inspect.user_stats("u", check=True).missing == 1
         db.store_user_value("u", "k", "replaced")  # the script skips the forged references
         redis_record(db, "u", "k", record)
         db.delete_user_value("u", "k", if_not_exists="raise")

@@ -2,9 +2,16 @@
 
 :class:`~dash_database.DashDatabase` checks arguments and the closed state,
 then calls these methods: one for the operation itself, and, around it, the
-few that its activity tracker and quota checker need (:meth:`Backend.seen`,
-:meth:`Backend.mark_seen`, :meth:`Backend.value_sizes`...). Nothing else
-reaches an engine. The contract test suite runs unchanged over every engine.
+few that its activity tracker needs (:meth:`Backend.seen`,
+:meth:`Backend.mark_seen`...). Nothing else reaches an engine. The contract
+test suite runs unchanged over every engine.
+
+Every engine keeps counters, each user's values and their stored bytes and
+the store's total, in the same transaction (or script) as every write, delete,
+rename and purge: :meth:`Backend.counts` reads them in time that follows the
+number of users, not of values, and writes check :attr:`Backend.quotas`
+against them inside that transaction, so racing writers never pass a limit.
+A value's stored bytes are its serializer's tag and its serialized bytes.
 
 Engines treat everything they read back as untrusted: another process, an
 older version or an attacker may have written it. A record that names data
@@ -21,6 +28,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..keys import Key
+from ..quotas import Quotas
 from ..serialization import CHUNK_SIZE, Codec, RawValue
 
 
@@ -35,6 +43,8 @@ MISSING = Missing.MISSING
 #: ``(user, key, stored bytes)``; the bytes are ``None`` where the value's
 #: data is missing or its record is damaged.
 ValueSize = tuple[Key, Key, int | None]
+#: ``(values, stored bytes)`` of one user, from the counters.
+Count = tuple[int, int]
 
 
 class Backend(abc.ABC):
@@ -51,6 +61,8 @@ class Backend(abc.ABC):
         #: Values larger than this many serialized bytes are streamed in pieces
         #: (chunks or a side file), never held as one ``bytes`` object.
         self.chunk_size = CHUNK_SIZE
+        #: The limits each write checks inside its transaction; ``None``: no limits.
+        self.quotas: Quotas | None = None
 
     @abc.abstractmethod
     def get(self, user_id: Key, key_name: Key, codec: Codec | None = None) -> Any:
@@ -74,7 +86,12 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def set(self, user_id: Key, key_name: Key, value: Any) -> None:
-        """Store ``value``; committed when this returns. It is serialized before any lock."""
+        """Store ``value``; committed when this returns. It is serialized before any lock.
+
+        :raises ~dash_database.exceptions.QuotaExceededError: the write would pass
+            one of :attr:`quotas`; nothing changed. (:meth:`write_raw` and
+            :meth:`update` check them too.)
+        """
 
     @abc.abstractmethod
     def update(self, user_id: Key, key_name: Key, func: Callable[[Any], Any], default: Any) -> Any:
@@ -131,6 +148,11 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def value_sizes(self, user_id: Key | None) -> list[ValueSize]:
         """The stored size of one user's values (``None``: everybody's)."""
+
+    @abc.abstractmethod
+    def counts(self, user_id: Key | None) -> dict[Key, Count]:
+        """``(values, stored bytes)`` of one user (``None``: of every user), from the counters;
+        a user without values is left out."""
 
     @abc.abstractmethod
     def head(self, user_id: Key, key_name: Key, limit: int) -> bytes | None:

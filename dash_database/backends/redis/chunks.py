@@ -12,13 +12,13 @@ import logging
 import re
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
 from ...exceptions import DashDatabaseError, DeserializationError
 from ...keys import Key
-from ...serialization import ChunkWriter, Codec, Fill
+from ...serialization import ChunkWriter, Codec, Fill, is_chunked
 from .scripts import MAX_CHUNKS
 from .server import Server
 
@@ -29,6 +29,14 @@ logger = logging.getLogger("dash_database")
 PENDING_CHUNK_SECONDS = 3600
 # The chunk references a record may hold, as this module writes them.
 _REFS = re.compile(rb"([0-9a-f]{32}):([0-9]{1,6})")
+
+
+class Written(NamedTuple):
+    """A value written for the set script: its record, its pending chunks, its stored bytes."""
+
+    record: bytes
+    chunks: list[str]
+    size: int
 
 
 class ChunkVanished(DashDatabaseError):
@@ -64,6 +72,21 @@ class Chunks:
         version = match[1].decode()
         return [self._key(version, index) for index in range(int(match[2]))]
 
+    def stored_size(self, record: bytes, user_id: Key, key_name: Key) -> int | None:
+        """The stored bytes of the value of ``record``: the tag and its chunks (or the whole
+        record); ``None`` if a chunk is missing or the record is damaged."""
+        if not is_chunked(record):
+            return len(record)
+        try:
+            keys = self.keys_of(record, user_id, key_name)
+        except DeserializationError:
+            return None
+        pipe = self._server.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.strlen(key)
+        lengths = self._server.call(pipe.execute)
+        return None if 0 in lengths else 1 + sum(lengths)
+
     def read(self, keys: list[str]) -> Iterator[bytes]:
         """The chunks, one round trip each, as the reader asks for them.
 
@@ -75,33 +98,36 @@ class Chunks:
                 raise ChunkVanished(key)
             yield chunk
 
-    def write(self, codec: Codec, value: Any, chunk_size: int) -> tuple[bytes, list[str]]:
+    def write(self, codec: Codec, value: Any, chunk_size: int) -> Written:
         """Serialize ``value`` into its record; a big value's chunks are stored, pending, first."""
         return self.write_from(codec, lambda out: codec.dump(value, out), chunk_size)
 
-    def write_from(self, codec: Codec, fill: Fill, chunk_size: int) -> tuple[bytes, list[str]]:
+    def write_from(self, codec: Codec, fill: Fill, chunk_size: int) -> Written:
         """Like :meth:`write`, with the serialized bytes written by ``fill``."""
         version = ""  # made on the first chunk: most values have none
         written: list[str] = []
+        size = 1  # the tag
 
         def put(chunk: bytes) -> None:
-            nonlocal version
+            nonlocal version, size
             version = version or uuid.uuid4().hex
             key = self._key(version, len(written))
             self._server.call(self._server.client.set, key, chunk, ex=PENDING_CHUNK_SECONDS)
             written.append(key)
+            size += len(chunk)
 
         out = ChunkWriter(put, chunk_size)
         try:
             fill(out)
             if not written:
-                return codec.tag + out.tail(), []
+                record = codec.tag + out.tail()
+                return Written(record, [], len(record))
             if out.tail():
                 put(out.tail())
         except BaseException:
             self.discard(written)
             raise
-        return codec.chunked_tag + f"{version}:{len(written)}".encode(), written
+        return Written(codec.chunked_tag + f"{version}:{len(written)}".encode(), written, size)
 
     def discard(self, keys: list[str]) -> None:
         """Delete the pending chunks of a value whose record was not committed."""

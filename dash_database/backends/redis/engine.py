@@ -8,6 +8,9 @@ Layout, under a prefix (default ``dash_database:``) so apps can share a server:
 * ``{prefix}users``: the set of user ids holding at least one value.
 * ``{prefix}seen``: each user's last activity as a score, so that idle users
   come from the index.
+* ``{prefix}bytes`` and ``{prefix}totals``: the counters, each user's stored
+  bytes and the store's values and bytes, kept by the scripts that write
+  (:mod:`.counters`); a user's value count is its hash's length.
 * ``{prefix}chunk:{version}:{n}``: the chunks of values larger than one chunk
   (Redis refuses strings over 512 MB). Their record, ``p`` or ``j`` then
   ``{version}:{count}``, is written only after every chunk, by the same
@@ -30,12 +33,12 @@ from typing import Any
 
 from redis.commands.core import Script
 
-from ...exceptions import DeserializationError, StorageError, UserExistsError
+from ...exceptions import StorageError, UserExistsError
 from ...keys import Key, decode_key, encode_key
 from ...serialization import Codec, RawValue, codec_for_tag, copy_pieces, is_chunked
-from ..base import MISSING, Backend, ValueSize
-from . import scripts
-from .chunks import Chunks, ChunkVanished
+from ..base import MISSING, Backend, Count, ValueSize
+from . import counters, scripts
+from .chunks import Chunks, ChunkVanished, Written
 from .server import Server, redact
 
 __all__ = ["DEFAULT_PREFIX", "RedisBackend", "redact"]
@@ -77,26 +80,28 @@ class RedisBackend(Backend):
         self._prefix = prefix
         self._users = f"{prefix}users"
         self._seen = f"{prefix}seen"
+        self._counters = counters.Counters(self._server, prefix)
         self._set: Script = self._client.register_script(scripts.SET)
         self._delete: Script = self._client.register_script(scripts.DELETE)
         self._delete_user: Script = self._client.register_script(scripts.DELETE_USER)
         self._rename_user: Script = self._client.register_script(scripts.RENAME_USER)
         self._delete_idle: Script = self._client.register_script(scripts.DELETE_IDLE)
         if connect:
-            self._server.call(self._client.ping)
+            self._counters.build()
         logger.debug("opened %s (prefix %r)", self.location, prefix)
 
     def _hash(self, user_id: Key) -> str:
         return f"{self._prefix}user:{encode_key(user_id)}"
 
     def _script_keys(self, user_id: Key) -> list[str]:
-        """KEYS of every write script: the user's hash, the users set, the seen zset."""
-        return [self._hash(user_id), self._users, self._seen]
+        """KEYS of every write script: the user's hash, the users set, the seen zset,
+        and the counters."""
+        return [self._hash(user_id), self._users, self._seen, *self._counters.keys]
 
-    def _set_args(self, user_id: Key, key_name: Key, record: bytes) -> list[Any]:
-        """ARGV of the set script."""
-        member = encode_key(user_id)
-        return [self._prefix, encode_key(key_name), record, member, REPLACED_CHUNK_SECONDS]
+    def _run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
+        """Run a write script, once the counters it keeps are built."""
+        self._counters.build()
+        return self._server.run(script, keys, args)
 
     def _load(self, record: bytes, user_id: Key, key_name: Key, codec: Codec | None = None) -> Any:
         codec = codec or self.codec
@@ -124,21 +129,27 @@ class RedisBackend(Backend):
         field = encode_key(key_name)
         return bool(self._server.call(self._client.hexists, self._hash(user_id), field))
 
-    def _store(
-        self, user_id: Key, key_name: Key, written: tuple[bytes, list[str]], expect: Any = ()
-    ) -> bool:
-        """Commit a written record with the set script (a compare-and-set with ``expect``);
-        its pending chunks go if it did not commit. Return whether it did."""
-        record, chunks = written
-        args = [*self._set_args(user_id, key_name, record), *expect]
+    def _store(self, user_id: Key, key_name: Key, written: Written, expect: Any = ()) -> bool:
+        """Commit a written record with the set script (a compare-and-set with ``expect``),
+        checked against the quotas; its pending chunks go if it did not commit. Return
+        whether it did.
+
+        :raises QuotaExceededError: it would have passed a limit.
+        """
+        limits = [limit or 0 for limit in (self.quotas.limits() if self.quotas else (0, 0, 0))]
+        member, field = encode_key(user_id), encode_key(key_name)
+        args = [self._prefix, field, written.record, member, REPLACED_CHUNK_SECONDS]
+        args += [written.size, *limits, *expect]
         try:
-            stored = bool(self._server.run(self._set, self._script_keys(user_id), args))
+            status, *figure = self._run(self._set, self._script_keys(user_id), args)
         except BaseException:
-            self._chunks.discard(chunks)
+            self._chunks.discard(written.chunks)
             raise
-        if not stored:
-            self._chunks.discard(chunks)
-        return stored
+        if status != 1:
+            self._chunks.discard(written.chunks)
+        if status < 0 and self.quotas is not None:
+            raise self.quotas.error(-status, user_id, key_name, written.size, int(figure[0]))
+        return bool(status == 1)
 
     def set(self, user_id: Key, key_name: Key, value: Any) -> None:
         """Store ``value``; committed when this returns."""
@@ -203,7 +214,7 @@ class RedisBackend(Backend):
     def delete(self, user_id: Key, key_name: Key) -> bool:
         """Delete one value; return whether it existed."""
         args = [self._prefix, encode_key(key_name), encode_key(user_id)]
-        return bool(self._server.run(self._delete, self._script_keys(user_id), args))
+        return bool(self._run(self._delete, self._script_keys(user_id), args))
 
     def keys(self, user_id: Key) -> list[Key]:
         """The user's key names, from the user's own hash."""
@@ -217,13 +228,13 @@ class RedisBackend(Backend):
     def delete_user(self, user_id: Key) -> int:
         """Delete all the user's values in one script, hence atomically."""
         args = [self._prefix, encode_key(user_id)]
-        return int(self._server.run(self._delete_user, self._script_keys(user_id), args))
+        return int(self._run(self._delete_user, self._script_keys(user_id), args))
 
     def rename_user(self, old_id: Key, new_id: Key) -> int:
         """Rename the user's hash and move its activity, in one script."""
         keys = [self._hash(old_id), self._hash(new_id), self._users, self._seen]
         args = [self._prefix, encode_key(old_id), encode_key(new_id)]
-        moved = int(self._server.run(self._rename_user, keys, args))
+        moved = int(self._run(self._rename_user, [*keys, self._counters.keys[0]], args))
         if moved < 0:
             raise UserExistsError(
                 f"user_id={new_id!r} already has values; nothing was moved or changed"
@@ -261,7 +272,7 @@ class RedisBackend(Backend):
     def delete_idle_user(self, user_id: Key, cutoff: float) -> bool:
         """Delete the user if it was last active before ``cutoff``, in one script."""
         args = [self._prefix, encode_key(user_id), repr(cutoff)]
-        return bool(self._server.run(self._delete_idle, self._script_keys(user_id), args))
+        return bool(self._run(self._delete_idle, self._script_keys(user_id), args))
 
     def value_sizes(self, user_id: Key | None) -> list[ValueSize]:
         """``(user, key, stored bytes)`` for one user's values, or everybody's."""
@@ -270,21 +281,17 @@ class RedisBackend(Backend):
             records = self._server.call(self._client.hgetall, self._hash(user))
             for field, record in records.items():
                 key = decode_key(field)
-                size: int | None = len(record)
-                if is_chunked(record):
-                    try:
-                        chunk_keys = self._chunks.keys_of(record, user, key)
-                    except DeserializationError:
-                        sizes.append((user, key, None))
-                        continue
-                    pipe = self._client.pipeline(transaction=False)
-                    for chunk_key in chunk_keys:
-                        pipe.strlen(chunk_key)
-                    lengths = self._server.call(pipe.execute)
-                    # The tag, then the chunks; a missing chunk means a missing value.
-                    size = None if 0 in lengths else 1 + sum(lengths)
-                sizes.append((user, key, size))
+                sizes.append((user, key, self._chunks.stored_size(record, user, key)))
         return sizes
+
+    def counts(self, user_id: Key | None) -> dict[Key, Count]:
+        """``(values, stored bytes)`` of one user, or of every user, in one round trip."""
+        self._counters.build()
+        if user_id is None:
+            members = list(self._server.call(self._client.smembers, self._users))
+        else:
+            members = [encode_key(user_id).encode()]
+        return self._counters.read(members)
 
     def head(self, user_id: Key, key_name: Key, limit: int) -> bytes | None:
         """The first ``limit`` bytes of the stored record, tag first, or ``None``."""

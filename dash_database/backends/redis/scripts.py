@@ -15,7 +15,9 @@ from ...serialization import lua_is_chunked
 #: more than a Redis server holds, and a loop the server runs in milliseconds.
 MAX_CHUNKS = 65_536
 
-# Lua helpers shared by the scripts. ARGV[1] is always the key prefix.
+# Lua helpers shared by the scripts. ARGV[1] is always the key prefix, and
+# KEYS[4] and KEYS[5] the counters: the bytes hash (user member -> stored
+# bytes) and the totals hash (keys, bytes, and "counted" once they are built).
 _HELPERS = f"""
 local function refs(record)
   if not record or #record < 2 or not ({lua_is_chunked("record")}) then return nil end
@@ -39,21 +41,52 @@ local function stored_chunks(record)
   end
   return chunk_keys(version, count)
 end
+local function stored_size(record)
+  local version, count = refs(record)
+  if not version then return #record end
+  local size = 1
+  for _, key in ipairs(chunk_keys(version, count)) do size = size + redis.call('STRLEN', key) end
+  return size
+end
+local function count(member, keys, bytes, gone)
+  if gone then redis.call('HDEL', KEYS[4], member)
+  elseif bytes ~= 0 then redis.call('HINCRBY', KEYS[4], member, bytes) end
+  if keys ~= 0 then redis.call('HINCRBY', KEYS[5], 'keys', keys) end
+  if bytes ~= 0 then redis.call('HINCRBY', KEYS[5], 'bytes', bytes) end
+end
 """
 
-# KEYS: user hash, users set. ARGV: prefix, field, record, user member, grace,
+# KEYS: user hash, users set, seen zset, bytes hash, totals hash. ARGV: prefix,
+# field, record, user member, grace, stored size, the three limits (0: none),
 # and for a compare-and-set: "absent", or "equal" and the record it must hold.
-# Returns 1 when stored, 0 when the compare-and-set found another record.
+# Returns {1} when stored, {0} when the compare-and-set found another record,
+# and {-n, figure} when limit n would be passed (see dash_database.quotas).
 SET = (
     _HELPERS
     + """
 local old = redis.call('HGET', KEYS[1], ARGV[2])
-if (ARGV[6] == 'absent' and old) or (ARGV[6] == 'equal' and old ~= ARGV[7]) then
-  return 0
+if (ARGV[10] == 'absent' and old) or (ARGV[10] == 'equal' and old ~= ARGV[11]) then
+  return {0}
+end
+local size, old_size, limit = tonumber(ARGV[6]), 0, tonumber(ARGV[7])
+if old then old_size = stored_size(old) end
+if limit > 0 and not old then
+  local keys = redis.call('HLEN', KEYS[1])
+  if keys + 1 > limit then return {-1, keys} end
+end
+limit = tonumber(ARGV[8])
+if limit > 0 then
+  local after = tonumber(redis.call('HGET', KEYS[4], ARGV[4]) or '0') - old_size + size
+  if after > limit then return {-2, after} end
+end
+limit = tonumber(ARGV[9])
+if limit > 0 then
+  local after = tonumber(redis.call('HGET', KEYS[5], 'bytes') or '0') - old_size + size
+  if after > limit then return {-3, after} end
 end
 local new = {}
-local version, count = refs(ARGV[3])
-if version then new = chunk_keys(version, count) end
+local version, chunks = refs(ARGV[3])
+if version then new = chunk_keys(version, chunks) end
 for _, key in ipairs(new) do
   if redis.call('EXISTS', key) == 0 then
     return redis.error_reply('DASHDB a chunk of the value expired before it was committed')
@@ -65,43 +98,57 @@ for _, key in ipairs(new) do redis.call('PERSIST', key) end
 if old ~= ARGV[3] then
   for _, key in ipairs(stored_chunks(old)) do redis.call('EXPIRE', key, ARGV[5]) end
 end
-return 1
+local added = 1
+if old then added = 0 end
+count(ARGV[4], added, size - old_size, false)
+return {1}
 """
 )
 
-# KEYS: user hash, users set. ARGV: prefix, field, user member.
+# KEYS: user hash, users set, seen zset, bytes hash, totals hash. ARGV: prefix,
+# field, user member.
 DELETE = (
     _HELPERS
     + """
 local old = redis.call('HGET', KEYS[1], ARGV[2])
 if not old then return 0 end
+local size = stored_size(old)
 redis.call('HDEL', KEYS[1], ARGV[2])
 for _, key in ipairs(stored_chunks(old)) do redis.call('DEL', key) end
-if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[3]) end
+local gone = redis.call('HLEN', KEYS[1]) == 0
+if gone then redis.call('SREM', KEYS[2], ARGV[3]) end
+count(ARGV[3], -1, -size, gone)
 return 1
 """
 )
 
-# Deletes the user of KEYS[1..3] (hash, users set, seen zset), ARGV[2] its member.
+# Deletes the user of KEYS[1..5] (as above), ARGV[2] its member.
 _DROP_USER = """
 local records = redis.call('HVALS', KEYS[1])
 for _, record in ipairs(records) do
   for _, key in ipairs(stored_chunks(record)) do redis.call('DEL', key) end
 end
+local bytes = tonumber(redis.call('HGET', KEYS[4], ARGV[2]) or '0')
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[2])
 redis.call('ZREM', KEYS[3], ARGV[2])
+count(ARGV[2], -#records, -bytes, true)
 """
 
-# KEYS: old hash, new hash, users set, seen zset. ARGV: prefix, old member, new member.
-# The hash is renamed, so its records (and the chunks they name) move as they are.
+# KEYS: old hash, new hash, users set, seen zset, bytes hash. ARGV: prefix,
+# old member, new member. The hash is renamed, so its records (and the chunks
+# they name) move as they are, and so does the user's byte counter.
 RENAME_USER = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
 local moved = redis.call('HLEN', KEYS[1])
+redis.call('HDEL', KEYS[5], ARGV[3])
 if moved > 0 then
   redis.call('RENAME', KEYS[1], KEYS[2])
   redis.call('SREM', KEYS[3], ARGV[2])
   redis.call('SADD', KEYS[3], ARGV[3])
+  local bytes = redis.call('HGET', KEYS[5], ARGV[2])
+  redis.call('HDEL', KEYS[5], ARGV[2])
+  if bytes then redis.call('HSET', KEYS[5], ARGV[3], bytes) end
 end
 redis.call('ZREM', KEYS[4], ARGV[3])
 local seen = redis.call('ZSCORE', KEYS[4], ARGV[2])
@@ -112,10 +159,10 @@ end
 return moved
 """
 
-# KEYS: user hash, users set, seen zset. ARGV: prefix, user member.
+# KEYS: user hash, users set, seen zset, bytes hash, totals hash. ARGV: prefix, user member.
 DELETE_USER = _HELPERS + _DROP_USER + "return #records\n"
 
-# KEYS: user hash, users set, seen zset. ARGV: prefix, user member, cutoff.
+# KEYS: as DELETE_USER. ARGV: prefix, user member, cutoff.
 # The idle check and the delete run as one script, so a write racing from
 # another process either comes first (and saves the user) or finds it gone.
 DELETE_IDLE = (
@@ -127,3 +174,29 @@ if not seen or tonumber(seen) >= tonumber(ARGV[3]) then return 0 end
     + _DROP_USER
     + "return 1\n"
 )
+
+# Building the counters of a store written before them, once. The user's
+# counter is recounted from its hash in one script, so a write racing with it
+# comes entirely before or after; the totals are summed last, the same way.
+# KEYS: user hash, -, -, bytes hash. ARGV: prefix, user member.
+RECOUNT_USER = (
+    _HELPERS
+    + """
+local records = redis.call('HVALS', KEYS[1])
+local size = 0
+for _, record in ipairs(records) do size = size + stored_size(record) end
+if #records > 0 then redis.call('HSET', KEYS[4], ARGV[2], size)
+else redis.call('HDEL', KEYS[4], ARGV[2]) end
+return #records
+"""
+)
+# KEYS: -, users set, -, bytes hash, totals hash. ARGV: prefix.
+RECOUNT_TOTALS = """
+local keys, bytes = 0, 0
+for _, member in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  keys = keys + redis.call('HLEN', ARGV[1] .. 'user:' .. member)
+end
+for _, size in ipairs(redis.call('HVALS', KEYS[4])) do bytes = bytes + tonumber(size) end
+redis.call('HSET', KEYS[5], 'keys', keys, 'bytes', bytes, 'counted', 1)
+return keys
+"""

@@ -105,6 +105,13 @@ class Connection:
         except sqlite3.Error as exc:
             raise self.error(exc) from exc
 
+    def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """Run one write statement once per row of arguments, on the writing connection."""
+        try:
+            self._writer.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise self.error(exc) from exc
+
     def change(self, sql: str, args: tuple[Any, ...]) -> int:
         """Run one write statement on the writing connection; return the rows it changed."""
         try:

@@ -20,10 +20,11 @@ from typing import Any
 from sqlitedict import SqliteDict
 
 from ... import forks, signals
-from ...exceptions import InvalidLocationError, StorageError, UserExistsError
+from ...exceptions import InvalidLocationError, StorageError
 from ...keys import Key, encode_key
 from ...serialization import Codec, Fill, RawValue, codec_for_tag, copy_pieces, is_chunked
-from ..base import MISSING, Backend, ValueSize
+from ..base import MISSING, Backend, Count, ValueSize
+from . import counters, user_changes
 from . import schema as sql
 from .connection import Connection
 from .side_files import SideFiles, SideFileWriter
@@ -58,8 +59,10 @@ def _remove_temp_dir(path: str, owner_pid: int) -> None:
         logger.debug("removed the temporary database folder %s", path)
 
 
-def _connect(path: str, timeout: float, synchronous: str, create: bool) -> Connection:
-    """Open the file's connections and make sure its tables and triggers exist.
+def _connect(
+    path: str, timeout: float, synchronous: str, create: bool, files: SideFiles
+) -> Connection:
+    """Open the file's connections and make sure its tables, triggers and counters exist.
 
     :param create: let sqlitedict create the values table first.
     """
@@ -87,9 +90,9 @@ def _connect(path: str, timeout: float, synchronous: str, create: bool) -> Conne
             # sqlitedict sets synchronous=OFF; NORMAL in WAL mode loses nothing
             # on a process crash, FULL nothing on power loss.
             f"PRAGMA synchronous = {synchronous}",
-            *sql.SCHEMA,
         ):
             conn.run(statement)
+        counters.upgrade(conn, files)
     except BaseException:
         conn.close()
         raise
@@ -146,7 +149,7 @@ class FileBackend(Backend):
         self.location = path
         self.files = SideFiles(os.path.abspath(path) + "-values", timeout)
         self._closed = False
-        self._conn = _connect(path, timeout, self._synchronous, create=True)
+        self._conn = _connect(path, timeout, self._synchronous, True, self.files)
         forks.register(self)
         logger.debug("opened %s (synchronous=%s)", path, self._synchronous)
 
@@ -183,7 +186,7 @@ class FileBackend(Backend):
         return bool(self._conn.query(sql.HAS, (sql.record_key(user_id, key_name),)))
 
     def _encode(self, codec: Codec, fill: Fill) -> tuple[bytes, SideFileWriter]:
-        """The record of what ``fill`` writes, and its side file if any."""
+        """The record of what ``fill`` writes, and its writer (its side file and size)."""
         out = self.files.writer(self.chunk_size, self._synchronous == "FULL")
         try:
             fill(out)
@@ -193,9 +196,11 @@ class FileBackend(Backend):
             raise
 
     def _put(self, user_id: Key, key_name: Key, record: bytes, side_file: SideFileWriter) -> None:
+        row = (sql.record_key(user_id, key_name), record, encode_key(user_id), side_file.size)
         with self._conn.writing() as conn:
             try:
-                conn.change(sql.PUT, (sql.record_key(user_id, key_name), record))
+                with counters.checked(conn, self.quotas, user_id, key_name, side_file.size):
+                    conn.change(sql.PUT, row)
             except BaseException:
                 side_file.discard()
                 raise
@@ -234,7 +239,9 @@ class FileBackend(Backend):
                     new = func(old)
                     codec = self.codec
                     record, side_file = self._encode(codec, lambda out: codec.dump(new, out))
-                    conn.change(sql.PUT, (key, record))
+                    if self.quotas is not None:
+                        counters.check(conn, self.quotas, user_id, key_name, side_file.size)
+                    conn.change(sql.PUT, (key, record, encode_key(user_id), side_file.size))
             except BaseException:
                 if side_file is not None:
                     side_file.discard()
@@ -260,36 +267,15 @@ class FileBackend(Backend):
 
     def _drop_user(self, user_id: Key, cutoff: float | None) -> int:
         """Delete the user's values and activity at once (with a cutoff: only if idle)."""
-        member = encode_key(user_id)
         with self._conn.writing() as conn:
-            with conn.transaction():
-                if cutoff is None:
-                    deleted = conn.change(sql.DELETE_RANGE, sql.user_range(user_id))
-                    conn.change(sql.FORGET, (member,))
-                else:
-                    # The condition is checked inside the transaction, so a write
-                    # racing from another process either comes first (and saves
-                    # the user) or finds it gone.
-                    range_ = sql.user_range(user_id)
-                    conn.change(sql.DELETE_IDLE_RANGE, (*range_, member, cutoff))
-                    deleted = conn.change(sql.FORGET_IDLE, (member, cutoff))
+            deleted = user_changes.drop(conn, user_id, cutoff)
             self.files.empty_trash(conn)
         return deleted
 
     def rename_user(self, old_id: Key, new_id: Key) -> int:
-        """Move the user's records and activity to ``new_id`` in one transaction."""
-        old_range, new_range = sql.user_range(old_id), sql.user_range(new_id)
-        new_member = encode_key(new_id)
-        with self._conn.writing() as conn, conn.transaction():
-            if conn.run(sql.COUNT, new_range)[0][0]:
-                raise UserExistsError(
-                    f"user_id={new_id!r} already has values; nothing was moved or changed"
-                )
-            start = len(old_range[0]) + 1  # the first character after the old prefix
-            moved = conn.change(sql.RENAME_RANGE, (new_range[0], start, *old_range))
-            conn.change(sql.FORGET, (new_member,))
-            conn.change(sql.RENAME_SEEN, (new_member, encode_key(old_id)))
-        return moved
+        """Move the user's records, counters and activity to ``new_id`` in one transaction."""
+        with self._conn.writing() as conn:
+            return user_changes.rename(conn, old_id, new_id)
 
     def delete_user(self, user_id: Key) -> int:
         """Delete the user's values and activity in one transaction."""
@@ -333,11 +319,14 @@ class FileBackend(Backend):
         return None if not rows else self.files.head(bytes(rows[0][0]), user_id, key_name, limit)
 
     def users(self) -> list[Key]:
-        """Every user id holding at least one value."""
-        found: dict[Key, None] = {}
-        for row in self._conn.query(sql.ALL_KEYS):
-            found[json.loads(row[0])[0]] = None
-        return list(found)
+        """Every user id holding at least one value, from the counters."""
+        return [json.loads(row[0]) for row in self._conn.query(sql.ALL_USERS)]
+
+    def counts(self, user_id: Key | None) -> dict[Key, Count]:
+        """``(values, stored bytes)`` of one user, or of every user, from the counters."""
+        args = () if user_id is None else (encode_key(user_id),)
+        rows = self._conn.query(sql.ALL_COUNTS if user_id is None else sql.USER_COUNT, args)
+        return {json.loads(user): (keys, stored) for user, keys, stored in rows}
 
     def collect_garbage(self) -> int:
         """Remove side files left by writers that died before committing; return how many."""
@@ -355,4 +344,4 @@ class FileBackend(Backend):
         if self._closed:
             return
         forks.keep(self._conn)
-        self._conn = _connect(self.location, self._timeout, self._synchronous, create=False)
+        self._conn = _connect(self.location, self._timeout, self._synchronous, False, self.files)

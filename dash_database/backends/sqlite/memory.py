@@ -20,8 +20,9 @@ from typing import Any
 from ... import forks
 from ...exceptions import UserExistsError
 from ...keys import Key
+from ...quotas import Usage
 from ...serialization import ChunkWriter, Codec, Fill, RawValue, codec_for_tag, copy_pieces
-from ..base import MISSING, Backend, ValueSize
+from ..base import MISSING, Backend, Count, ValueSize
 
 logger = logging.getLogger("dash_database")
 
@@ -29,6 +30,11 @@ MEMORY = ":memory:"
 
 #: A stored value: the serializer's tag, then the serialized bytes in chunks.
 Record = tuple[bytes, tuple[bytes, ...]]
+
+
+def _size(record: Record) -> int:
+    """The stored bytes of a record: the tag and the serialized bytes."""
+    return 1 + sum(map(len, record[1]))
 
 
 class MemoryBackend(Backend):
@@ -44,6 +50,9 @@ class MemoryBackend(Backend):
         self._lock = threading.Lock()
         self._values: dict[Key, dict[Key, Record]] = {}
         self._seen: dict[Key, float] = {}
+        # The counters: each user's stored bytes, and the store's.
+        self._bytes: dict[Key, int] = {}
+        self._total_bytes = 0
         forks.register(self)
 
     def _encode(self, value: Any) -> Record:
@@ -70,11 +79,30 @@ class MemoryBackend(Backend):
         """Whether a value is stored."""
         return key_name in self._values.get(user_id, {})
 
+    def _store(self, user_id: Key, key_name: Key, record: Record) -> None:
+        """Check the quotas and store ``record``; under the lock."""
+        values = self._values.get(user_id, {})
+        old = values.get(key_name)
+        old_size, size = (None if old is None else _size(old)), _size(record)
+        if self.quotas is not None:
+            usage = Usage(len(values), self._bytes.get(user_id, 0), self._total_bytes, old_size)
+            self.quotas.check(user_id, key_name, size, usage)
+        self._values.setdefault(user_id, {})[key_name] = record
+        self._count(user_id, size - (old_size or 0))
+
+    def _count(self, user_id: Key, change: int) -> None:
+        """Add ``change`` bytes to the user's counter and the store's; under the lock."""
+        self._total_bytes += change
+        if user_id in self._values:
+            self._bytes[user_id] = self._bytes.get(user_id, 0) + change
+        else:
+            self._bytes.pop(user_id, None)
+
     def set(self, user_id: Key, key_name: Key, value: Any) -> None:
         """Store ``value``."""
         record = self._encode(value)  # before the lock, as on a file
         with self._lock:
-            self._values.setdefault(user_id, {})[key_name] = record
+            self._store(user_id, key_name, record)
 
     def read_raw(self, user_id: Key, key_name: Key) -> RawValue | None:
         """The value as stored, never decoded; ``None`` if there is none."""
@@ -85,24 +113,26 @@ class MemoryBackend(Backend):
         """Store bytes serialized elsewhere, as :meth:`set` stores a value."""
         record = self._encode_from(codec_for_tag(tag), copy_pieces(pieces))
         with self._lock:
-            self._values.setdefault(user_id, {})[key_name] = record
+            self._store(user_id, key_name, record)
 
     def update(self, user_id: Key, key_name: Key, func: Callable[[Any], Any], default: Any) -> Any:
         """Atomically store and return ``func(old value or default)``."""
         with self._lock:
             record = self._values.get(user_id, {}).get(key_name)
             new = func(default if record is None else self._decode(record))
-            self._values.setdefault(user_id, {})[key_name] = self._encode(new)
+            self._store(user_id, key_name, self._encode(new))
         return new
 
     def delete(self, user_id: Key, key_name: Key) -> bool:
         """Delete one value; return whether it existed."""
         with self._lock:
             values = self._values.get(user_id, {})
-            existed = values.pop(key_name, None) is not None
+            old = values.pop(key_name, None)
             if not values:
                 self._values.pop(user_id, None)
-        return existed
+            if old is not None:
+                self._count(user_id, -_size(old))
+        return old is not None
 
     def keys(self, user_id: Key) -> list[Key]:
         """The user's key names."""
@@ -117,7 +147,12 @@ class MemoryBackend(Backend):
         """Delete the user's values and activity."""
         with self._lock:
             self._seen.pop(user_id, None)
-            return len(self._values.pop(user_id, {}))
+            return self._drop(user_id)
+
+    def _drop(self, user_id: Key) -> int:
+        """Remove the user's values and counter; under the lock. Return how many values."""
+        self._total_bytes -= self._bytes.pop(user_id, 0)
+        return len(self._values.pop(user_id, {}))
 
     def rename_user(self, old_id: Key, new_id: Key) -> int:
         """Move the user's values and activity to ``new_id``."""
@@ -129,6 +164,7 @@ class MemoryBackend(Backend):
             values = self._values.pop(old_id, {})
             if values:
                 self._values[new_id] = values
+                self._bytes[new_id] = self._bytes.pop(old_id)
             seen = self._seen.pop(old_id, None)
             self._seen.pop(new_id, None)
             if seen is not None:
@@ -168,7 +204,7 @@ class MemoryBackend(Backend):
             if seen is None or seen >= cutoff:
                 return False
             del self._seen[user_id]
-            self._values.pop(user_id, None)
+            self._drop(user_id)
             return True
 
     def value_sizes(self, user_id: Key | None) -> list[ValueSize]:
@@ -181,6 +217,12 @@ class MemoryBackend(Backend):
                 for key, (_, chunks) in self._values.get(user, {}).items()
             ]
 
+    def counts(self, user_id: Key | None) -> dict[Key, Count]:
+        """``(values, stored bytes)`` of one user, or of every user, from the counters."""
+        with self._lock:
+            users = list(self._values) if user_id is None else [user_id]
+            return {u: (len(self._values[u]), self._bytes[u]) for u in users if u in self._values}
+
     def head(self, user_id: Key, key_name: Key, limit: int) -> bytes | None:
         """The tag and first ``limit - 1`` serialized bytes of the value, or ``None``."""
         record = self._values.get(user_id, {}).get(key_name)
@@ -191,11 +233,13 @@ class MemoryBackend(Backend):
         with self._lock:
             self._values.clear()
             self._seen.clear()
+            self._bytes.clear()
+            self._total_bytes = 0
 
     def after_fork_in_child(self) -> None:
         """A forked child starts empty, with a lock of its own."""
         # Another thread may have been halfway through a change at the fork,
         # so the copied dicts are not trusted, and its lock may never be freed.
         self._lock = threading.Lock()
-        self._values, self._seen = {}, {}
+        self._values, self._seen, self._bytes, self._total_bytes = {}, {}, {}, 0
         logger.warning("%s: a forked process starts with an empty memory database", MEMORY)

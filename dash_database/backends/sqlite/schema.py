@@ -25,6 +25,11 @@ TRASH = "dash_database_trash"
 _CHUNKS = "dash_database_chunks"
 _FILE_NAME = "CAST(substr({0}, 2) AS TEXT)"
 
+USERS = "dash_database_users"
+TOTALS = "dash_database_totals"
+#: ``PRAGMA user_version`` of a file whose counters are kept; 0: made before them.
+VERSION = 1
+
 SCHEMA = (
     # A user's last activity (a time.time()), written before its values.
     f'CREATE TABLE IF NOT EXISTS "{SESSIONS}" (user TEXT PRIMARY KEY, seen REAL NOT NULL)',
@@ -33,27 +38,67 @@ SCHEMA = (
     "(key TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (key, seq))",
     # Side-file names whose record is gone; each file is removed after the commit.
     f'CREATE TABLE IF NOT EXISTS "{TRASH}" (name TEXT PRIMARY KEY)',
-    # A value's side file goes to the trash inside the statement that replaces
-    # or deletes its record, so that a single write or a user-wide delete stays
-    # one atomic statement with no transaction around it.
-    f'CREATE TRIGGER IF NOT EXISTS "{VALUES}_replace" BEFORE INSERT ON "{VALUES}" '
+    # The counters: each user's values and stored bytes, and the store's.
+    f'CREATE TABLE IF NOT EXISTS "{USERS}" '
+    "(user TEXT PRIMARY KEY, keys INTEGER NOT NULL, bytes INTEGER NOT NULL)",
+    f'CREATE TABLE IF NOT EXISTS "{TOTALS}" (id INTEGER PRIMARY KEY CHECK (id = 0), '
+    "keys INTEGER NOT NULL, bytes INTEGER NOT NULL)",
+    f'INSERT OR IGNORE INTO "{TOTALS}" VALUES (0, 0, 0)',
+)
+# Beside sqlitedict's two columns, each record names its user (the JSON text
+# of the id, as in the sessions table) and its stored bytes, so that triggers
+# can keep the counters without parsing keys or reading side files. Columns
+# added to sqlitedict's table leave it readable by sqlitedict.
+COLUMNS = (("user", "TEXT"), ("size", "INTEGER"))
+# 2.0 and 2.1 kept only the trash with these; TRIGGERS replaces them.
+OLD_TRIGGERS = (f"{VALUES}_replace", f"{VALUES}_delete")
+_OLD = f'(SELECT {{0}} FROM "{VALUES}" WHERE key = NEW.key)'
+TRIGGERS = (
+    # A writer that does not fill the new columns (an older version, or
+    # sqlitedict itself) would make the counters wrong: it is refused, loudly.
+    f'CREATE TRIGGER IF NOT EXISTS "{VALUES}_guard" BEFORE INSERT ON "{VALUES}" '
+    "WHEN NEW.user IS NULL OR NEW.size IS NULL "
+    "BEGIN SELECT RAISE(ABORT, 'this file keeps counters (dash_database 2.2 or later); "
+    "write to it with dash_database 2.2 or later'); END",
+    # A value's side file goes to the trash, and its counts off its user, inside
+    # the statement that replaces or deletes its record, so that a single write
+    # or a user-wide delete stays one atomic statement with no transaction
+    # around it. (REPLACE fires no delete trigger, hence the BEFORE INSERT.)
+    f'CREATE TRIGGER IF NOT EXISTS "{VALUES}_replaced" BEFORE INSERT ON "{VALUES}" '
     f'BEGIN DELETE FROM "{_CHUNKS}" WHERE key = NEW.key; '
     f'INSERT OR IGNORE INTO "{TRASH}" SELECT {_FILE_NAME.format("value")} FROM "{VALUES}" '
-    f"WHERE key = NEW.key AND {sql_is_chunked('value')}; END",
-    f'CREATE TRIGGER IF NOT EXISTS "{VALUES}_delete" AFTER DELETE ON "{VALUES}" '
+    f"WHERE key = NEW.key AND {sql_is_chunked('value')}; "
+    f'UPDATE "{USERS}" SET keys = keys - 1, bytes = bytes - {_OLD.format("size")} '
+    f"WHERE user = {_OLD.format('user')}; "
+    f'UPDATE "{TOTALS}" SET keys = keys - 1, bytes = bytes - {_OLD.format("size")} '
+    f"WHERE EXISTS {_OLD.format('1')}; END",
+    f'CREATE TRIGGER IF NOT EXISTS "{VALUES}_inserted" AFTER INSERT ON "{VALUES}" '
+    f'BEGIN INSERT INTO "{USERS}" (user, keys, bytes) VALUES (NEW.user, 1, NEW.size) '
+    "ON CONFLICT (user) DO UPDATE SET keys = keys + 1, bytes = bytes + excluded.bytes; "
+    f'UPDATE "{TOTALS}" SET keys = keys + 1, bytes = bytes + NEW.size; END',
+    f'CREATE TRIGGER IF NOT EXISTS "{VALUES}_deleted" AFTER DELETE ON "{VALUES}" '
     f'BEGIN DELETE FROM "{_CHUNKS}" WHERE key = OLD.key; '
     f'INSERT OR IGNORE INTO "{TRASH}" SELECT {_FILE_NAME.format("OLD.value")} '
-    f"WHERE {sql_is_chunked('OLD.value')}; END",
+    f"WHERE {sql_is_chunked('OLD.value')}; "
+    f'UPDATE "{USERS}" SET keys = keys - 1, bytes = bytes - OLD.size WHERE user = OLD.user; '
+    f'DELETE FROM "{USERS}" WHERE user = OLD.user AND keys <= 0; '
+    f'UPDATE "{TOTALS}" SET keys = keys - 1, bytes = bytes - OLD.size; END',
 )
 GET = f'SELECT value FROM "{VALUES}" WHERE key = ?'
 HAS = f'SELECT 1 FROM "{VALUES}" WHERE key = ?'
-PUT = f'REPLACE INTO "{VALUES}" (key, value) VALUES (?, ?)'
+PUT = f'REPLACE INTO "{VALUES}" (key, value, user, size) VALUES (?, ?, ?, ?)'
+OLD_SIZE = f'SELECT size FROM "{VALUES}" WHERE key = ?'
+USER_COUNT = f'SELECT user, keys, bytes FROM "{USERS}" WHERE user = ?'
+ALL_COUNTS = f'SELECT user, keys, bytes FROM "{USERS}"'
+ALL_USERS = f'SELECT user FROM "{USERS}"'
+TOTAL_BYTES = f'SELECT bytes FROM "{TOTALS}"'
+RENAME_COUNT = f'UPDATE "{USERS}" SET user = ? WHERE user = ?'
+FORGET_COUNT = f'DELETE FROM "{USERS}" WHERE user = ?'
 DELETE = f'DELETE FROM "{VALUES}" WHERE key = ?'
 _RANGE = "key >= ? AND key < ?"
 KEYS = f'SELECT key FROM "{VALUES}" WHERE {_RANGE}'
 COUNT = f'SELECT count(*) FROM "{VALUES}" WHERE {_RANGE}'
 DELETE_RANGE = f'DELETE FROM "{VALUES}" WHERE {_RANGE}'
-ALL_KEYS = f'SELECT key FROM "{VALUES}"'
 SIZES = (
     f"SELECT key, length(value), CASE WHEN {sql_is_chunked('value')} "
     f'THEN {_FILE_NAME.format("value")} END FROM "{VALUES}"'
@@ -75,7 +120,7 @@ DELETE_IDLE_RANGE = f"{DELETE_RANGE} AND {_IS_IDLE}"
 FORGET = f'DELETE FROM "{SESSIONS}" WHERE user = ?'
 # A user's records get the new user's prefix; UPDATE fires none of the
 # triggers, so the side files they name stay where they are, unread.
-RENAME_RANGE = f'UPDATE "{VALUES}" SET key = ? || substr(key, ?) WHERE {_RANGE}'
+RENAME_RANGE = f'UPDATE "{VALUES}" SET key = ? || substr(key, ?), user = ? WHERE {_RANGE}'
 RENAME_SEEN = f'UPDATE "{SESSIONS}" SET user = ? WHERE user = ?'
 FORGET_IDLE = f'DELETE FROM "{SESSIONS}" WHERE user = ? AND seen < ?'
 

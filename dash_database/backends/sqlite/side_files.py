@@ -60,6 +60,8 @@ class SideFileWriter:
         self._buf = bytearray()
         self._file: BinaryIO | None = None
         self.path: str | None = None
+        #: The value's stored bytes so far: its tag, then what was written.
+        self.size = 1
 
     def _fail(self, exc: OSError) -> StorageError:
         where = self.path or self._folder
@@ -68,6 +70,7 @@ class SideFileWriter:
     def write(self, data: Any) -> int:
         """Append ``data`` (any bytes-like object); return its length."""
         view = memoryview(data).cast("B")
+        self.size += len(view)
         try:
             if self._file is None:
                 if len(self._buf) + len(view) <= self._limit:

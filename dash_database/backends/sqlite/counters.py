@@ -1,0 +1,118 @@
+"""A SQLite file's counters: built once for an older file, read, and checked against quotas.
+
+Triggers (see :mod:`.schema`) keep each user's values and bytes, and the
+store's, in the statement that writes. A write under quotas reads them in the
+``BEGIN IMMEDIATE`` transaction that writes, which no other process can
+enter, so N racing writers are checked one after another.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ...keys import Key, encode_key
+from ...quotas import Quotas, Usage
+from . import schema as sql
+from .connection import Connection
+from .side_files import SideFiles
+
+logger = logging.getLogger("dash_database")
+
+#: Records filled in per statement while building counters; progress is logged per batch.
+BATCH = 10_000
+
+
+def _record_user(key: str) -> str | None:
+    """The user column of a record key, or ``None`` if this library could not have made it."""
+    try:
+        user, key_name = json.loads(key)
+    except (ValueError, TypeError):
+        return None
+    valid = all(isinstance(k, (str, int)) and not isinstance(k, bool) for k in (user, key_name))
+    return encode_key(user) if valid else None
+
+
+def _fill_columns(conn: Connection, files: SideFiles) -> None:
+    """Give every record of an older file its user and stored size."""
+    rows = conn.run(sql.SIZES)
+    if len(rows) > BATCH:
+        logger.info("%s: building counters for %d values, once", conn.path, len(rows))
+    for start in range(0, len(rows), BATCH):
+        filled = []
+        for key, length, name in rows[start : start + BATCH]:
+            size = length
+            if name is not None:
+                file_size = files.size(name)
+                size = length if file_size is None else 1 + file_size
+            filled.append((_record_user(key), size, key))
+        conn.many(f'UPDATE "{sql.VALUES}" SET user = ?, size = ? WHERE key = ?', filled)
+        if len(rows) > BATCH:
+            logger.info("%s: counted %d of %d values", conn.path, start + len(filled), len(rows))
+
+
+def upgrade(conn: Connection, files: SideFiles) -> None:
+    """Make sure the file has its counters: a file made before them gets them now, once.
+
+    The whole upgrade is one transaction: other processes wait for it, and
+    none sees a half-built counter.
+    """
+    if conn.run("PRAGMA user_version")[0][0] >= sql.VERSION:
+        return
+    with conn.writing(), conn.transaction():
+        if conn.run("PRAGMA user_version")[0][0] >= sql.VERSION:
+            return  # another process upgraded it while we waited
+        for statement in sql.SCHEMA:
+            conn.run(statement)
+        present = {row[1] for row in conn.run(f'PRAGMA table_info("{sql.VALUES}")')}
+        for name, kind in sql.COLUMNS:
+            if name not in present:
+                conn.run(f'ALTER TABLE "{sql.VALUES}" ADD COLUMN {name} {kind}')
+        for trigger in sql.OLD_TRIGGERS:
+            conn.run(f'DROP TRIGGER IF EXISTS "{trigger}"')
+        for statement in sql.TRIGGERS:
+            conn.run(statement)
+        _fill_columns(conn, files)
+        recount(conn)
+        conn.run(f"PRAGMA user_version = {sql.VERSION}")
+
+
+def recount(conn: Connection) -> None:
+    """Rebuild every counter from the records; inside a transaction."""
+    conn.run(f'DELETE FROM "{sql.USERS}"')
+    conn.run(
+        f'INSERT INTO "{sql.USERS}" SELECT user, count(*), sum(size) FROM "{sql.VALUES}" '
+        "WHERE user IS NOT NULL GROUP BY user"
+    )
+    conn.run(
+        f'UPDATE "{sql.TOTALS}" SET keys = (SELECT coalesce(sum(keys), 0) FROM "{sql.USERS}"), '
+        f'bytes = (SELECT coalesce(sum(bytes), 0) FROM "{sql.USERS}")'
+    )
+
+
+def check(conn: Connection, quotas: Quotas, user_id: Key, key_name: Key, size: int) -> None:
+    """Check a write of ``size`` bytes against ``quotas`` by the counters; inside a transaction.
+
+    :raises ~dash_database.exceptions.QuotaExceededError: it would pass a limit.
+    """
+    rows = conn.run(sql.USER_COUNT, (encode_key(user_id),))
+    keys, stored = (rows[0][1], rows[0][2]) if rows else (0, 0)
+    old = conn.run(sql.OLD_SIZE, (sql.record_key(user_id, key_name),))
+    total = conn.run(sql.TOTAL_BYTES)[0][0] if quotas.max_total_bytes is not None else 0
+    quotas.check(user_id, key_name, size, Usage(keys, stored, total, old[0][0] if old else None))
+
+
+@contextmanager
+def checked(
+    conn: Connection, quotas: Quotas | None, user_id: Key, key_name: Key, size: int
+) -> Iterator[None]:
+    """Run the write in the body checked against ``quotas``: in one transaction with the
+    check, or, without quotas, as the single statement it is."""
+    if quotas is None:
+        yield
+        return
+    with conn.transaction():
+        check(conn, quotas, user_id, key_name, size)
+        yield

@@ -1,0 +1,53 @@
+"""Changes to a whole user on a SQLite file: delete (if idle, or at once) and rename.
+
+Each is one ``BEGIN IMMEDIATE`` transaction on the writing connection, so
+the user's records, counters and activity change together, and a write
+racing from another process comes entirely before or entirely after.
+"""
+
+from __future__ import annotations
+
+from ...exceptions import UserExistsError
+from ...keys import Key, encode_key
+from . import schema as sql
+from .connection import Connection
+
+
+def drop(conn: Connection, user_id: Key, cutoff: float | None) -> int:
+    """Delete the user's values and activity (with a ``cutoff``: only if it was idle since).
+
+    Inside :meth:`Connection.writing`. Return how many values (with a cutoff:
+    whether the user was deleted). The triggers take its counts off.
+    """
+    member, range_ = encode_key(user_id), sql.user_range(user_id)
+    with conn.transaction():
+        if cutoff is None:
+            deleted = conn.change(sql.DELETE_RANGE, range_)
+            conn.change(sql.FORGET, (member,))
+            return deleted
+        # The idle check is inside the transaction, so a write racing from
+        # another process either comes first (and saves the user) or finds it gone.
+        conn.change(sql.DELETE_IDLE_RANGE, (*range_, member, cutoff))
+        return conn.change(sql.FORGET_IDLE, (member, cutoff))
+
+
+def rename(conn: Connection, old_id: Key, new_id: Key) -> int:
+    """Move the user's records, counters and activity to ``new_id``; inside
+    :meth:`Connection.writing`. Return how many values moved.
+
+    :raises UserExistsError: ``new_id`` has values; nothing changed.
+    """
+    old_range, new_range = sql.user_range(old_id), sql.user_range(new_id)
+    new_member = encode_key(new_id)
+    with conn.transaction():
+        if conn.run(sql.COUNT, new_range)[0][0]:
+            raise UserExistsError(
+                f"user_id={new_id!r} already has values; nothing was moved or changed"
+            )
+        start = len(old_range[0]) + 1  # the first character after the old prefix
+        moved = conn.change(sql.RENAME_RANGE, (new_range[0], start, new_member, *old_range))
+        for statement in (sql.FORGET, sql.FORGET_COUNT):
+            conn.change(statement, (new_member,))
+        for statement in (sql.RENAME_SEEN, sql.RENAME_COUNT):
+            conn.change(statement, (new_member, encode_key(old_id)))
+    return moved

@@ -1,0 +1,283 @@
+"""Per-user counters: exact after every change, quotas that hold under races, cost by users."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from conftest import OpenDb, assert_counters_exact
+from dash_database import DashDatabase
+from dash_database.backends.redis import counters as redis_counters
+from dash_database.backends.sqlite import counters as sqlite_counters
+from dash_database.exceptions import QuotaExceededError
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_counters_stay_exact_through_every_kind_of_change(open_db: OpenDb) -> None:
+    """Writes, replaces, big values, updates, deletes, renames and purges keep them exact."""
+    db = open_db()
+    db._backend.chunk_size = 1024  # type: ignore[attr-defined]
+    db.store_user_value("a", "small", 1)
+    db.store_user_value("a", "big", b"x" * 5000)
+    db.store_user_value("a", "big", b"y" * 9000)  # a big value replaced by a bigger one
+    db.store_user_value("a", "small", b"z" * 3000)  # a small value replaced by a big one
+    db.store_user_value(7, 7, "seven")
+    db.update_user_value(7, "n", lambda old: old + 1, default=0)
+    db.update_user_value(7, "n", lambda old: old + 1)
+    assert_counters_exact(db)
+    db.delete_user_value("a", "small")
+    db.rename_user(7, "renamed")
+    assert_counters_exact(db)
+    assert db.user_stats("renamed").keys == 2
+    db.delete_all_user_values("a")
+    assert_counters_exact(db)
+    assert db.purge_expired(older_than=1e-9) == 1
+    assert_counters_exact(db)
+    assert db.stats().users == db.stats().keys == db.stats().bytes == 0
+
+
+def test_stats_come_from_the_counters_and_check_reads_every_value(open_db: OpenDb) -> None:
+    """stats() leaves missing unchecked (None); check=True reads the values and counts it."""
+    db = open_db()
+    db.store_user_value("u", "k", "v")
+    assert db.stats().missing is None
+    assert db.user_stats("u").missing is None
+    assert db.inspect.stats(check=True).missing == 0
+    assert db.inspect.user_stats("u", check=True).missing == 0
+
+
+Store = tuple[str, str | None]  # a location and its Redis prefix
+
+
+def _race(store: Store, quotas: dict[str, int], user: str, key: str, size: int) -> Any:
+    """In a forked child: open the store, wait for the others, write once; report how it went."""
+    with DashDatabase(store[0], prefix=store[1], **quotas) as db:
+        _race.barrier.wait()  # type: ignore[attr-defined]
+        try:
+            db.store_user_value(user, key, b"x" * size)
+        except QuotaExceededError:
+            return "refused"
+        return "stored"
+
+
+def _racers(store: Store, quotas: dict[str, int], writes: list[tuple[str, str, int]]) -> list[Any]:
+    """Run one write per process, 8 processes released at one instant."""
+    context = multiprocessing.get_context("fork")
+    _race.barrier = context.Barrier(len(writes))  # type: ignore[attr-defined]
+    with context.Pool(len(writes)) as pool:
+        calls = [(store, quotas, *write) for write in writes]
+        return pool.starmap(_race, calls, chunksize=1)
+
+
+def _store(request: pytest.FixtureRequest, engine: str, tmp_path: Path) -> Store:
+    """A new, empty store on ``engine``."""
+    if engine == "sqlite":
+        return str(tmp_path / "race.sqlite3"), None
+    return request.getfixturevalue("redis_url"), f"test-{uuid.uuid4().hex}:"
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "redis"])
+@pytest.mark.parametrize("limit", ["max_keys_per_user", "max_bytes_per_user", "max_total_bytes"])
+def test_eight_racing_processes_never_pass_a_quota(
+    engine: str, limit: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """8 processes racing one quota: the limit holds, and each writer stored or was refused."""
+    store = _store(request, engine, tmp_path)
+    quotas = {
+        "max_keys_per_user": {"max_keys_per_user": 10},
+        "max_bytes_per_user": {"max_bytes_per_user": 1_000_000},
+        "max_total_bytes": {"max_total_bytes": 1_000_000},
+    }[limit]
+    with DashDatabase(store[0], prefix=store[1]) as db:
+        if limit == "max_keys_per_user":
+            for key in range(9):
+                db.store_user_value("u", f"old{key}", 1)
+            writes = [("u", f"new{n}", 10) for n in range(8)]
+        else:
+            db.store_user_value("u", "old", b"x" * 700_000)
+            # Per user: 8 new keys of one user; in total: 8 new users.
+            writes = [
+                ("u" if limit == "max_bytes_per_user" else f"u{n}", f"new{n}", 100_000)
+                for n in range(8)
+            ]
+        before = db.stats()
+        results = _racers(store, quotas, writes)
+        after = db.stats()
+        assert sorted(set(results)) <= ["refused", "stored"]
+        stored = results.count("stored")
+        assert after.keys - before.keys == stored
+        if limit == "max_keys_per_user":
+            assert (db.user_stats("u").keys, stored) == (10, 1)
+        else:
+            assert after.bytes <= 1_000_000
+            assert stored == 2  # 700,000 bytes and two of about 100,000 fit; a third does not
+        assert_counters_exact(db)
+
+
+WRITER = """
+import sys
+from dash_database import DashDatabase
+db = DashDatabase(sys.argv[1], prefix=sys.argv[3] or None)
+db._backend.chunk_size = 4096
+for index in range(int(sys.argv[2]), 10**9):
+    db.store_user_value(index % 7, index % 50, [index] * (3000 if index % 3 == 0 else 1))
+    if index % 5 == 0:
+        db.delete_user_value(index % 7, (index + 1) % 50)
+    print(index, flush=True)
+"""
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "redis"])
+def test_counters_match_a_recount_after_sigkilled_writers(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Writers SIGKILLed mid-write (big values, deletes) leave counters equal to a recount."""
+    location, prefix = _store(request, engine, tmp_path)
+    start = 0
+    for rounds in range(8):
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, location, str(start), prefix or ""],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert writer.stdout is not None
+        for _ in range(10 + 7 * rounds):
+            start = int(writer.stdout.readline()) + 1
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        with DashDatabase(location, prefix=prefix) as db:
+            assert db.stats().keys > 0
+            assert_counters_exact(db)
+
+
+def _sqlite_steps(db: DashDatabase, call: Any) -> int:
+    """SQLite VM steps that ``call`` spends on the database's reading connections."""
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    conn = db._backend._conn  # type: ignore[attr-defined]
+    readers = [conn._connect() for _ in range(8)]
+    for reader in readers:
+        reader.set_progress_handler(count, 1)
+    conn._idle[:] = readers
+    call()
+    return steps
+
+
+def _redis_commands(url: str, call: Any) -> int:
+    """Commands the server ran for ``call``, including those inside scripts."""
+    client = redis.Redis.from_url(url)
+
+    def total() -> int:
+        stats = client.info("commandstats")
+        return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+
+    before = total()
+    call()
+    return total() - before
+
+
+def _filled(location: str, prefix: str | None, users: int, keys: int) -> DashDatabase:
+    db = DashDatabase(location, prefix=prefix)
+    for user in range(users):
+        for key in range(keys):
+            db.store_user_value(user, key, key)
+    return db
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "redis"])
+def test_stats_and_listing_cost_follows_users_not_values(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """stats(), user_stats() and list_users() cost the same on 20 users of 1 or of 40 values."""
+    costs: dict[tuple[int, int], list[int]] = {}
+    for users, keys in ((20, 1), (20, 40), (60, 1)):
+        if engine == "sqlite":
+            db = _filled(str(tmp_path / f"{users}-{keys}.sqlite3"), None, users, keys)
+            measure = lambda call, db=db: _sqlite_steps(db, call)  # noqa: E731
+        else:
+            url = request.getfixturevalue("redis_url")
+            db = _filled(url, f"test-{uuid.uuid4().hex}:", users, keys)
+            measure = lambda call, url=url: _redis_commands(url, call)  # noqa: E731
+        with db:
+            calls = (db.stats, db.list_users, lambda db=db: db.user_stats(3))
+            costs[users, keys] = [measure(call) for call in calls]
+    assert costs[20, 1] == costs[20, 40]
+    assert costs[60, 1][0] > costs[20, 1][0]  # stats() does follow the users
+
+
+def test_a_store_written_before_counters_gets_them_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 2.0 file is counted on first open (logging progress), with quotas exact from then on."""
+    path = tmp_path / "store.db"
+    shutil.copy(DATA / "store-2.0.db", path)
+    shutil.copytree(DATA / "store-2.0.db-values", tmp_path / "store.db-values")
+    monkeypatch.setattr(sqlite_counters, "BATCH", 1)
+    with caplog.at_level(logging.INFO, "dash_database"):
+        db = DashDatabase(path, max_keys_per_user=3)
+    assert "building counters for" in caplog.text
+    with db:
+        assert_counters_exact(db)
+        stats = db.stats()
+        assert stats.keys > 1
+        assert stats.bytes > 5000  # the fixture holds a side-file value
+        user = db.list_users()[0]
+        while db.count_user_values(user) < 3:
+            db.store_user_value(user, f"more{db.count_user_values(user)}", 1)
+        with pytest.raises(QuotaExceededError):
+            db.store_user_value(user, "one too many", 1)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, "dash_database"), DashDatabase(path) as db:
+        assert_counters_exact(db)
+    assert "building counters" not in caplog.text  # once
+
+
+def test_a_redis_store_written_before_counters_gets_them_once(
+    redis_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Redis store without counters gets them on first open, exact, with progress logged."""
+    prefix = f"test-{uuid.uuid4().hex}:"
+    with DashDatabase(redis_url, prefix=prefix) as db:
+        db._backend.chunk_size = 1024  # type: ignore[attr-defined]
+        for user in range(5):
+            db.store_user_value(user, "small", user)
+            db.store_user_value(user, "big", b"x" * 5000)
+        expected = db.stats()
+    redis.Redis.from_url(redis_url).delete(f"{prefix}bytes", f"{prefix}totals")  # as 2.1 left it
+    monkeypatch.setattr(redis_counters, "PROGRESS_EVERY", 2)
+    with caplog.at_level(logging.INFO, "dash_database"):
+        db = DashDatabase(redis_url, prefix=prefix, max_total_bytes=expected.bytes)
+    assert "building counters for 5 users" in caplog.text
+    with db:
+        assert db.stats() == expected
+        assert_counters_exact(db)
+        with pytest.raises(QuotaExceededError, match="max_total_bytes"):
+            db.store_user_value("new", "k", 1)
+
+
+def test_a_writer_that_does_not_fill_the_counters_is_refused(tmp_path: Path) -> None:
+    """sqlitedict, or a 2.1 process, writing the file gets a clear error, not wrong counters."""
+    path = tmp_path / "store.sqlite3"
+    DashDatabase(path).close()
+    with (
+        sqlite3.connect(path) as conn,
+        pytest.raises(sqlite3.IntegrityError, match=r"2\.2 or later"),
+    ):
+        conn.execute("REPLACE INTO dash_database (key, value) VALUES ('[1,1]', X'70')")
