@@ -24,7 +24,9 @@ from .backends.locations import Location
 from .copying import CopyReport
 from .database import DashDatabase, Duration
 from .keys import Key, check_key
+from .resigning import SignReport
 from .sessions import Stats, UserStats
+from .signing import SecretKey
 
 
 class _OpenedLater(DashDatabase):
@@ -55,6 +57,7 @@ class AsyncDashDatabase:
         max_keys_per_user: int | None = None,
         max_bytes_per_user: int | None = None,
         max_total_bytes: int | None = None,
+        secret_key: SecretKey | None = None,
     ) -> None:
         #: The sync face over the same engine, for code that is not async.
         self.sync = _OpenedLater(
@@ -67,6 +70,7 @@ class AsyncDashDatabase:
             max_keys_per_user=max_keys_per_user,
             max_bytes_per_user=max_bytes_per_user,
             max_total_bytes=max_total_bytes,
+            secret_key=secret_key,
         )
         #: Read-only views for operators; see :class:`~dash_database.inspection.Inspector`.
         self.inspect = AsyncInspector(self.sync.inspect)
@@ -124,6 +128,10 @@ class AsyncDashDatabase:
         """Copy users' values and activity to another store; see :meth:`DashDatabase.copy_to`."""
         target = destination.sync if isinstance(destination, AsyncDashDatabase) else destination
         return await asyncio.to_thread(self.sync.copy_to, target, users, overwrite, progress)
+
+    async def sign_values(self, progress: Progress | None = None) -> SignReport:
+        """Sign every value not signed by the current key; see :meth:`DashDatabase.sign_values`."""
+        return await asyncio.to_thread(self.sync.sign_values, progress)
 
     async def list_users(self) -> list[Key]:
         """Every user id that holds at least one value."""

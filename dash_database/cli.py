@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import datetime
 import json
+import os
 import pickletools
 import re
 import sys
@@ -22,10 +23,13 @@ from .database import DashDatabase
 from .exceptions import DashDatabaseError, DeserializationError
 from .export import to_json, type_name
 from .keys import Key
+from .signing import HEADER_SIZE, MAGIC
 
 __all__ = ["Progress", "main", "parse_duration"]
 
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
+#: The environment variable the CLI reads the secret key from (one key per line).
+SECRET_KEY_VARIABLE = "DASH_DATABASE_SECRET_KEY"
 PREVIEW_BYTES = 64 * 1024
 PREVIEW_CHARS = 200
 _PICKLE_TYPES = {
@@ -142,7 +146,10 @@ class Cli:
 
     def __init__(self, args: argparse.Namespace, out: TextIO) -> None:
         self.args, self.out = args, out
-        self.db = DashDatabase(args.location, prefix=args.prefix)
+        # From the environment only: arguments show in `ps` and in shell history.
+        keys = [key for key in os.environ.get(SECRET_KEY_VARIABLE, "").splitlines() if key]
+        self.secret_key = keys or None
+        self.db = DashDatabase(args.location, prefix=args.prefix, secret_key=self.secret_key)
         # One reader per serializer, opened when first needed.
         self._readers: dict[str, DashDatabase] = {}
 
@@ -210,7 +217,9 @@ class Cli:
     def _reader(self, serializer: str) -> DashDatabase:
         if serializer not in self._readers:
             location, prefix = self.args.location, self.args.prefix
-            self._readers[serializer] = DashDatabase(location, serializer=serializer, prefix=prefix)
+            self._readers[serializer] = DashDatabase(
+                location, serializer=serializer, prefix=prefix, secret_key=self.secret_key
+            )
         return self._readers[serializer]
 
     def _value(self, user_id: Key, key: Key, size: int | None) -> tuple[dict[str, Any], Any]:
@@ -226,7 +235,8 @@ class Cli:
         except DeserializationError as exc:
             if serializer == "json" or unpickle or "is not plain data" not in str(exc):
                 raise
-            return {**info, "type": _pickled_type(head[1:]), "note": _UNSAFE}, None
+            data = head[1 + HEADER_SIZE :] if head[1 : 1 + len(MAGIC)] == MAGIC else head[1:]
+            return {**info, "type": _pickled_type(data), "note": _UNSAFE}, None
         return {**info, "type": type_name(value)}, value
 
     def show(self) -> None:
@@ -294,7 +304,8 @@ class Cli:
         existing = self.db.list_users()
         users = None if args.users is None else [_pick(text, existing) for text in args.users]
         progress = Progress("copying", len(existing) if users is None else len(users))
-        with DashDatabase(args.destination, prefix=args.to_prefix) as target:
+        target = DashDatabase(args.destination, prefix=args.to_prefix, secret_key=self.secret_key)
+        with target:
             report = self.db.copy_to(target, users, args.overwrite, progress)
         line = (
             f"copied {report.users:,} users: {report.copied:,} values new, {report.unchanged:,} "
@@ -302,6 +313,20 @@ class Cli:
         )
         if report.kept:
             line += " (they differ at the destination: --overwrite replaces them)"
+        self.emit(dataclasses.asdict(report), [line])
+
+    def sign(self) -> None:
+        """Sign every value that the first key of DASH_DATABASE_SECRET_KEY did not sign."""
+        if self.secret_key is None:
+            raise UsageError(
+                f"sign needs the store's secret key in the environment variable "
+                f"{SECRET_KEY_VARIABLE} (one key per line, the first signs); it is never "
+                "read from the command line"
+            )
+        report = self.db.sign_values(Progress("signing", self.db.stats().keys))
+        line = f"signed {report.signed:,} values"
+        if report.refused:
+            line += f"; {report.refused:,} refused (altered or another key's: each is logged)"
         self.emit(dataclasses.asdict(report), [line])
 
 

@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  dash-database redis://localhost:6379/0 export --all > sessions.json\n"
         "  dash-database sessions.sqlite3 copy redis://localhost:6379/0\n\n"
         "exit codes: 0 done, 1 user or key not found, 2 bad arguments, 3 the store failed.\n"
+        "A signed store's key is read from DASH_DATABASE_SECRET_KEY (one key per line,\n"
+        "the first signs), never from the command line.\n"
         "USER and KEY are text; digits also match an int id. --json makes every\n"
         "outcome JSON on stdout, errors included.",
         formatter_class=_FORMAT,
@@ -127,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("users", nargs="*", metavar="USER")
     export.add_argument("--all", action="store_true", help="every user")
     _unsafe(export)
+    _command(
+        commands,
+        "sign",
+        "sign every value not signed by the first key in DASH_DATABASE_SECRET_KEY",
+        "sign",
+    )
     copy = _command(
         commands,
         "copy",

@@ -1,6 +1,7 @@
 """Copying a store to another: from one file to Redis when an app outgrows one host, and back.
 
-Records are copied as stored: nothing is unpickled, and a large value goes
+Records are copied as stored: nothing is unpickled (signed values are checked
+as they stream, see :func:`_verified`), and a large value goes
 piece by piece, never whole in memory. Each value is written atomically, so an
 interrupted copy leaves whole values behind, and a rerun finishes the job:
 values already at the destination and equal are left alone. The source is
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from .activity import Progress
 from .backends.base import Backend
 from .keys import Key
-from .serialization import RawValue
+from .serialization import ChunkReader, RawValue, codec_for_tag
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,19 @@ def _digest(raw: RawValue) -> tuple[bytes, bytes]:
     for piece in pieces:
         digest.update(piece)
     return tag, digest.digest()
+
+
+def _verified(source: Backend, user_id: Key, key_name: Key, raw: RawValue) -> RawValue:
+    """The raw value, each frame checked as it streams when the source signs its values.
+
+    Signed bytes are copied as they are: they name the same user and key, so the
+    destination reads them with the same ``secret_key``.
+    """
+    signer, (tag, pieces) = source.codec.signer, raw
+    if signer is None:
+        return raw
+    where, name = (user_id, key_name), codec_for_tag(tag).name
+    return tag, signer.frames(ChunkReader(pieces), where, name, raw=True)
 
 
 def copy_records(
@@ -79,7 +93,7 @@ def copy_records(
             raw = source.read_raw(user_id, key_name)
             if raw is None:
                 continue
-            destination.write_raw(user_id, key_name, *raw)
+            destination.write_raw(user_id, key_name, *_verified(source, user_id, key_name, raw))
             counts["replaced" if existing is not None else "copied"] += 1
         if user_id in activity:
             destination.mark_seen(user_id, activity[user_id], create=True)

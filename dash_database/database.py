@@ -21,8 +21,10 @@ from .exceptions import DatabaseClosedError, KeyNotFoundError, ReentrantCallErro
 from .inspection import Inspector
 from .keys import Key, check_key, sort_keys
 from .quotas import Quotas
+from .resigning import SignReport, sign_values
 from .serialization import Codec
 from .sessions import Stats, UserStats, to_seconds
+from .signing import SecretKey, Signer
 from .user_values import UserValues
 
 _IF_NOT_EXISTS = ("ignore", "raise")
@@ -59,6 +61,9 @@ class DashDatabase:
         take more bytes, serialized.
     :param max_total_bytes: refuse a write that would make the whole store take
         more bytes.
+    :param secret_key: sign every value, and refuse to read one that is
+        unsigned, altered or moved (:mod:`.signing`); a list rotates keys: the
+        first signs, every one verifies.
     :raises ValueError: unknown ``serializer`` or ``durability``, or an option
         that does not apply to this kind of location.
     :raises ~dash_database.exceptions.InvalidLocationError: ``db_location``
@@ -82,6 +87,7 @@ class DashDatabase:
         max_keys_per_user: int | None = None,
         max_bytes_per_user: int | None = None,
         max_total_bytes: int | None = None,
+        secret_key: SecretKey | None = None,
     ) -> None:
         self._closed = False
         expiry = None if expire_after is None else to_seconds("expire_after", expire_after)
@@ -89,7 +95,7 @@ class DashDatabase:
         quotas = Quotas(max_keys_per_user, max_bytes_per_user, max_total_bytes)
         self._backend = open_backend(
             db_location,
-            Codec(serializer),
+            Codec(serializer, signer=None if secret_key is None else Signer(secret_key)),
             timeout=timeout,
             durability=durability,
             prefix=prefix,
@@ -129,8 +135,8 @@ class DashDatabase:
 
         :raises TypeError: a bad id or key type, or a value the serializer refuses
             (:class:`~dash_database.exceptions.SerializationError`); nothing changed.
-        :raises ~dash_database.exceptions.StorageError: the engine refused the
-            write; nothing changed.
+        :raises ~dash_database.exceptions.QuotaExceededError: it would pass a quota.
+        :raises ~dash_database.exceptions.StorageError: the engine refused it.
         """
         backend, user_id, key_name = self._value(user_id, key_name, write=True)
         backend.set(user_id, key_name, value)
@@ -138,8 +144,8 @@ class DashDatabase:
     def get_user_value(self, user_id: Key, key_name: Key, default: Any = None) -> Any:
         """Return the value stored under ``key_name`` for ``user_id``, or ``default``.
 
-        :raises ~dash_database.exceptions.DeserializationError: the stored value
-            cannot be read back (written with the other serializer, or damaged).
+        :raises ~dash_database.exceptions.DeserializationError: the stored value cannot
+            be read back (the other serializer's, damaged, or, with a key, not signed by it).
         """
         backend, user_id, key_name = self._value(user_id, key_name)
         value = backend.get(user_id, key_name)
@@ -183,9 +189,8 @@ class DashDatabase:
         """Move a user's values and activity to a new id, atomically (for session rotation at
         login); large values are not copied. Return how many values moved.
 
-        :raises ValueError: ``old_id == new_id``.
-        :raises ~dash_database.exceptions.UserExistsError: ``new_id`` already has
-            values (a ``ValueError``); nothing changed.
+        :raises ValueError: ``old_id == new_id``, or ``new_id`` already has values
+            (:class:`~dash_database.exceptions.UserExistsError`); nothing changed.
         """
         backend, old_id = self._open(), check_key("old_id", old_id)
         if old_id == check_key("new_id", new_id) and type(old_id) is type(new_id):
@@ -198,14 +203,12 @@ class DashDatabase:
     ) -> Any:
         """Store and return ``func(old)``, atomically across threads and processes.
 
-        ``old`` is the stored value, or ``default`` when there is none. ``func``
-        runs while the database is locked: keep it short, and do not call the
-        database from it.
+        ``old`` is the stored value, or ``default``. ``func`` runs while the database
+        is locked: keep it short, and do not call the database from it.
 
-        :raises Exception: whatever ``func`` raises, or a serialization error;
-            in both cases nothing changed.
-        :raises ~dash_database.exceptions.StorageError: on Redis, other clients
-            kept changing the user for longer than ``timeout``; nothing changed.
+        :raises Exception: whatever ``func`` raises, a serialization error, or, on
+            Redis, :class:`~dash_database.exceptions.StorageError` if other clients kept
+            changing the value for longer than ``timeout``; nothing changed.
         """
         if not callable(func):
             raise TypeError(f"func must be callable, not {type(func).__name__}")
@@ -217,14 +220,15 @@ class DashDatabase:
             _UPDATING.reset(token)
 
     def copy_to(
-        self,
-        destination: DashDatabase,
-        users: Iterable[Key] | None = None,
-        overwrite: bool = False,
-        progress: Progress | None = None,
-    ) -> CopyReport:
+        self, destination: DashDatabase, users: Iterable[Key] | None = None,
+        overwrite: bool = False, progress: Progress | None = None,
+    ) -> CopyReport:  # fmt: skip
         """Copy users' values, as stored, and activity to another store (:mod:`.copying`)."""
         return copy_records(self._open(), destination._open(), users, overwrite, progress)
+
+    def sign_values(self, progress: Progress | None = None) -> SignReport:
+        """Sign, in place, every value its ``secret_key`` did not sign (:mod:`.resigning`)."""
+        return sign_values(self._open(), progress)
 
     def list_users(self) -> list[Key]:
         """Return every user id that holds at least one value, in the order of keys."""
@@ -240,8 +244,7 @@ class DashDatabase:
     ) -> int:
         """Delete every user idle past ``expire_after``; return how many were deleted.
 
-        Users stored before activity was recorded get it now; side files of writes
-        that died over an hour (or twice ``timeout``) ago are removed.
+        Also records activity for users stored without it, and removes dead writes' files.
 
         :param older_than: seconds or a ``timedelta`` instead of ``expire_after``.
         :param progress: called with the running count after each deleted user.
@@ -264,8 +267,7 @@ class DashDatabase:
         return self.inspect.user_stats(user_id)
 
     def user(self, user_id: Key) -> UserValues:
-        """Return a live ``MutableMapping`` view of one user's values (``view[key]`` raises
-        :class:`~dash_database.exceptions.KeyNotFoundError`, a ``KeyError``, if missing)."""
+        """Return a live ``MutableMapping`` view of one user's values (:mod:`.user_values`)."""
         return UserValues(self, check_key("user_id", user_id))
 
     @property

@@ -16,7 +16,6 @@ from .activity import Activity
 from .backends.base import MISSING, Backend
 from .exceptions import KeyNotFoundError
 from .keys import Key, check_key, sort_keys
-from .serialization import Codec
 from .sessions import Stats, UserStats, to_seconds
 
 
@@ -123,7 +122,7 @@ class Inspector:
             (without ``unpickle``), or damaged.
         """
         backend, user_id = self._backend(), check_key("user_id", user_id)
-        codec = None if unpickle else Codec(backend.codec.name, plain_only=True)
+        codec = None if unpickle else backend.codec.plain()
         value = backend.get(user_id, check_key("key_name", key_name), codec)
         if value is MISSING:
             raise KeyNotFoundError(f"user_id={user_id!r} has no value named {key_name!r}")

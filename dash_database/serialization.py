@@ -18,6 +18,7 @@ top of the frame itself, and no engine's size limit for one blob applies.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import pickle
@@ -25,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from .exceptions import DashDatabaseError, DeserializationError, SerializationError
+from .signing import MAGIC, Signer, Where, refuse_signed
 
 #: Bytes per chunk. Below it a value is stored in one record.
 CHUNK_SIZE = 8 * 1024 * 1024
@@ -72,18 +74,6 @@ class Writable(Protocol):
     """Any write-only file: what :meth:`Codec.dump` writes to."""
 
     def write(self, data: Any) -> int: ...
-
-
-class _Counter:
-    """A write-only file that only counts what is written to it."""
-
-    def __init__(self) -> None:
-        self.size = 0
-
-    def write(self, data: Any) -> int:
-        written = memoryview(data).nbytes
-        self.size += written
-        return written
 
 
 class Readable(Protocol):
@@ -186,49 +176,53 @@ class PlainUnpickler(pickle.Unpickler):
 class Codec:
     """One serializer: turns values into a record stream and back.
 
+    Every call names whose value it is (``where``: user id and key name): a
+    codec with a :class:`~dash_database.signing.Signer` signs the bytes for
+    that user and key, and checks them before a byte is deserialized.
+
     :param name: ``"pickle"`` or ``"json"``.
     :param plain_only: pickle only: load plain data and refuse the rest
         (:class:`PlainUnpickler`), for readers that do not trust the store.
+    :param signer: sign and verify with these keys; ``None``: unsigned values.
     :raises ValueError: ``name`` is not a known serializer.
     """
 
-    def __init__(self, name: str, plain_only: bool = False) -> None:
+    def __init__(self, name: str, plain_only: bool = False, signer: Signer | None = None) -> None:
         if name not in SERIALIZERS:
             raise ValueError(f"serializer must be one of {SERIALIZERS}, not {name!r}")
         self.name = name
         self._unpickler = PlainUnpickler if plain_only else pickle.Unpickler
+        self.signer = signer
         self.tag = _TAGS[name]
         self.chunked_tag = self.tag.lower()
 
-    def size(self, value: Any) -> int:
-        """The bytes ``value`` takes once serialized, tag included, without keeping them.
+    def plain(self) -> Codec:
+        """This codec, loading plain data only (see ``plain_only``)."""
+        return Codec(self.name, plain_only=True, signer=self.signer)
 
-        :raises SerializationError: the value cannot be serialized.
-        """
-        counter = _Counter()
-        self.dump(value, counter)
-        return counter.size + 1
-
-    def dump(self, value: Any, out: Writable) -> None:
-        """Write the serialized ``value`` to ``out``.
+    def dump(self, value: Any, out: Writable, where: Where) -> None:
+        """Write the serialized (and, with a signer, signed) ``value`` to ``out``.
 
         :raises SerializationError: the value cannot be serialized; errors raised
             by ``out`` itself (a storage error) pass through unchanged.
         """
+        signing = None if self.signer is None else self.signer.writer(out, where, self.name)
         try:
             if self.name == "json":
                 _check_json(value, "value")
-                out.write(json.dumps(value, ensure_ascii=False).encode())
+                (signing or out).write(json.dumps(value, ensure_ascii=False).encode())
             else:
                 # Protocol 5 writes large buffers (numpy, pandas) straight to
                 # ``out`` without first copying them into one bytes object.
-                pickle.Pickler(out, protocol=5).dump(value)
+                pickle.Pickler(signing or out, protocol=5).dump(value)
         except DashDatabaseError:
             raise
         except Exception as exc:  # pickle raises many types for one meaning
             raise SerializationError(
                 f"value cannot be stored with serializer={self.name!r}: {exc}"
             ) from exc
+        if signing is not None:
+            signing.finish()
 
     def check_tag(self, tag: bytes) -> None:
         """Raise a clear error if a record was written by another serializer.
@@ -244,31 +238,47 @@ class Codec:
                 f"uses serializer={self.name!r}; open it with serializer={other!r} to read it"
             )
 
-    def load(self, chunks: Iterable[bytes]) -> Any:
-        """Rebuild a value from its serialized bytes, given as chunks.
+    def load(self, chunks: Iterable[bytes], where: Where) -> Any:
+        """Rebuild a value from its stored bytes, given as chunks.
 
-        :raises DeserializationError: the bytes cannot be read back.
+        :raises DeserializationError: the bytes cannot be read back, or (with a
+            signer) are unsigned, signed with another key, or altered.
         """
-        return self.load_file(ChunkReader(chunks))
+        return self.load_file(ChunkReader(chunks), where)
 
-    def load_file(self, file: Readable) -> Any:
-        """Rebuild a value from its serialized bytes, read from ``file``.
+    def load_file(self, file: Readable, where: Where) -> Any:
+        """Rebuild a value from its stored bytes, read from ``file``.
 
-        :raises DeserializationError: the bytes cannot be read back.
+        :raises DeserializationError: as :meth:`load`.
         """
+        if self.signer is not None:
+            return self._decode(ChunkReader(self.signer.frames(file, where, self.name)))
+        head = file.read(len(MAGIC))
+        refuse_signed(head, where)
+        rest = iter(lambda: file.read(CHUNK_SIZE), b"")
+        return self._decode(ChunkReader(itertools.chain([head], rest)))
+
+    def _decode(self, file: Readable) -> Any:
         try:
             if self.name == "json":
                 return json.loads(file.read())
             return self._unpickler(file).load()
         except DashDatabaseError:
-            raise  # the backend failed to deliver a chunk: its own error
+            raise  # the backend failed to deliver a chunk, or a signature: its own error
         except Exception as exc:
             raise DeserializationError(f"stored value cannot be read back: {exc}") from exc
 
-    def load_record(self, record: bytes) -> Any:
+    def load_record(self, record: bytes, where: Where) -> Any:
         """Rebuild a value stored complete in one record (tag byte included)."""
         self.check_tag(record[:1])
         view = memoryview(record)[1:]
+        if self.signer is not None:
+            data = self.signer.record_data(view, where, self.name)
+            if data is None:  # several frames: the general path
+                return self.load([record[1:]], where)
+            view = data
+        else:
+            refuse_signed(bytes(view[: len(MAGIC)]), where)
         try:
             if self.name == "json":
                 return json.loads(view.tobytes())

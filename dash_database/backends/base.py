@@ -94,8 +94,18 @@ class Backend(abc.ABC):
         """
 
     @abc.abstractmethod
-    def update(self, user_id: Key, key_name: Key, func: Callable[[Any], Any], default: Any) -> Any:
-        """Atomically store and return ``func(old value or default)``."""
+    def update(
+        self,
+        user_id: Key,
+        key_name: Key,
+        func: Callable[[Any], Any],
+        default: Any,
+        codec: Codec | None = None,
+    ) -> Any:
+        """Atomically store and return ``func(old value or default)``.
+
+        :param codec: decode the old value with this codec (signing a store in place).
+        """
 
     @abc.abstractmethod
     def delete(self, user_id: Key, key_name: Key) -> bool:

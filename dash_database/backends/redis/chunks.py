@@ -19,6 +19,7 @@ import redis
 from ...exceptions import DashDatabaseError, DeserializationError
 from ...keys import Key
 from ...serialization import ChunkWriter, Codec, Fill, is_chunked
+from ...signing import Where
 from .scripts import MAX_CHUNKS
 from .server import Server
 
@@ -87,6 +88,14 @@ class Chunks:
         lengths = self._server.call(pipe.execute)
         return None if 0 in lengths else 1 + sum(lengths)
 
+    def head(self, record: bytes, user_id: Key, key_name: Key, limit: int) -> bytes:
+        """The first ``limit`` bytes of the value of ``record``, its tag first."""
+        if not is_chunked(record):
+            return bytes(record[:limit])
+        first_chunk = self.keys_of(record, user_id, key_name)[0]
+        first = self._server.call(self._server.client.getrange, first_chunk, 0, limit - 2)
+        return bytes(record[:1]) + bytes(first or b"")
+
     def read(self, keys: list[str]) -> Iterator[bytes]:
         """The chunks, one round trip each, as the reader asks for them.
 
@@ -98,9 +107,10 @@ class Chunks:
                 raise ChunkVanished(key)
             yield chunk
 
-    def write(self, codec: Codec, value: Any, chunk_size: int) -> Written:
-        """Serialize ``value`` into its record; a big value's chunks are stored, pending, first."""
-        return self.write_from(codec, lambda out: codec.dump(value, out), chunk_size)
+    def write(self, codec: Codec, value: Any, where: Where, chunk_size: int) -> Written:
+        """Serialize ``value`` (``where``'s) into its record; a big value's chunks are stored,
+        pending, first."""
+        return self.write_from(codec, lambda out: codec.dump(value, out, where), chunk_size)
 
     def write_from(self, codec: Codec, fill: Fill, chunk_size: int) -> Written:
         """Like :meth:`write`, with the serialized bytes written by ``fill``."""

@@ -76,10 +76,8 @@ class RedisBackend(Backend):
         self._client = self._server.client
         self.location = self._server.location
         self._chunks = Chunks(self._server, prefix)
-        self._timeout = timeout
-        self._prefix = prefix
-        self._users = f"{prefix}users"
-        self._seen = f"{prefix}seen"
+        self._timeout, self._prefix = timeout, prefix
+        self._users, self._seen = f"{prefix}users", f"{prefix}seen"
         self._counters = counters.Counters(self._server, prefix)
         self._set: Script = self._client.register_script(scripts.SET)
         self._delete: Script = self._client.register_script(scripts.DELETE)
@@ -106,10 +104,10 @@ class RedisBackend(Backend):
     def _load(self, record: bytes, user_id: Key, key_name: Key, codec: Codec | None = None) -> Any:
         codec = codec or self.codec
         if not is_chunked(record):
-            return codec.load_record(record)
+            return codec.load_record(record, (user_id, key_name))
         codec.check_tag(record[:1])
         keys = self._chunks.keys_of(record, user_id, key_name)
-        return codec.load(self._chunks.read(keys))
+        return codec.load(self._chunks.read(keys), (user_id, key_name))
 
     def get(self, user_id: Key, key_name: Key, codec: Codec | None = None) -> Any:
         """Return the stored value, or :data:`MISSING`."""
@@ -153,7 +151,8 @@ class RedisBackend(Backend):
 
     def set(self, user_id: Key, key_name: Key, value: Any) -> None:
         """Store ``value``; committed when this returns."""
-        self._store(user_id, key_name, self._chunks.write(self.codec, value, self.chunk_size))
+        written = self._chunks.write(self.codec, value, (user_id, key_name), self.chunk_size)
+        self._store(user_id, key_name, written)
 
     def read_raw(self, user_id: Key, key_name: Key) -> RawValue | None:
         """The value as stored, never decoded; ``None`` if there is none."""
@@ -171,7 +170,14 @@ class RedisBackend(Backend):
         written = self._chunks.write_from(codec, copy_pieces(pieces), self.chunk_size)
         self._store(user_id, key_name, written)
 
-    def update(self, user_id: Key, key_name: Key, func: Callable[[Any], Any], default: Any) -> Any:
+    def update(
+        self,
+        user_id: Key,
+        key_name: Key,
+        func: Callable[[Any], Any],
+        default: Any,
+        codec: Codec | None = None,
+    ) -> Any:
         """Atomically store and return ``func(old value or default)``.
 
         Optimistic: the set script stores the new record only if the key's
@@ -189,12 +195,15 @@ class RedisBackend(Backend):
             tries += 1
             record = self._server.call(self._client.hget, self._hash(user_id), field)
             try:
-                old = default if record is None else self._load(record, user_id, key_name)
+                old = default if record is None else self._load(record, user_id, key_name, codec)
             except ChunkVanished:
                 pass  # replaced while we read it: try again
             else:
                 new = func(old)
-                if self._compare_and_set(user_id, key_name, record, new):
+                written = self._chunks.write(self.codec, new, (user_id, key_name), self.chunk_size)
+                # Stored only if the key's record is still the one read (None: absent).
+                expect = ["absent", b""] if record is None else ["equal", record]
+                if self._store(user_id, key_name, written, expect):
                     return new
             if time.monotonic() >= deadline:
                 raise StorageError(
@@ -204,12 +213,6 @@ class RedisBackend(Backend):
                 )
             # Spread the retries of updaters that lost the same race.
             time.sleep(random.uniform(0, MAX_BACKOFF_SECONDS))
-
-    def _compare_and_set(self, user_id: Key, key_name: Key, old: bytes | None, new: Any) -> bool:
-        """Store ``new`` if the key's record is still ``old`` (``None``: absent); say if it was."""
-        expect = ["absent", b""] if old is None else ["equal", old]
-        written = self._chunks.write(self.codec, new, self.chunk_size)
-        return self._store(user_id, key_name, written, expect)
 
     def delete(self, user_id: Key, key_name: Key) -> bool:
         """Delete one value; return whether it existed."""
@@ -296,11 +299,7 @@ class RedisBackend(Backend):
     def head(self, user_id: Key, key_name: Key, limit: int) -> bytes | None:
         """The first ``limit`` bytes of the stored record, tag first, or ``None``."""
         record = self._server.call(self._client.hget, self._hash(user_id), encode_key(key_name))
-        if record is None or not is_chunked(record):
-            return None if record is None else bytes(record[:limit])
-        first_chunk = self._chunks.keys_of(record, user_id, key_name)[0]
-        first = self._server.call(self._client.getrange, first_chunk, 0, limit - 2)
-        return bytes(record[:1]) + bytes(first or b"")
+        return None if record is None else self._chunks.head(record, user_id, key_name, limit)
 
     def close(self) -> None:
         """Close the connections this engine opened; never deletes data."""

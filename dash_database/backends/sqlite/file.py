@@ -160,10 +160,10 @@ class FileBackend(Backend):
         """
         codec = codec or self.codec
         if not is_chunked(record):
-            return codec.load_record(record)
+            return codec.load_record(record, (user_id, key_name))
         codec.check_tag(record[:1])
         with self.files.open(record[1:], user_id, key_name) as file:
-            return codec.load_file(file)
+            return codec.load_file(file, (user_id, key_name))
 
     def get(self, user_id: Key, key_name: Key, codec: Codec | None = None) -> Any:
         """Return the stored value, or :data:`MISSING`."""
@@ -209,7 +209,8 @@ class FileBackend(Backend):
     def set(self, user_id: Key, key_name: Key, value: Any) -> None:
         """Store ``value``; committed when this returns."""
         # Serialized before taking the lock: other threads write meanwhile.
-        record, side_file = self._encode(self.codec, lambda out: self.codec.dump(value, out))
+        where = (user_id, key_name)
+        record, side_file = self._encode(self.codec, lambda out: self.codec.dump(value, out, where))
         self._put(user_id, key_name, record, side_file)
 
     def write_raw(self, user_id: Key, key_name: Key, tag: bytes, pieces: Iterable[bytes]) -> None:
@@ -227,7 +228,14 @@ class FileBackend(Backend):
             return tag, iter([record[1:]])
         return tag, self.files.pieces(record[1:], user_id, key_name, self.chunk_size)
 
-    def update(self, user_id: Key, key_name: Key, func: Callable[[Any], Any], default: Any) -> Any:
+    def update(
+        self,
+        user_id: Key,
+        key_name: Key,
+        func: Callable[[Any], Any],
+        default: Any,
+        codec: Codec | None = None,
+    ) -> Any:
         """Atomically store and return ``func(old value or default)``."""
         key = sql.record_key(user_id, key_name)
         side_file: SideFileWriter | None = None
@@ -235,10 +243,11 @@ class FileBackend(Backend):
             try:
                 with conn.transaction():
                     rows = conn.run(sql.GET, (key,))
-                    old = self._load(rows[0][0], user_id, key_name) if rows else default
+                    old = self._load(rows[0][0], user_id, key_name, codec) if rows else default
                     new = func(old)
                     codec = self.codec
-                    record, side_file = self._encode(codec, lambda out: codec.dump(new, out))
+                    fill: Fill = lambda out: codec.dump(new, out, (user_id, key_name))  # noqa: E731
+                    record, side_file = self._encode(codec, fill)
                     if self.quotas is not None:
                         counters.check(conn, self.quotas, user_id, key_name, side_file.size)
                     conn.change(sql.PUT, (key, record, encode_key(user_id), side_file.size))

@@ -22,6 +22,7 @@ from ...exceptions import UserExistsError
 from ...keys import Key
 from ...quotas import Usage
 from ...serialization import ChunkWriter, Codec, Fill, RawValue, codec_for_tag, copy_pieces
+from ...signing import Where
 from ..base import MISSING, Backend, Count, ValueSize
 
 logger = logging.getLogger("dash_database")
@@ -55,8 +56,8 @@ class MemoryBackend(Backend):
         self._total_bytes = 0
         forks.register(self)
 
-    def _encode(self, value: Any) -> Record:
-        return self._encode_from(self.codec, lambda out: self.codec.dump(value, out))
+    def _encode(self, value: Any, where: Where) -> Record:
+        return self._encode_from(self.codec, lambda out: self.codec.dump(value, out, where))
 
     def _encode_from(self, codec: Codec, fill: Fill) -> Record:
         chunks: list[bytes] = []
@@ -66,14 +67,14 @@ class MemoryBackend(Backend):
             chunks.append(out.tail())
         return codec.tag, tuple(chunks)
 
-    def _decode(self, record: Record, codec: Codec | None = None) -> Any:
-        return (codec or self.codec).load(record[1])
+    def _decode(self, record: Record, where: Where, codec: Codec | None = None) -> Any:
+        return (codec or self.codec).load(record[1], where)
 
     def get(self, user_id: Key, key_name: Key, codec: Codec | None = None) -> Any:
         """Return the stored value, or :data:`MISSING`."""
         # A record is immutable and replaced whole, so it is read outside the lock.
         record = self._values.get(user_id, {}).get(key_name)
-        return MISSING if record is None else self._decode(record, codec)
+        return MISSING if record is None else self._decode(record, (user_id, key_name), codec)
 
     def contains(self, user_id: Key, key_name: Key) -> bool:
         """Whether a value is stored."""
@@ -100,7 +101,7 @@ class MemoryBackend(Backend):
 
     def set(self, user_id: Key, key_name: Key, value: Any) -> None:
         """Store ``value``."""
-        record = self._encode(value)  # before the lock, as on a file
+        record = self._encode(value, (user_id, key_name))  # before the lock, as on a file
         with self._lock:
             self._store(user_id, key_name, record)
 
@@ -115,12 +116,20 @@ class MemoryBackend(Backend):
         with self._lock:
             self._store(user_id, key_name, record)
 
-    def update(self, user_id: Key, key_name: Key, func: Callable[[Any], Any], default: Any) -> Any:
+    def update(
+        self,
+        user_id: Key,
+        key_name: Key,
+        func: Callable[[Any], Any],
+        default: Any,
+        codec: Codec | None = None,
+    ) -> Any:
         """Atomically store and return ``func(old value or default)``."""
         with self._lock:
             record = self._values.get(user_id, {}).get(key_name)
-            new = func(default if record is None else self._decode(record))
-            self._store(user_id, key_name, self._encode(new))
+            where = (user_id, key_name)
+            new = func(default if record is None else self._decode(record, where, codec))
+            self._store(user_id, key_name, self._encode(new, where))
         return new
 
     def delete(self, user_id: Key, key_name: Key) -> bool:
