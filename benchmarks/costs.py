@@ -3,7 +3,7 @@
 Run from the project root (not collected by pytest)::
 
     python benchmarks/costs.py              # prints the Markdown tables
-    python benchmarks/costs.py --turns 5 --ops 4000
+    python benchmarks/costs.py --turns 5 --ops 4000 --frame-mb 400
 
 Method: the variants of one comparison run in alternating order, turn after
 turn, each on a fresh store of its own, so a noisy moment hits both; every
@@ -42,6 +42,7 @@ QUIET_SHARE = 0.25
 Variant = tuple[str, dict[str, Any]]
 
 COMPARISONS: dict[str, list[Variant]] = {
+    "signing": [("unsigned", {}), ("secret_key=32 bytes", {"secret_key": b"k" * 32})],
     "byte quota": [
         ("no quota", {}),
         (
@@ -150,8 +151,53 @@ def table(name: str, engine: str, turns: int, ops: int) -> list[str]:
 def _ratio(values: list[float], base: list[float]) -> str:
     """The ratio of medians; one whose range overlaps the base's is marked as noise."""
     ratio = statistics.median(values) / statistics.median(base)
-    overlap = values is not base and min(values) <= max(base) and min(base) <= max(values)
+    overlap = values != base and min(values) <= max(base) and min(base) <= max(values)
     return f"{ratio:.2f}x" + (" (ranges overlap: noise)" if overlap else "")
+
+
+def frame_round_trip(folder: str, secret_key: bytes | None, megabytes: int) -> tuple[float, float]:
+    """Seconds to store, then to read, a DataFrame of ``megabytes`` on a SQLite file."""
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame({"x": np.arange(megabytes * 1024 * 1024 // 8, dtype="float64")})
+    path = os.path.join(folder, f"{uuid.uuid4().hex}.sqlite3")
+    with DashDatabase(path, secret_key=secret_key) as db:
+        started = time.perf_counter()
+        db.store_user_value("u", "frame", frame)
+        stored = time.perf_counter()
+        assert len(db.get_user_value("u", "frame")) == len(frame)
+        return stored - started, time.perf_counter() - stored
+
+
+def frame_table(turns: int, megabytes: int) -> list[str]:
+    """Signing's cost on a large DataFrame (SQLite file), side by side."""
+    share = wait_for_quiet()
+    runs: dict[str, list[tuple[float, float]]] = {"unsigned": [], "secret_key=32 bytes": []}
+    keys = {"unsigned": None, "secret_key=32 bytes": b"k" * 32}
+    with tempfile.TemporaryDirectory() as folder:
+        for turn in range(turns):
+            for name in sorted(runs, reverse=bool(turn % 2)):
+                runs[name].append(frame_round_trip(folder, keys[name], megabytes))
+    lines = [
+        f"#### signing, a {megabytes} MB DataFrame, SQLite file "
+        f"(other processes' CPU share before: {share:.0%})",
+        "",
+        "| variant | store, s, median (min-max) | ratio | read, s, median (min-max) | ratio |",
+        "|---|---|---|---|---|",
+    ]
+    base = runs["unsigned"]
+    for name, results in runs.items():
+        row = [name]
+        for part in (0, 1):
+            values = [r[part] for r in results]
+            row += [_seconds(values), _ratio(values, [r[part] for r in base])]
+        lines.append("| " + " | ".join(row) + " |")
+    return [*lines, ""]
+
+
+def _seconds(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
 def main() -> None:
@@ -160,14 +206,20 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=5, help="turns per variant (at least 3)")
     parser.add_argument("--ops", type=int, default=5000, help="calls per turn")
     parser.add_argument("--redis-url", help="use this server instead of starting one")
+    parser.add_argument("--frame-mb", type=int, default=400, help="DataFrame size (0: skip)")
     args = parser.parse_args()
     turns = max(args.turns, 3)
-    lines = [f"`python benchmarks/costs.py --turns {turns} --ops {args.ops}`", ""]
+    lines = [
+        f"`python benchmarks/costs.py --turns {turns} --ops {args.ops} --frame-mb {args.frame_mb}`",
+        "",
+    ]
     with redis_server(args.redis_url) as url:
         engines = ["sqlite", *([url] if url else [])]
         for name in COMPARISONS:
             for engine in engines:
                 lines += table(name, engine, turns, args.ops)
+    if args.frame_mb:
+        lines += frame_table(turns, args.frame_mb)
     print("\n".join(lines))
 
 

@@ -57,7 +57,7 @@ def _verified(source: Backend, user_id: Key, key_name: Key, raw: RawValue) -> Ra
     if signer is None:
         return raw
     where, name = (user_id, key_name), codec_for_tag(tag).name
-    return tag, signer.frames(ChunkReader(pieces), where, name, raw=True)
+    return tag, (bytes(piece) for piece in signer.frames(ChunkReader(pieces), where, name, True))
 
 
 def copy_records(

@@ -83,6 +83,12 @@ class Readable(Protocol):
     def readline(self) -> bytes: ...
 
 
+class Seekable(Readable, Protocol):
+    """A read-only binary file that can go back to its start (a side file)."""
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+
 class ChunkReader:
     """A read-only file over an iterator of chunks, for :func:`pickle.load`."""
 
@@ -244,19 +250,25 @@ class Codec:
         :raises DeserializationError: the bytes cannot be read back, or (with a
             signer) are unsigned, signed with another key, or altered.
         """
-        return self.load_file(ChunkReader(chunks), where)
+        if self.signer is not None:
+            return self._decode(
+                ChunkReader(self.signer.frames(ChunkReader(chunks), where, self.name))
+            )
+        chunks = iter(chunks)
+        first = next(chunks, b"")
+        refuse_signed(bytes(first[: len(MAGIC)]), where)
+        return self._decode(ChunkReader(itertools.chain([first], chunks)))
 
-    def load_file(self, file: Readable, where: Where) -> Any:
+    def load_file(self, file: Seekable, where: Where) -> Any:
         """Rebuild a value from its stored bytes, read from ``file``.
 
         :raises DeserializationError: as :meth:`load`.
         """
         if self.signer is not None:
             return self._decode(ChunkReader(self.signer.frames(file, where, self.name)))
-        head = file.read(len(MAGIC))
-        refuse_signed(head, where)
-        rest = iter(lambda: file.read(CHUNK_SIZE), b"")
-        return self._decode(ChunkReader(itertools.chain([head], rest)))
+        refuse_signed(file.read(len(MAGIC)), where)
+        file.seek(0)  # and the unpickler reads the file itself: no copy in between
+        return self._decode(file)
 
     def _decode(self, file: Readable) -> Any:
         try:
@@ -273,7 +285,7 @@ class Codec:
         self.check_tag(record[:1])
         view = memoryview(record)[1:]
         if self.signer is not None:
-            data = self.signer.record_data(view, where, self.name)
+            data = self.signer.record_data(record, where, self.name)
             if data is None:  # several frames: the general path
                 return self.load([record[1:]], where)
             view = data

@@ -4,11 +4,12 @@ A signed value's serialized bytes are framed before they are stored (inline,
 in a side file or in Redis chunks alike)::
 
     MAGIC | key fingerprint (4) | nonce (16) | frame 0 | frame 1 | ...
-    frame = up to FRAME bytes of data | HMAC-SHA256 (32)
+    frame = up to FRAME bytes of data | MAC (32)
 
-Each frame's MAC covers the fingerprint, the nonce, the user id, the key
-name, the serializer, the frame's number and whether it is the last, then its
-data. So a value cannot be moved to another user or key, frames cannot be
+Each frame's MAC (keyed BLAKE2b-256) covers the fingerprint, the nonce, the
+user id, then the key name (the user's length first, so the two cannot be
+shifted), the serializer, the frame's number and whether it is the last, then
+its data. So a value cannot be moved to another user or key, frames cannot be
 reordered, cut short or mixed from two values (a side file swapped while it
 is read), and each frame is checked before the unpickler sees a byte of it.
 The fingerprint (a MAC of a constant, never the key) tells "signed with a key
@@ -18,6 +19,7 @@ byte, so :data:`MAGIC` also tells signed bytes from unsigned ones.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import os
@@ -25,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 from .exceptions import DeserializationError
-from .keys import Key, encode_key
+from .keys import Key
 
 logger = logging.getLogger("dash_database")
 
@@ -36,6 +38,8 @@ MAC_SIZE = 32
 FINGERPRINT_SIZE = 4
 NONCE_SIZE = 16
 HEADER_SIZE = len(MAGIC) + FINGERPRINT_SIZE + NONCE_SIZE
+# The frame number and last-frame flag of a value that is one frame.
+_ONLY_FRAME = bytes(8) + b"\x01"
 #: Keys shorter than this many bytes work, with a warning.
 RECOMMENDED_KEY_BYTES = 32
 
@@ -43,6 +47,19 @@ RECOMMENDED_KEY_BYTES = 32
 SecretKey = str | bytes | Sequence[str | bytes]
 #: Whose value a record is: ``(user_id, key_name)``.
 Where = tuple[Key, Key]
+#: A value's keyed MAC state, and the start of each of its frames' MAC input.
+Context = tuple[Any, bytes]
+
+
+def _names(where: Where) -> bytes:
+    """A user id and key name as MAC input: each one's type, then its text (``1`` is not
+    ``"1"``), the user's length first, so that the two cannot be shifted."""
+    user, key = where
+    user_text = (
+        b"i%d" % user if isinstance(user, int) else b"s" + user.encode("utf-8", "surrogatepass")
+    )
+    key_text = b"i%d" % key if isinstance(key, int) else b"s" + key.encode("utf-8", "surrogatepass")
+    return len(user_text).to_bytes(4, "big") + user_text + key_text
 
 
 class Readable(Protocol):
@@ -98,24 +115,30 @@ class Signer:
         if not keys:
             raise ValueError("secret_key is an empty list; pass at least one key")
         raw = [_key_bytes(key, position) for position, key in enumerate(keys, 1)]
-        # One HMAC state per key, keyed once; each value copies it.
-        self._macs = {fingerprint(key): hmac.new(key, digestmod="sha256") for key in reversed(raw)}
+        # One keyed BLAKE2b state per key, copied for each MAC (cheaper than keying
+        # again). BLAKE2b takes keys of up to 64 bytes: a longer one is hashed to 64.
+        self._keys = {
+            fingerprint(key): hashlib.blake2b(
+                key=key if len(key) <= 64 else hashlib.blake2b(key).digest(), digest_size=MAC_SIZE
+            )
+            for key in reversed(raw)
+        }
         self.fingerprint = fingerprint(raw[0])
 
     def accepting_unsigned(self) -> Signer:
         """This signer, reading unsigned values too (to sign a store you trust, in place)."""
         return Signer(self._secret_key, accept_unsigned=True)
 
-    def _context(self, print_: bytes, nonce: bytes, where: Where, serializer: str) -> Any:
-        mac = self._macs[print_].copy()
-        for part in (print_, nonce, *(encode_key(k).encode() for k in where), serializer.encode()):
-            mac.update(len(part).to_bytes(4, "big") + part)
-        return mac
+    def _context(self, print_: bytes, nonce: bytes, where: Where, serializer: str) -> Context:
+        """The key, and what every frame's MAC of one value starts with."""
+        return self._keys[print_], print_ + nonce + _names(where) + serializer.encode()
 
     @staticmethod
-    def _frame_mac(context: Any, index: int, last: bool, data: Any) -> bytes:
-        mac = context.copy()
-        mac.update(index.to_bytes(8, "big") + (b"\x01" if last else b"\x00"))
+    def _frame_mac(context: Context, index: int, last: bool, data: Any) -> bytes:
+        # Keyed BLAKE2b: a MAC by design, and 0.7 us per small value against
+        # 1.7 us for HMAC-SHA256 here (small reads must stay under 1.3x unsigned).
+        mac = context[0].copy()
+        mac.update(context[1] + index.to_bytes(8, "big") + (b"\x01" if last else b"\x00"))
         mac.update(data)
         return bytes(mac.digest())
 
@@ -131,7 +154,7 @@ class Signer:
 
     def frames(
         self, stream: Readable, where: Where, serializer: str, raw: bool = False
-    ) -> Iterator[bytes]:
+    ) -> Iterator[bytes | memoryview]:
         """The data of each frame of ``stream``, each checked before it is yielded (with
         ``raw``, the stored bytes themselves: header, then each frame with its MAC).
 
@@ -150,7 +173,8 @@ class Signer:
             # A frame is the last one when nothing follows it: look one byte ahead.
             ahead = stream.read(1) if len(pending) == FRAME + MAC_SIZE else b""
             last = not ahead
-            data, mac = pending[:-MAC_SIZE], pending[-MAC_SIZE:]
+            # Slices of a memoryview: a frame's data is not copied before the unpickler's read.
+            data, mac = memoryview(pending)[:-MAC_SIZE], pending[-MAC_SIZE:]
             if len(pending) < MAC_SIZE or not hmac.compare_digest(
                 mac, self._frame_mac(context, index, last, data)
             ):
@@ -160,31 +184,38 @@ class Signer:
                 return
             index, pending = index + 1, ahead + stream.read(FRAME + MAC_SIZE - 1)
 
-    def record_data(self, payload: memoryview, where: Where, serializer: str) -> memoryview | None:
-        """The checked data of a one-frame record, without copying; ``None`` if it has more
-        frames (read those with :meth:`frames`).
+    def record_data(self, record: bytes, where: Where, serializer: str) -> memoryview | None:
+        """The checked data of a one-frame record (its tag first), without copying; ``None``
+        if it has more frames (read those with :meth:`frames`).
 
         :raises DeserializationError: unsigned, signed with an unknown key, or altered.
         """
-        if len(payload) > HEADER_SIZE + FRAME + MAC_SIZE:
+        # The path of every small read: kept to a few slices and one MAC.
+        if len(record) > 1 + HEADER_SIZE + FRAME + MAC_SIZE:
             return None
-        context = self._check_header(bytes(payload[:HEADER_SIZE]), where, serializer)
-        if context is None:  # unsigned, and accepted
-            return payload
-        data, mac = payload[HEADER_SIZE:-MAC_SIZE], payload[-MAC_SIZE:]
-        if len(payload) < HEADER_SIZE + MAC_SIZE or not hmac.compare_digest(
-            bytes(mac), self._frame_mac(context, 0, True, data)
+        header = record[1 : 1 + HEADER_SIZE]
+        key = self._keys.get(header[len(MAGIC) : len(MAGIC) + FINGERPRINT_SIZE])
+        if key is None or not header.startswith(MAGIC):
+            # Raises, unless the record is unsigned and that is accepted.
+            self._check_header(header, where, serializer)
+            return memoryview(record)[1:]  # unsigned, and accepted
+        data = memoryview(record)[1 + HEADER_SIZE : -MAC_SIZE]
+        mac = key.copy()
+        mac.update(header[len(MAGIC) :] + _names(where) + serializer.encode() + _ONLY_FRAME)
+        mac.update(data)
+        if len(record) < 1 + HEADER_SIZE + MAC_SIZE or not hmac.compare_digest(
+            record[-MAC_SIZE:], mac.digest()
         ):
             raise _refused("altered", where)
         return data
 
-    def _check_header(self, header: bytes, where: Where, serializer: str) -> Any:
+    def _check_header(self, header: bytes, where: Where, serializer: str) -> Context | None:
         if not header.startswith(MAGIC) and self.accept_unsigned:
             return None
         if len(header) < HEADER_SIZE or not header.startswith(MAGIC):
             raise _refused("unsigned", where)
         print_ = header[len(MAGIC) : len(MAGIC) + FINGERPRINT_SIZE]
-        if print_ not in self._macs:
+        if print_ not in self._keys:
             raise _refused("unknown key", where, print_)
         return self._context(print_, header[len(MAGIC) + FINGERPRINT_SIZE :], where, serializer)
 
@@ -225,7 +256,7 @@ class SigningWriter:
     last frame is whatever remains at :meth:`finish`.
     """
 
-    def __init__(self, out: Writable, context: Any) -> None:
+    def __init__(self, out: Writable, context: Context) -> None:
         self._out, self._context = out, context
         self._buf = bytearray()
         self._index = 0
