@@ -17,6 +17,8 @@ from dash import Dash, Input, Output, dcc, html
 from dash_database import AsyncDashDatabase, AsyncUserValues, DashDatabase, UserValues
 from dash_database.dash import init_app, session_store, user_callback
 
+from helpers import free_port
+
 
 def readme_app(
     backend: str, db: DashDatabase | AsyncDashDatabase, callback: str, storage_type: str = "session"
@@ -46,13 +48,6 @@ def readme_app(
             return f"Hello {name}! (last time: {previous})"
 
     return app
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _wait_for_port(port: int, seconds: float = 20) -> None:

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from conftest import RedisServer, require_redis_server
 from dash_database import AsyncDashDatabase, AsyncUserValues, DashDatabase
 from dash_database.exceptions import ConnectionFailedError, DatabaseClosedError
+
+from helpers import RedisServer, require_redis_server
 
 
 def test_every_public_method_has_an_async_twin_with_the_same_parameters() -> None:

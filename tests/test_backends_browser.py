@@ -13,14 +13,15 @@ import pytest
 
 pytest.importorskip("dash", reason="the [dash] extra is not installed")
 
-from browser import wait_for_text
-from dash_apps import readme_app, serve
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from conftest import require
 from dash_database import AsyncDashDatabase, DashDatabase
 from dash_database.sessions import check_session_id
+
+from browser import wait_for_text
+from dash_apps import readme_app, serve
+from helpers import require
 
 STORE = "dash-database-session"
 SERVERS = {"flask": "werkzeug", "fastapi": "uvicorn", "quart": "uvicorn"}

@@ -16,12 +16,13 @@ import pytest
 
 pytest.importorskip("dash", reason="the [dash] extra is not installed")
 
-from browser import wait_for_text
-from dash_apps import serve
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
+
+from browser import wait_for_text
+from dash_apps import serve
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "app.py"
 

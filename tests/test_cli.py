@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-import dash_database.sessions
-from conftest import require_redis_server
 from dash_database import DashDatabase
 from dash_database.cli import Progress, main, parse_duration
+
+from helpers import Clock, require_redis_server
 
 DAY = 86400.0
 
@@ -41,16 +41,8 @@ class Store:
         return code, out.getvalue(), err.getvalue()
 
 
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """A controllable clock: set clock[0]."""
-    now = [1_800_000_000.0]
-    monkeypatch.setattr(dash_database.sessions, "now", lambda: now[0])
-    return now
-
-
 @pytest.fixture(params=["sqlite", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path, clock: list[float]) -> Iterator[Store]:
+def store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[Store]:
     """Two users written 10 days apart, in a SQLite file or on redis-server."""
     if request.param == "sqlite":
         path = str(tmp_path / "cli.sqlite3")
@@ -63,7 +55,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, clock: list[float]) ->
         db = DashDatabase(url, prefix=prefix)
         made = Store(db, [url, "--prefix", prefix], {"db_location": url, "prefix": prefix})
     db.store_user_value("old", "note", "x" * 100)
-    clock[0] += 10 * DAY
+    clock.advance(10 * DAY)
     db.store_user_value("alice", "theme", "dark")
     db.store_user_value("alice", "frame", {"rows": list(range(1000))})
     db.store_user_value("alice", "when", datetime.datetime(2026, 11, 29, 12, 0))
@@ -223,11 +215,11 @@ def test_durations_need_a_unit() -> None:
         parse_duration("30")
 
 
-def test_inspecting_leaves_last_activity_unchanged(store: Store, clock: list[float]) -> None:
+def test_inspecting_leaves_last_activity_unchanged(store: Store, clock: Clock) -> None:
     """users, keys, show and export never move a user's last activity (an hour back here)."""
     before = store.db.inspect.last_activity("alice")
     assert before is not None
-    clock[0] += 3600
+    clock.advance(3600)
     for command in (
         ["users"],
         ["keys", "alice"],

@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-import dash_database.sessions
-from conftest import require_redis_server
 from dash_database import DashDatabase
 from dash_database.cli import main
+
+from helpers import Clock, require_redis_server
 
 DAY = 86400.0
 
@@ -47,11 +47,9 @@ def run(location: list[str], *args: str) -> tuple[int, str, str]:
 
 @pytest.fixture(params=["sqlite", "redis"])
 def store(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest, tmp_path: Path, clock: Clock
 ) -> Iterator[tuple[DashDatabase, list[str]]]:
     """A store holding users idle for 40, 10 and 0 days, on a file or on redis-server."""
-    now = [1_800_000_000.0]
-    monkeypatch.setattr(dash_database.sessions, "now", lambda: now[0])
     if request.param == "sqlite":
         path = str(tmp_path / "ops.sqlite3")
         db, location = DashDatabase(path), [path]
@@ -61,9 +59,9 @@ def store(
         db = DashDatabase(request.getfixturevalue("redis_url"), prefix=prefix)
         location = [request.getfixturevalue("redis_url"), "--prefix", prefix]
     for user, idle_days in (("ancient", 40), ("week-old", 10), ("today", 0)):
-        now[0] = 1_800_000_000.0 - idle_days * DAY
+        clock.now = 1_800_000_000.0 - idle_days * DAY
         db.store_user_value(user, "note", f"{user}'s note")
-    now[0] = 1_800_000_000.0
+    clock.now = 1_800_000_000.0
     yield db, location
     db.close()
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-import dash_database.sessions
-from conftest import require_redis_server
 from dash_database import DashDatabase
+
+from helpers import Clock, require_redis_server
 
 BIG = bytes(range(256)) * (9 * 1024 * 1024 // 256 + 1)  # over 8 MiB: side file or chunks
 
@@ -53,16 +53,14 @@ def test_copy_in_each_direction(
     destination_kind: str,
     tmp_path: Path,
     request: pytest.FixtureRequest,
-    monkeypatch: pytest.MonkeyPatch,
+    clock: Clock,
 ) -> None:
     """Small, large and int-keyed values and activity arrive; the source does not change."""
-    now = [1_800_000_000.0]
-    monkeypatch.setattr(dash_database.sessions, "now", lambda: now[0])
     source = open_store(source_kind, tmp_path, request, "source")
     destination = open_store(destination_kind, tmp_path, request, "destination")
     source.store_user_value("alice", "theme", "dark")
     source.store_user_value("alice", "big", BIG)
-    now[0] += 100
+    clock.advance(100)
     source.store_user_value(42, 7, {"n": (1, 2)})
     with DashDatabase(**_reopen(source), serializer="json") as json_face:
         json_face.store_user_value("bob", "settings", {"lang": "fr"})

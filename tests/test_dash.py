@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from conftest import callback_body
 from dash_database import DashDatabase, UserValues, new_session_id
 from dash_database.exceptions import DependencyMissingError, InvalidSessionIdError
 from dash_database.sessions import check_session_id
+
+from helpers import callback_body
 
 dash = pytest.importorskip("dash", reason="the [dash] extra is not installed")
 

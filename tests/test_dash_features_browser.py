@@ -11,13 +11,14 @@ import pytest
 
 pytest.importorskip("dash", reason="the [dash] extra is not installed")
 
-from browser import wait_for_text
-from dash_apps import background_app, pattern_app, serve
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from conftest import require
 from dash_database import DashDatabase
+
+from browser import wait_for_text
+from dash_apps import background_app, pattern_app, serve
+from helpers import require
 
 PAGES_APP = Path(__file__).resolve().parent.parent / "examples" / "pages_app" / "app.py"
 

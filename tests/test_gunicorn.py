@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from conftest import callback_body
 from dash_database import DashDatabase, new_session_id
+
+from helpers import callback_body
 
 pytest.importorskip("dash", reason="the [dash] extra is not installed")
 

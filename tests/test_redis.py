@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 import threading
 import time
@@ -10,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RedisServer, require_redis_server
 from dash_database import DashDatabase
 from dash_database.backends.redis.engine import redact
 from dash_database.exceptions import (
@@ -20,14 +18,9 @@ from dash_database.exceptions import (
     DeserializationError,
 )
 
+from helpers import RedisServer, free_port, require_redis_server
+
 redis = pytest.importorskip("redis")
-
-
-def free_port() -> int:
-    """A local port nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.mark.parametrize(

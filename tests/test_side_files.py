@@ -16,14 +16,9 @@ from dash_database.backends.sqlite import FileBackend
 from dash_database.backends.sqlite.side_files import ORPHAN_SECONDS
 from dash_database.exceptions import StorageError
 
+from helpers import FailsWhilePickling
+
 BIG = b"x" * 5000
-
-
-class FailsWhilePickling:
-    """Pickles as a long list that fails at its end, after the side file was started."""
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (list, ([b"y" * 4000, *([object] * 10), lambda: None],))
 
 
 @pytest.fixture

@@ -10,18 +10,16 @@ from typing import Any
 
 import pytest
 
-import dash_database.sessions
 from dash_database import DashDatabase
 from dash_database.exceptions import UserExistsError
+
+from helpers import Clock
 
 SPAWN = multiprocessing.get_context("spawn")
 
 
-def test_every_value_and_the_activity_move(
-    db: DashDatabase, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_every_value_and_the_activity_move(db: DashDatabase, clock: Clock) -> None:
     """All values, with their types, and the last activity go to the new id; none stays."""
-    monkeypatch.setattr(dash_database.sessions, "now", lambda: 1_800_000_000.0)
     db.store_user_value("guest", "cart", ["apple", "pear"])
     db.store_user_value("guest", 7, {"n": 7})
     db.store_user_value("bystander", "cart", "theirs")

@@ -19,10 +19,11 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from conftest import open_backend
 from dash_database import DashDatabase
 from dash_database.backends.sqlite.schema import record_key, user_range
 from dash_database.keys import Key, decode_key, encode_key
+
+from helpers import open_backend
 
 # Strings that broke 1.0's "f'{user_id}_{key_name}'" keys, JSON and SQL ranges:
 # separators, quotes, escapes, NUL, prefixes of each other, and digits that
