@@ -6,16 +6,24 @@ Helpers that are not fixtures live in ``helpers.py``.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-import dash_database.sessions
-from dash_database import DashDatabase
+# The tests import the installed package, never the source tree beside them, so that a
+# module left out of the distribution fails here as it would for users. (`pip install -e`
+# installs a link back to the source, for development.) This runs before any test module,
+# or helpers.py, imports dash_database.
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:] = [entry for entry in sys.path if Path(entry or os.getcwd()).resolve() != ROOT]
 
-from helpers import Clock, OpenDb, RedisServer, open_backend, require_redis_server
+import dash_database.sessions  # noqa: E402
+from dash_database import DashDatabase  # noqa: E402
+
+from helpers import Clock, OpenDb, RedisServer, open_backend, require_redis_server  # noqa: E402
 
 #: The engines the contract suite runs over, each once: a SQLite file, this process's
 #: memory, Redis; and the async face over a file and over Redis (which it reaches lazily).

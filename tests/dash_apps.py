@@ -96,7 +96,7 @@ def background_app(db: DashDatabase, cache_folder: str) -> Dash:
     import diskcache
     from dash import DiskcacheManager
 
-    manager = DiskcacheManager(diskcache.Cache(cache_folder))
+    manager = DiskcacheManager(diskcache.Cache(cache_folder))  # type: ignore[no-untyped-call]
     app = Dash(__name__, background_callback_manager=manager)
     init_app(app, db)
 

@@ -84,7 +84,7 @@ class Marker:
 
 def write_with(db: DashDatabase, codec: Codec, user: Any, key: Any, value: Any) -> None:
     """Store ``value`` as a writer using ``codec`` would (no key, another key...)."""
-    engine = db._backend  # type: ignore[attr-defined]
+    engine = db._backend
     own, engine.codec = engine.codec, codec
     try:
         engine.set(user, key, value)
@@ -201,7 +201,7 @@ class AsyncFaceAsSync(_Awaiting):
     def user(self, user_id: Any) -> UserValues:
         """The sync view, over the async face's methods."""
         view = self._target.user(user_id)  # checks the id as the async face does
-        return UserValues(self, view.user_id)  # type: ignore[arg-type]
+        return UserValues(self, view.user_id)
 
     @property
     def closed(self) -> bool:

@@ -25,7 +25,7 @@ def test_threads_at_one_moment_start_one_background_purge(clock: Clock) -> None:
             calls.append(cutoff)
             return original(cutoff, limit)  # type: ignore[return-value]
 
-        engine.idle_users = counted  # type: ignore[method-assign]
+        engine.idle_users = counted  # type: ignore[assignment, method-assign]
         start = threading.Barrier(8)
 
         def read() -> None:

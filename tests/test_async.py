@@ -85,7 +85,7 @@ def test_200_concurrent_tasks_increment_one_counter_to_200(
         where, options = (":memory:" if location == "memory" else tmp_path / "c.sqlite3"), {}
 
     async def main() -> int:
-        async with AsyncDashDatabase(where, **options) as db:
+        async with AsyncDashDatabase(where, **options) as db:  # type: ignore[arg-type]
             increments = [db.update_user_value("u", "n", lambda n: n + 1, 0) for _ in range(200)]
             await asyncio.gather(*increments)
             return int(await db.get_user_value("u", "n"))
@@ -162,7 +162,7 @@ def test_several_event_loops_in_turn(tmp_path: Path, request: pytest.FixtureRequ
     require_redis_server()
     url = request.getfixturevalue("redis_url")
     for location, options in [(url, {"prefix": f"test-{uuid.uuid4().hex}:"}), (tmp_path / "l", {})]:
-        db = AsyncDashDatabase(location, **options)
+        db = AsyncDashDatabase(location, **options)  # type: ignore[arg-type]
         for turn in range(5):
             asyncio.run(db.store_user_value("u", turn, turn * 10))
         assert asyncio.run(db.list_stored_user_keys("u")) == [0, 1, 2, 3, 4]

@@ -189,7 +189,7 @@ def test_export_all_streams_10000_users_in_bounded_memory(tmp_path: Path) -> Non
     sink = CountingSink()
     tracemalloc.start()
     try:
-        assert main([str(path), "export", "--all"], out=sink) == 0
+        assert main([str(path), "export", "--all"], out=sink) == 0  # type: ignore[arg-type]
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -39,7 +39,7 @@ def snapshot(db: DashDatabase) -> dict[Any, Any]:
     values = {}
     for user in engine.users():
         for key in engine.keys(user):
-            tag, pieces = engine.read_raw(user, key)
+            tag, pieces = engine.read_raw(user, key)  # type: ignore[misc]
             values[(user, key)] = (tag, hashlib.sha256(b"".join(pieces)).hexdigest())
     return {"values": values, "activity": engine.sessions()}
 
@@ -82,7 +82,7 @@ def _reopen(db: DashDatabase) -> dict[str, Any]:
     """The arguments that open ``db``'s store again."""
     engine = db._backend
     if engine.location.startswith("redis"):
-        return {"db_location": engine._client, "prefix": engine._prefix}
+        return {"db_location": engine._client, "prefix": engine._prefix}  # type: ignore[attr-defined]
     return {"db_location": engine.location}
 
 

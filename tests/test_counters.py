@@ -31,7 +31,7 @@ Store = tuple[str, str | None]  # a location and its Redis prefix
 
 def _race(store: Store, quotas: dict[str, int], user: str, key: str, size: int) -> Any:
     """In a forked child: open the store, wait for the others, write once; report how it went."""
-    with DashDatabase(store[0], prefix=store[1], **quotas) as db:
+    with DashDatabase(store[0], prefix=store[1], **quotas) as db:  # type: ignore[arg-type]
         _race.barrier.wait()  # type: ignore[attr-defined]
         try:
             db.store_user_value(user, key, b"x" * size)
@@ -185,7 +185,7 @@ def test_stats_and_listing_cost_follows_users_not_values(
             measure = lambda call, url=url: _redis_commands(url, call)  # noqa: E731
         with db:
             calls = (db.stats, db.list_users, lambda db=db: db.user_stats(3))
-            costs[users, keys] = [measure(call) for call in calls]
+            costs[users, keys] = [measure(call) for call in calls]  # type: ignore[no-untyped-call]
     assert costs[20, 1] == costs[20, 40]
     assert costs[60, 1][0] > costs[20, 1][0]  # stats() does follow the users
 
@@ -223,7 +223,7 @@ def test_a_redis_store_written_before_counters_gets_them_once(
     """A Redis store without counters gets them on first open, exact, with progress logged."""
     prefix = f"test-{uuid.uuid4().hex}:"
     with DashDatabase(redis_url, prefix=prefix) as db:
-        db._backend.chunk_size = 1024  # type: ignore[attr-defined]
+        db._backend.chunk_size = 1024
         for user in range(5):
             db.store_user_value(user, "small", user)
             db.store_user_value(user, "big", b"x" * 5000)

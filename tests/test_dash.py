@@ -182,10 +182,10 @@ def test_session_store_gives_a_fresh_tab_scoped_id_per_page_load(db: DashDatabas
     app = make_app(db)
     with app.server.test_request_context():
         first, second = session_store(app), session_store(app)
-    assert first.storage_type == "session"
-    assert first.id == "dash-database-session"
-    assert first.data != second.data
-    assert check_session_id(first.data) == first.data
+    assert first.storage_type == "session"  # type: ignore[attr-defined]
+    assert first.id == "dash-database-session"  # type: ignore[attr-defined]
+    assert first.data != second.data  # type: ignore[attr-defined]
+    assert check_session_id(first.data) == first.data  # type: ignore[attr-defined]
     layout = app.server.test_client().get("/_dash-layout").get_json()
     store_props = layout["props"]["children"][0]["props"]
     assert check_session_id(store_props["data"]) == store_props["data"]
@@ -193,14 +193,14 @@ def test_session_store_gives_a_fresh_tab_scoped_id_per_page_load(db: DashDatabas
     wide = Dash(__name__)
     init_app(wide, db, storage_type="local", store_id="sid")
     with wide.server.test_request_context():
-        assert (session_store(wide).storage_type, session_store(wide).id) == ("local", "sid")
+        assert (session_store(wide).storage_type, session_store(wide).id) == ("local", "sid")  # type: ignore[attr-defined]
     assert session_state(wide).component_id == "sid"
 
 
 def test_outside_a_request_the_store_has_no_id(db: DashDatabase) -> None:
     """Built outside a page request (a static layout), the store holds no id to share."""
     app = make_app(db)
-    assert session_store(app).data is None
+    assert session_store(app).data is None  # type: ignore[attr-defined]
 
 
 def test_two_apps_in_one_process_keep_their_own_databases(tmp_path: Path) -> None:
@@ -238,7 +238,7 @@ def test_helper_misuse_errors_say_what_to_do(db: DashDatabase) -> None:
     with pytest.raises(RuntimeError, match="init_app"):
         session_store(app)
     with pytest.raises(ValueError, match="storage_type"):
-        init_app(app, db, storage_type="cookie")
+        init_app(app, db, storage_type="cookie")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="db must be a DashDatabase"):
         init_app(app, "db.sqlite")  # type: ignore[arg-type]
     init_app(app, db)
@@ -269,7 +269,7 @@ def test_readme_walkthrough_runs_and_is_short() -> None:
     app, db = namespace["app"], namespace["db"]
     try:
         alice = new_session_id()
-        greet = ("greeting.children", [("name", "value", "Alice")], [])
+        greet = ("greeting.children", [("name", "value", "Alice")], [])  # type: ignore[var-annotated]
         assert answer(call(app, *greet, alice)) == "Hello Alice! (last time: None)"
         assert answer(call(app, *greet, alice)) == "Hello Alice! (last time: Alice)"
         assert answer(call(app, *greet, new_session_id())) == "Hello Alice! (last time: None)"

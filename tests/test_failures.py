@@ -95,7 +95,7 @@ def test_real_full_disk_raises_in_the_caller(tiny_disk: Path) -> None:
     ballast = tiny_disk / "ballast"
     ballast.write_bytes(b"\0" * 1024 * 1024)
     db = DashDatabase(tiny_disk / "db.sqlite3")
-    db._backend.chunk_size = 64 * 1024  # type: ignore[attr-defined]
+    db._backend.chunk_size = 64 * 1024
     stored: list[int] = []
     with pytest.raises(StorageError, match="full"):  # noqa: PT012 (fills the disk)
         for index in range(20):

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
 def run_child(target: object, *args: object) -> int | None:
     """Run ``target(*args)`` in a forked child; return its exit code."""
-    process = multiprocessing.get_context("fork").Process(target=target, args=args)
+    process = multiprocessing.get_context("fork").Process(target=target, args=args)  # type: ignore[arg-type]
     process.start()
     process.join(timeout=60)
     return process.exitcode

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import sys
 from pathlib import Path
 from types import ModuleType
 
+import dash_database
 from dash_database import DashDatabase
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,3 +50,11 @@ def test_a_store_written_by_2_0_opens_and_reads_the_same(tmp_path: Path) -> None
         assert db.get_user_value(42, "42") == "str key"
         db.store_user_value(42, "big", b"small now")  # the old side file goes
         assert list((tmp_path / "store.db-values").iterdir()) == []
+
+
+def test_the_tests_import_the_installed_package() -> None:
+    """Under CI the package comes from site-packages, so a module left out of it fails."""
+    location = Path(dash_database.__file__).resolve()
+    if os.environ.get("CI") == "true":
+        assert ROOT not in location.parents, f"imported from the source tree: {location}"
+    assert str(ROOT) not in [str(Path(entry or os.getcwd()).resolve()) for entry in sys.path]

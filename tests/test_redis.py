@@ -131,7 +131,7 @@ def test_missing_redis_package_names_the_install_command(
 def test_big_values_are_chunked_and_swapped_atomically(redis_url: str) -> None:
     """Readers racing a writer of multi-chunk values always see one whole value."""
     with DashDatabase(redis_url, prefix="chunks:") as db:
-        db._backend.chunk_size = 1024  # type: ignore[attr-defined]
+        db._backend.chunk_size = 1024
         values = [bytes([n]) * 20_000 for n in range(8)]
         db.store_user_value(1, "v", values[0])
         stop = threading.Event()

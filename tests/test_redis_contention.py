@@ -63,5 +63,5 @@ def test_contended_updates_end_within_their_timeout(redis_url: str, tmp_path: Pa
     counter, reports = contend(redis_url, tmp_path, 20.0)
     assert counter == sum(int(r["done"]) for r in reports)  # type: ignore[call-overload]
     assert max(float(r["longest"]) for r in reports) <= 3 * TIMEOUT  # type: ignore[arg-type]
-    assert all(set(r["errors"]) <= {"StorageError"} for r in reports)  # type: ignore[arg-type]
+    assert all(set(r["errors"]) <= {"StorageError"} for r in reports)  # type: ignore[call-overload]
     assert counter > 100  # they got through, not only timed out

@@ -22,7 +22,7 @@ def test_a_side_file_altered_on_disk_is_refused(tmp_path: Path) -> None:
     """A byte flipped in a side file, or a frame spliced from another value, is refused."""
     path = tmp_path / "store.sqlite3"
     with DashDatabase(path, secret_key=KEY) as db:
-        db._backend.chunk_size = 1024  # type: ignore[attr-defined]
+        db._backend.chunk_size = 1024
         db.store_user_value("u", "a", b"a" * (2 * FRAME + 5))
         (file_a,) = (tmp_path / "store.sqlite3-values").iterdir()
         db.store_user_value("u", "b", b"a" * (2 * FRAME + 5))
@@ -45,7 +45,7 @@ def test_a_redis_chunk_altered_on_the_server_is_refused(redis_url: str) -> None:
     """A byte flipped in one Redis chunk of a signed value is refused."""
     prefix = f"test-{uuid.uuid4().hex}:"
     with DashDatabase(redis_url, prefix=prefix, secret_key=KEY) as db:
-        db._backend.chunk_size = 64 * 1024  # type: ignore[attr-defined]
+        db._backend.chunk_size = 64 * 1024
         db.store_user_value("u", "k", b"x" * 200_000)
         client = redis.Redis.from_url(redis_url)
         chunk = sorted(client.keys(f"{prefix}chunk:*"))[1]

@@ -78,10 +78,10 @@ def test_a_link_planted_in_the_values_folder_is_not_followed(tmp_path: Path) -> 
     with DashDatabase(path) as db:
         db._backend.chunk_size = 1024
         db.store_user_value("u", "big", b"x" * 5000)
-        (name,) = os.listdir(db._backend.files.folder)
+        (name,) = os.listdir(db._backend.files.folder)  # type: ignore[attr-defined]
         target = tmp_path / "secret.txt"
         target.write_bytes(b"host secret")
-        link = Path(db._backend.files.folder) / name
+        link = Path(db._backend.files.folder) / name  # type: ignore[attr-defined]
         link.unlink()
         link.symlink_to(target)
         with pytest.raises(DashDatabaseError):
@@ -92,7 +92,7 @@ def test_a_side_file_vanishing_during_garbage_collection_is_tolerated(
     file_db: DashDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A file removed by another process while collection looks at it is skipped, not raised."""
-    os.makedirs(file_db._backend.files.folder)
+    os.makedirs(file_db._backend.files.folder)  # type: ignore[attr-defined]
 
     class Vanished:
         name = "0" * 32
@@ -101,14 +101,14 @@ def test_a_side_file_vanishing_during_garbage_collection_is_tolerated(
         def stat(self, follow_symlinks: bool = True) -> os.stat_result:
             raise FileNotFoundError(self.path)
 
-    monkeypatch.setattr(side_files.os, "scandir", lambda folder: iter([Vanished()]))
+    monkeypatch.setattr(side_files.os, "scandir", lambda folder: iter([Vanished()]))  # type: ignore[attr-defined]
     assert file_db.purge_expired(older_than=1) == 0
 
 
 def redis_record(db: DashDatabase, user: str, key: str, record: bytes) -> None:
     """Write a record straight into the user's hash, as any client of the server could."""
     engine = db._backend
-    engine._client.hset(engine._hash(user), f'"{key}"', record)
+    engine._client.hset(engine._hash(user), f'"{key}"', record)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
@@ -128,7 +128,7 @@ def test_forged_redis_chunk_references_are_refused_promptly(redis_url: str, reco
         db.delete_user_value("u", "k", if_not_exists="raise")
         redis_record(db, "u", "k", record)
         db.delete_all_user_values("u")
-        assert db._backend._client.ping()
+        assert db._backend._client.ping()  # type: ignore[attr-defined]
         assert db.list_users() == []
 
 

@@ -8,7 +8,7 @@ from helpers import OpenDb, assert_counters_exact
 def test_counters_stay_exact_through_every_kind_of_change(open_db: OpenDb) -> None:
     """Writes, replaces, big values, updates, deletes, renames and purges keep them exact."""
     db = open_db()
-    db._backend.chunk_size = 1024  # type: ignore[attr-defined]
+    db._backend.chunk_size = 1024
     db.store_user_value("a", "small", 1)
     db.store_user_value("a", "big", b"x" * 5000)
     db.store_user_value("a", "big", b"y" * 9000)  # a big value replaced by a bigger one

@@ -164,7 +164,7 @@ def test_stats_count_users_keys_and_bytes(db: DashDatabase, clock: Clock) -> Non
 
 def test_stats_count_chunked_values_whole(db: DashDatabase) -> None:
     """A value stored in several chunks counts with all its bytes."""
-    db._backend.chunk_size = 1024  # type: ignore[attr-defined]
+    db._backend.chunk_size = 1024
     db.store_user_value("a", "big", b"x" * 10_000)
     assert 10_000 < db.user_stats("a").bytes < 10_200
 

@@ -70,7 +70,7 @@ def test_large_values_move_without_a_copy(db: DashDatabase) -> None:
 def keep_writing(location: Any, prefix: str | None, user: str, count: int, out: str) -> None:
     """Write keys 0..count-1 of ``user``; record each acknowledged one in ``out``."""
     options = {"prefix": prefix} if prefix else {}
-    with DashDatabase(location, **options) as db, open(out, "w") as acked:
+    with DashDatabase(location, **options) as db, open(out, "w") as acked:  # type: ignore[arg-type]
         for n in range(count):
             db.store_user_value(user, n, n)
             acked.write(f"{n}\n")
@@ -89,7 +89,7 @@ def test_a_concurrent_writer_loses_nothing(
     else:
         location, prefix = str(tmp_path / "race.sqlite3"), None
     options = {"prefix": prefix} if prefix else {}
-    with DashDatabase(location, **options) as db:
+    with DashDatabase(location, **options) as db:  # type: ignore[arg-type]
         db.store_user_value("guest", "seed", 0)
         out = str(tmp_path / "acked.txt")
         args = (location, prefix, "guest", 2000, out)

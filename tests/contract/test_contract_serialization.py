@@ -61,7 +61,7 @@ def test_unpicklable_value_raises_and_stores_nothing(db: DashDatabase) -> None:
 def test_values_larger_than_a_chunk_round_trip(open_db: OpenDb, serializer: str) -> None:
     """A value spanning many chunks is stored, read, updated and deleted whole."""
     db = open_db(serializer=serializer)
-    db._backend.chunk_size = 64  # type: ignore[attr-defined]
+    db._backend.chunk_size = 64
     value = ["é" * 10 + str(i) for i in range(300)]
     db.store_user_value(1, "big", value)
     db.store_user_value(1, "small", "s")
@@ -80,7 +80,7 @@ def test_values_larger_than_a_chunk_round_trip(open_db: OpenDb, serializer: str)
 
 def test_failure_after_chunks_were_written_leaves_the_old_value(db: DashDatabase) -> None:
     """Pickling that fails mid-stream rolls back the chunks already written."""
-    db._backend.chunk_size = 256  # type: ignore[attr-defined]
+    db._backend.chunk_size = 256
     db.store_user_value(1, "v", ["old"] * 200)
     with pytest.raises(TypeError, match="cannot be stored"):
         db.store_user_value(1, "v", FailsWhilePickling())
@@ -93,7 +93,7 @@ def test_numpy_and_pandas_values_round_trip(db: DashDatabase) -> None:
     """A DataFrame larger than a chunk round-trips equal."""
     pd = pytest.importorskip("pandas")
     np = pytest.importorskip("numpy")
-    db._backend.chunk_size = 4096  # type: ignore[attr-defined]
+    db._backend.chunk_size = 4096
     frame = pd.DataFrame({"a": np.arange(10_000), "b": np.linspace(0, 1, 10_000), "c": "x"})
     db.store_user_value("u", "df", frame)
     pd.testing.assert_frame_equal(db.get_user_value("u", "df"), frame)

@@ -22,7 +22,7 @@ def test_signed_values_round_trip_and_refuse_every_forgery(
 ) -> None:
     """Signed values read back; unsigned, wrong-key and moved ones raise, naming the case."""
     db = open_db(serializer=serializer, secret_key=KEY)
-    db._backend.chunk_size = 64 * 1024  # type: ignore[attr-defined]
+    db._backend.chunk_size = 64 * 1024
     value = value_for(serializer, big)
     db.store_user_value("alice", "k", value)
     assert db.get_user_value("alice", "k") == value
@@ -35,10 +35,10 @@ def test_signed_values_round_trip_and_refuse_every_forgery(
     with pytest.raises(DeserializationError, match="not in secret_key"):
         db.get_user_value("alice", "other key")
     # A signed record copied, as stored, onto another user's key, and another key name.
-    engine = db._backend  # type: ignore[attr-defined]
+    engine = db._backend
     for user, key in (("bob", "k"), ("alice", "k2")):
         raw = engine.read_raw("alice", "k")
-        engine.write_raw(user, key, *raw)
+        engine.write_raw(user, key, *raw)  # type: ignore[misc]
         with pytest.raises(DeserializationError, match="altered, or moved"):
             db.get_user_value(user, key)
     assert db.get_user_value("alice", "k") == value  # the original still reads
@@ -48,10 +48,10 @@ def test_signed_values_round_trip_and_refuse_every_forgery(
 def test_a_flipped_byte_anywhere_is_refused(open_db: OpenDb, serializer: str) -> None:
     """A byte flipped in the header, a frame's data or a MAC is refused on every engine."""
     db = open_db(serializer=serializer, secret_key=KEY)
-    db._backend.chunk_size = 64 * 1024  # type: ignore[attr-defined]
-    engine = db._backend  # type: ignore[attr-defined]
+    db._backend.chunk_size = 64 * 1024
+    engine = db._backend
     db.store_user_value("u", "k", value_for(serializer, big=True))
-    tag, pieces = engine.read_raw("u", "k")
+    tag, pieces = engine.read_raw("u", "k")  # type: ignore[misc]
     stored = b"".join(pieces)
     for position in (5, 30, FRAME, len(stored) - 1):
         altered = bytearray(stored)
@@ -71,7 +71,7 @@ def test_no_pickle_runs_before_the_signature_is_checked(open_db: OpenDb, tmp_pat
     with pytest.raises(DeserializationError, match="is not signed"):
         db.update_user_value("u", "k", lambda old: old)
     assert not marker.exists()
-    engine = db._backend  # type: ignore[attr-defined]
+    engine = db._backend
     engine.get("u", "k", Codec("pickle"))  # the control: without a key, it runs
     assert marker.exists()
 
@@ -79,7 +79,7 @@ def test_no_pickle_runs_before_the_signature_is_checked(open_db: OpenDb, tmp_pat
 def test_rotation_reads_old_keys_and_sign_values_moves_to_the_new_one(open_db: OpenDb) -> None:
     """Written with the old key; read with [new, old]; after sign_values, with new alone."""
     db = open_db(secret_key=[KEY, OLD_KEY])
-    engine = db._backend  # type: ignore[attr-defined]
+    engine = db._backend
     write_with(db, Codec("pickle", signer=Signer(OLD_KEY)), "u", "old", "from the old key")
     write_with(db, Codec("pickle"), "u", "unsigned", "from before keys")
     db.store_user_value("u", "new", "from the new key")

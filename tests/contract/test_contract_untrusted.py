@@ -31,7 +31,7 @@ def test_purge_on_a_closed_store_without_expiry_says_closed(db: DashDatabase) ->
     with pytest.raises(DatabaseClosedError):
         db.purge_expired()
     with pytest.raises(DatabaseClosedError):
-        db.store_user_value(True, "k", 1)  # type: ignore[arg-type]
+        db.store_user_value(True, "k", 1)
 
 
 def test_a_value_whose_pickling_calls_the_database_behaves_the_same_everywhere(

@@ -61,7 +61,7 @@ def test_any_picklable_value_round_trips(db: DashDatabase) -> None:
 def test_keys_are_listed_sorted_with_their_types(db: DashDatabase) -> None:
     """Listing returns ints numerically, then strs by code point, with original types."""
     for key in ["b", 10, "a", 9, "10", -1, ""]:
-        db.store_user_value("u", key, key)
+        db.store_user_value("u", key, key)  # type: ignore[arg-type]
     assert db.list_stored_user_keys("u") == [-1, 9, 10, "", "10", "a", "b"]
 
 
