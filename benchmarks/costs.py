@@ -30,13 +30,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import redis_server
+from bench.method import wait_for_quiet
+from bench.runner import redis_server
 
 from dash_database import DashDatabase
 
 VALUE = b"x" * 100
 USERS, KEYS = 1000, 5
-QUIET_SHARE = 0.25
 
 #: One variant: a label, and the options it opens the store with.
 Variant = tuple[str, dict[str, Any]]
@@ -54,30 +54,6 @@ COMPARISONS: dict[str, list[Variant]] = {
         ),
     ],
 }
-
-
-def _cpu_times() -> tuple[float, float]:
-    """Busy and total jiffies of the whole machine, from /proc/stat."""
-    fields = [float(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    idle = fields[3] + fields[4]
-    return sum(fields) - idle, sum(fields)
-
-
-def other_cpu_share(seconds: float = 1.0) -> float:
-    """The share of the machine's CPU that other processes used over ``seconds`` (we sleep)."""
-    busy, total = _cpu_times()
-    time.sleep(seconds)
-    busy2, total2 = _cpu_times()
-    return (busy2 - busy) / max(total2 - total, 1.0)
-
-
-def wait_for_quiet(limit: float = 60.0) -> float:
-    """Wait until other processes use under :data:`QUIET_SHARE` of the CPU; return the share."""
-    deadline = time.monotonic() + limit
-    share = other_cpu_share()
-    while share > QUIET_SHARE and time.monotonic() < deadline:
-        share = other_cpu_share()
-    return share
 
 
 def calls_per_second(db: DashDatabase, ops: int, call: str) -> float:
