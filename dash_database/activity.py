@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 
 from . import sessions
-from .backends.base import Backend
+from .backends.base import Backend, Touch
 from .keys import Key
 
 logger = logging.getLogger("dash_database")
@@ -63,10 +63,15 @@ class Activity:
         """Whether a user last active at ``seen`` is dropped at ``when``."""
         return self.expire_after is not None and seen < when - self.grace()
 
-    def record(self, backend: Backend, user_id: Key, write: bool) -> None:
+    def record(
+        self, backend: Backend, user_id: Key, write: bool, carry: bool = False
+    ) -> Touch | None:
         """Record that ``user_id`` reads (or, if ``write``, writes) now; drop it first if expired.
 
         A read never creates a user's record: unknown ids leave no trace.
+
+        :param carry: the caller's next engine call can take a :class:`Touch`: if the engine
+            takes one, return it instead of recording here (one round trip less on Redis).
         """
         when = sessions.now()
         with self._lock:
@@ -74,7 +79,11 @@ class Activity:
             purge_due = self.expire_after is not None and when >= self._next_purge
             if purge_due:
                 self._next_purge = when + self.refresh
-        if cached is None or when - cached >= self.refresh:
+        touch = None
+        if carry and backend.takes_touch:
+            cutoff = None if self.expire_after is None else when - self.grace()
+            touch = Touch(when, when - self.refresh, cutoff, write)
+        elif cached is None or when - cached >= self.refresh:
             seen = backend.seen(user_id)
             if seen is not None and self.is_expired(seen, when):
                 backend.delete_idle_user(user_id, when - self.grace())
@@ -90,6 +99,7 @@ class Activity:
                     self._seen[user_id] = seen
         if purge_due:
             self.purge(backend, when - self.grace(), PURGE_BATCH)
+        return touch
 
     def live_users(self, backend: Backend) -> list[Key]:
         """Every user holding a value and not expired, in no particular order."""

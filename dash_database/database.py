@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from . import sessions
 from .activity import Activity, Progress
-from .backends.base import MISSING, Backend
+from .backends.base import MISSING, Backend, Touch
 from .backends.locations import Location, open_backend
 from .copying import CopyReport, copy_records
 from .exceptions import DatabaseClosedError, KeyNotFoundError, ReentrantCallError
@@ -57,13 +57,10 @@ class DashDatabase:
     :param expire_after: seconds or a ``timedelta``: a user idle that long is
         dropped (at once for readers, on disk by :meth:`purge_expired`).
     :param max_keys_per_user: refuse a write that would give a user more values.
-    :param max_bytes_per_user: refuse a write that would make a user's values
-        take more bytes, serialized.
-    :param max_total_bytes: refuse a write that would make the whole store take
-        more bytes.
-    :param secret_key: sign every value, and refuse to read one that is
-        unsigned, altered or moved (:mod:`.signing`); a list rotates keys: the
-        first signs, every one verifies.
+    :param max_bytes_per_user: ... that would make a user's values take more bytes.
+    :param max_total_bytes: ... that would make the whole store take more bytes.
+    :param secret_key: sign every value, and refuse to read one that is unsigned,
+        altered or moved (:mod:`.signing`); in a list, the first signs, all verify.
     :raises ValueError: unknown ``serializer`` or ``durability``, or an option
         that does not apply to this kind of location.
     :raises ~dash_database.exceptions.InvalidLocationError: ``db_location``
@@ -123,23 +120,25 @@ class DashDatabase:
         self._activity.record(backend, user_id, write)
         return backend, user_id
 
-    def _value(self, user_id: Key, key_name: Key, write: bool = False) -> tuple[Backend, Key, Key]:
+    def _value(  # with carry, the activity may come back, for the engine's call to record
+        self, user_id: Key, key_name: Key, write: bool = False, carry: bool = False
+    ) -> tuple[Backend, Key, Key, Touch | None]:
         backend, user_id = self._open(), check_key("user_id", user_id)
         key_name = check_key("key_name", key_name)
-        self._activity.record(backend, user_id, write)
-        return backend, user_id, key_name
+        touch = self._activity.record(backend, user_id, write, carry)
+        return backend, user_id, key_name, touch
 
     def store_user_value(self, user_id: Key, key_name: Key, value: Any) -> None:
-        """Store ``value`` (any picklable value; with ``serializer="json"``, a JSON value) under
-        ``key_name`` for ``user_id``, replacing any old value; committed when this returns.
+        """Store ``value`` (picklable; with ``serializer="json"``, a JSON value) under ``key_name``
+        for ``user_id``, replacing any old value; committed when this returns.
 
         :raises TypeError: a bad id or key type, or a value the serializer refuses
             (:class:`~dash_database.exceptions.SerializationError`); nothing changed.
         :raises ~dash_database.exceptions.QuotaExceededError: it would pass a quota.
         :raises ~dash_database.exceptions.StorageError: the engine refused it.
         """
-        backend, user_id, key_name = self._value(user_id, key_name, write=True)
-        backend.set(user_id, key_name, value)
+        backend, user_id, key_name, touch = self._value(user_id, key_name, True, carry=True)
+        backend.set(user_id, key_name, value, touch)
 
     def get_user_value(self, user_id: Key, key_name: Key, default: Any = None) -> Any:
         """Return the value stored under ``key_name`` for ``user_id``, or ``default``.
@@ -147,13 +146,13 @@ class DashDatabase:
         :raises ~dash_database.exceptions.DeserializationError: the stored value cannot
             be read back (the other serializer's, damaged, or, with a key, not signed by it).
         """
-        backend, user_id, key_name = self._value(user_id, key_name)
-        value = backend.get(user_id, key_name)
+        backend, user_id, key_name, touch = self._value(user_id, key_name, carry=True)
+        value = backend.get(user_id, key_name, touch=touch)
         return default if value is MISSING else value
 
     def has_user_value(self, user_id: Key, key_name: Key) -> bool:
         """Whether the user has a value under ``key_name``, without reading it."""
-        backend, user_id, key_name = self._value(user_id, key_name)
+        backend, user_id, key_name, _ = self._value(user_id, key_name)
         return backend.contains(user_id, key_name)
 
     def count_user_values(self, user_id: Key) -> int:
@@ -175,7 +174,7 @@ class DashDatabase:
         """
         if if_not_exists not in _IF_NOT_EXISTS:
             raise ValueError(f"if_not_exists must be 'ignore' or 'raise', not {if_not_exists!r}")
-        backend, user_id, key_name = self._value(user_id, key_name)
+        backend, user_id, key_name, _ = self._value(user_id, key_name)
         if not backend.delete(user_id, key_name) and if_not_exists == "raise":
             raise KeyNotFoundError(f"user_id={user_id!r} has no value named key_name={key_name!r}")
 
@@ -212,7 +211,7 @@ class DashDatabase:
         """
         if not callable(func):
             raise TypeError(f"func must be callable, not {type(func).__name__}")
-        backend, user_id, key_name = self._value(user_id, key_name, write=True)
+        backend, user_id, key_name, _ = self._value(user_id, key_name, write=True)
         token = _UPDATING.set(_UPDATING.get() | {id(self)})
         try:
             return backend.update(user_id, key_name, func, default)

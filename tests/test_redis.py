@@ -5,7 +5,9 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -214,3 +216,32 @@ def test_server_crash_loses_no_acknowledged_write(tmp_path: Path) -> None:
     assert all(db.get_user_value("u", i) == i for i in acknowledged[-50:])
     db.close()
     server.stop()
+
+
+def test_a_read_or_write_is_one_round_trip_with_its_activity(redis_url: str) -> None:
+    """In the steady state, a read or write of a user this process never saw is one command."""
+    prefix = f"test-{uuid.uuid4().hex}:"
+    with DashDatabase(redis_url, prefix=prefix, expire_after=3600) as db:
+        client = db._backend._client  # type: ignore[attr-defined]
+        sent: list[str] = []
+        original = client.execute_command
+
+        def counted(*args: Any, **options: Any) -> Any:
+            sent.append(str(args[0]))
+            return original(*args, **options)
+
+        client.execute_command = counted
+        db.store_user_value("warm-up", "k", 0)  # loads the scripts; the background purge runs
+        assert db.get_user_value("warm-up", "k") == 0
+        assert "SCRIPT LOAD" in sent
+        sent.clear()
+        for user in range(20):
+            db.store_user_value(user, "k", user)
+        assert len(sent) == 20
+        for user in range(20):
+            assert db.get_user_value(user, "k") == user
+        assert db.get_user_value("never seen", "k") is None
+        assert len(sent) == 41
+        assert set(sent) == {"EVALSHA"}
+        assert db.inspect.last_activity(0) is not None  # the activity was recorded
+        assert db.inspect.last_activity("never seen") is None  # a read creates nothing

@@ -25,6 +25,7 @@ from __future__ import annotations
 import abc
 import enum
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from ..keys import Key
@@ -47,6 +48,23 @@ ValueSize = tuple[Key, Key, int | None]
 Count = tuple[int, int]
 
 
+@dataclass(frozen=True)
+class Touch:
+    """Activity to record in the same call as a read or write (engines whose
+    :attr:`Backend.takes_touch` is true), instead of in calls of its own.
+
+    :param now: the time of the call (``time.time()``).
+    :param stale_before: record ``now`` only if the stored activity is older than this.
+    :param cutoff: with expiry, a user last active before this is deleted first.
+    :param create: record activity for a user that has none (a write).
+    """
+
+    now: float
+    stale_before: float
+    cutoff: float | None
+    create: bool
+
+
 class Backend(abc.ABC):
     """One storage engine for per-user values.
 
@@ -64,11 +82,19 @@ class Backend(abc.ABC):
         #: The limits each write checks inside its transaction; ``None``: no limits.
         self.quotas: Quotas | None = None
 
+    #: Whether :meth:`get` and :meth:`set` take a :class:`Touch`, recording activity in the
+    #: same round trip (Redis); otherwise the activity tracker calls :meth:`seen` and
+    #: :meth:`mark_seen` itself.
+    takes_touch = False
+
     @abc.abstractmethod
-    def get(self, user_id: Key, key_name: Key, codec: Codec | None = None) -> Any:
+    def get(
+        self, user_id: Key, key_name: Key, codec: Codec | None = None, touch: Touch | None = None
+    ) -> Any:
         """Return the stored value, or :data:`MISSING`.
 
         :param codec: decode with this codec instead (the CLI's restricted unpickler).
+        :param touch: record this activity first, in the same call (see :attr:`takes_touch`).
         """
 
     @abc.abstractmethod
@@ -85,7 +111,7 @@ class Backend(abc.ABC):
         """Whether a value is stored, without reading it."""
 
     @abc.abstractmethod
-    def set(self, user_id: Key, key_name: Key, value: Any) -> None:
+    def set(self, user_id: Key, key_name: Key, value: Any, touch: Touch | None = None) -> None:
         """Store ``value``; committed when this returns. It is serialized before any lock.
 
         :raises ~dash_database.exceptions.QuotaExceededError: the write would pass

@@ -67,14 +67,23 @@ def test_large_values_move_without_a_copy(db: DashDatabase) -> None:
     assert db.get_user_value("alice", "big") == b"replaced"
 
 
-def keep_writing(location: Any, prefix: str | None, user: str, count: int, out: str) -> None:
-    """Write keys 0..count-1 of ``user``; record each acknowledged one in ``out``."""
+def keep_writing(location: Any, prefix: str | None, user: str, stop: str, out: str) -> None:
+    """Write keys 0, 1, 2... of ``user`` until the file ``stop`` exists; record each
+    acknowledged one in ``out``."""
     options = {"prefix": prefix} if prefix else {}
     with DashDatabase(location, **options) as db, open(out, "w") as acked:  # type: ignore[arg-type]
-        for n in range(count):
+        for n in range(10**7):
+            if n % 20 == 0 and Path(stop).exists():
+                return
             db.store_user_value(user, n, n)
             acked.write(f"{n}\n")
             acked.flush()
+
+
+def wait_for_growth(path: Path, size: int) -> None:
+    """Busy-wait until ``path`` holds ``size`` bytes: the writer is well under way."""
+    while not path.exists() or path.stat().st_size < size:
+        pass  # a real race with another process, not a sleep
 
 
 @pytest.mark.parametrize("how", ["threads", "processes"])
@@ -91,18 +100,19 @@ def test_a_concurrent_writer_loses_nothing(
     options = {"prefix": prefix} if prefix else {}
     with DashDatabase(location, **options) as db:  # type: ignore[arg-type]
         db.store_user_value("guest", "seed", 0)
-        out = str(tmp_path / "acked.txt")
-        args = (location, prefix, "guest", 2000, out)
+        out, stop = tmp_path / "acked.txt", tmp_path / "stop"
+        args = (location, prefix, "guest", str(stop), str(out))
         if how == "threads":
             worker: Any = threading.Thread(target=keep_writing, args=args)
         else:
             worker = SPAWN.Process(target=keep_writing, args=args)
         worker.start()
-        while not Path(out).exists() or Path(out).stat().st_size < 200:
-            pass  # wait until the writer is well under way: a real race, not a sleep
+        wait_for_growth(out, 200)
         db.rename_user("guest", "alice")
+        wait_for_growth(out, out.stat().st_size + 200)  # writes after the rename too
+        stop.touch()
         worker.join(timeout=120)
-        acked = {int(line) for line in Path(out).read_text().split()}
+        acked = {int(line) for line in out.read_text().split()}
         moved = set(db.list_stored_user_keys("alice")) - {"seed"}
         after = set(db.list_stored_user_keys("guest"))
         assert acked == moved | after

@@ -59,9 +59,18 @@ class Counters:
             self._server.run(self._recount_totals, keys, [self._prefix])
         self._built = True
 
-    def read(self, members: list[bytes]) -> dict[Key, Count]:
-        """``(values, stored bytes)`` of the users with these members, in one round trip;
+    def counts(self, member: str | None) -> dict[Key, Count]:
+        """``(values, stored bytes)`` of the user with this member (``None``: of every user);
         those without values are left out."""
+        self.build()
+        if member is None:
+            members = list(self._server.call(self._server.client.smembers, self._users))
+        else:
+            members = [member.encode()]
+        return self._read(members)
+
+    def _read(self, members: list[bytes]) -> dict[Key, Count]:
+        """``(values, stored bytes)`` of the users with these members, in one round trip."""
         if not members:
             return {}
         pipe = self._server.client.pipeline(transaction=False)

@@ -36,7 +36,7 @@ from redis.commands.core import Script
 from ...exceptions import StorageError, UserExistsError
 from ...keys import Key, decode_key, encode_key
 from ...serialization import Codec, RawValue, codec_for_tag, copy_pieces, is_chunked
-from ..base import MISSING, Backend, Count, ValueSize
+from ..base import MISSING, Backend, Count, Touch, ValueSize
 from . import counters, scripts
 from .chunks import Chunks, ChunkVanished, Written
 from .server import Server, redact
@@ -55,6 +55,14 @@ MAX_BACKOFF_SECONDS = 0.005
 _READ_ATTEMPTS = 5
 
 
+def _touch_args(touch: Touch | None) -> list[str]:
+    """The four ARGV of a script's touch (see :mod:`.scripts`); all empty for none."""
+    if touch is None:
+        return ["", "", "", ""]
+    cutoff = "" if touch.cutoff is None else repr(touch.cutoff)
+    return [repr(touch.now), repr(touch.stale_before), cutoff, "1" if touch.create else "0"]
+
+
 class RedisBackend(Backend):
     """Values in a Redis server.
 
@@ -68,6 +76,8 @@ class RedisBackend(Backend):
     :raises ConnectionFailedError: the server cannot be reached.
     """
 
+    takes_touch = True
+
     def __init__(
         self, target: object, codec: Codec, *, timeout: float, prefix: str, connect: bool = True
     ) -> None:
@@ -80,6 +90,7 @@ class RedisBackend(Backend):
         self._users, self._seen = f"{prefix}users", f"{prefix}seen"
         self._counters = counters.Counters(self._server, prefix)
         self._set: Script = self._client.register_script(scripts.SET)
+        self._get: Script = self._client.register_script(scripts.GET)
         self._delete: Script = self._client.register_script(scripts.DELETE)
         self._delete_user: Script = self._client.register_script(scripts.DELETE_USER)
         self._rename_user: Script = self._client.register_script(scripts.RENAME_USER)
@@ -92,8 +103,7 @@ class RedisBackend(Backend):
         return f"{self._prefix}user:{encode_key(user_id)}"
 
     def _script_keys(self, user_id: Key) -> list[str]:
-        """KEYS of every write script: the user's hash, the users set, the seen zset,
-        and the counters."""
+        """KEYS of the scripts: the user's hash, the users and seen sets, the counters."""
         return [self._hash(user_id), self._users, self._seen, *self._counters.keys]
 
     def _run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
@@ -109,11 +119,18 @@ class RedisBackend(Backend):
         keys = self._chunks.keys_of(record, user_id, key_name)
         return codec.load(self._chunks.read(keys), (user_id, key_name))
 
-    def get(self, user_id: Key, key_name: Key, codec: Codec | None = None) -> Any:
+    def get(
+        self, user_id: Key, key_name: Key, codec: Codec | None = None, touch: Touch | None = None
+    ) -> Any:
         """Return the stored value, or :data:`MISSING`."""
-        field = encode_key(key_name)
+        field, args = encode_key(key_name), None
+        if touch is not None:
+            args = [self._prefix, field, encode_key(user_id), *_touch_args(touch)]
         for _ in range(_READ_ATTEMPTS):
-            record = self._server.call(self._client.hget, self._hash(user_id), field)
+            if args is None:
+                record = self._server.call(self._client.hget, self._hash(user_id), field)
+            else:  # the read and its activity in one round trip, once
+                record, args = self._run(self._get, self._script_keys(user_id), args), None
             if record is None:
                 return MISSING
             try:
@@ -127,7 +144,9 @@ class RedisBackend(Backend):
         field = encode_key(key_name)
         return bool(self._server.call(self._client.hexists, self._hash(user_id), field))
 
-    def _store(self, user_id: Key, key_name: Key, written: Written, expect: Any = ()) -> bool:
+    def _store(
+        self, user_id: Key, key_name: Key, written: Written, expect: Any = (), touch: Any = None
+    ) -> bool:
         """Commit a written record with the set script (a compare-and-set with ``expect``),
         checked against the quotas; its pending chunks go if it did not commit. Return
         whether it did.
@@ -137,7 +156,7 @@ class RedisBackend(Backend):
         limits = [limit or 0 for limit in (self.quotas.limits() if self.quotas else (0, 0, 0))]
         member, field = encode_key(user_id), encode_key(key_name)
         args = [self._prefix, field, written.record, member, REPLACED_CHUNK_SECONDS]
-        args += [written.size, *limits, *expect]
+        args += [written.size, *limits, *_touch_args(touch), *expect]
         try:
             status, *figure = self._run(self._set, self._script_keys(user_id), args)
         except BaseException:
@@ -149,10 +168,10 @@ class RedisBackend(Backend):
             raise self.quotas.error(-status, user_id, key_name, written.size, int(figure[0]))
         return bool(status == 1)
 
-    def set(self, user_id: Key, key_name: Key, value: Any) -> None:
+    def set(self, user_id: Key, key_name: Key, value: Any, touch: Touch | None = None) -> None:
         """Store ``value``; committed when this returns."""
         written = self._chunks.write(self.codec, value, (user_id, key_name), self.chunk_size)
-        self._store(user_id, key_name, written)
+        self._store(user_id, key_name, written, touch=touch)
 
     def read_raw(self, user_id: Key, key_name: Key) -> RawValue | None:
         """The value as stored, never decoded; ``None`` if there is none."""
@@ -178,13 +197,9 @@ class RedisBackend(Backend):
         default: Any,
         codec: Codec | None = None,
     ) -> Any:
-        """Atomically store and return ``func(old value or default)``.
-
-        Optimistic: the set script stores the new record only if the key's
-        record is still the one read (a compare-and-set of that record, so
-        writes to the user's other keys do not get in the way). Otherwise
-        ``func`` runs again on the new value, after a short random wait,
-        until the timeout.
+        """Atomically store and return ``func(old value or default)``: optimistic, a
+        compare-and-set of the key's record (so writes to the user's other keys do not get
+        in the way), with ``func`` run again on a changed value until the timeout.
 
         :raises StorageError: the value kept changing for longer than the timeout.
         """
@@ -279,22 +294,14 @@ class RedisBackend(Backend):
 
     def value_sizes(self, user_id: Key | None) -> list[ValueSize]:
         """``(user, key, stored bytes)`` for one user's values, or everybody's."""
-        sizes: list[ValueSize] = []
-        for user in self.users() if user_id is None else [user_id]:
-            records = self._server.call(self._client.hgetall, self._hash(user))
-            for field, record in records.items():
-                key = decode_key(field)
-                sizes.append((user, key, self._chunks.stored_size(record, user, key)))
-        return sizes
+        records = {u: self._server.call(self._client.hgetall, self._hash(u)) for u in (
+            self.users() if user_id is None else [user_id])}  # fmt: skip
+        pairs = [(u, decode_key(f), r) for u, rs in records.items() for f, r in rs.items()]
+        return [(u, k, self._chunks.stored_size(r, u, k)) for u, k, r in pairs]
 
     def counts(self, user_id: Key | None) -> dict[Key, Count]:
         """``(values, stored bytes)`` of one user, or of every user, in one round trip."""
-        self._counters.build()
-        if user_id is None:
-            members = list(self._server.call(self._client.smembers, self._users))
-        else:
-            members = [encode_key(user_id).encode()]
-        return self._counters.read(members)
+        return self._counters.counts(None if user_id is None else encode_key(user_id))
 
     def head(self, user_id: Key, key_name: Key, limit: int) -> bytes | None:
         """The first ``limit`` bytes of the stored record, tag first, or ``None``."""

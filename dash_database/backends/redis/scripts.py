@@ -54,18 +54,48 @@ local function count(member, keys, bytes, gone)
   if keys ~= 0 then redis.call('HINCRBY', KEYS[5], 'keys', keys) end
   if bytes ~= 0 then redis.call('HINCRBY', KEYS[5], 'bytes', bytes) end
 end
+local function drop_user(member)
+  local records = redis.call('HVALS', KEYS[1])
+  for _, record in ipairs(records) do
+    for _, key in ipairs(stored_chunks(record)) do redis.call('DEL', key) end
+  end
+  local bytes = tonumber(redis.call('HGET', KEYS[4], member) or '0')
+  redis.call('DEL', KEYS[1])
+  redis.call('SREM', KEYS[2], member)
+  redis.call('ZREM', KEYS[3], member)
+  count(member, -#records, -bytes, true)
+  return #records
+end
+local function touch(member, at)
+  if ARGV[at] == '' then return end
+  local seen = redis.call('ZSCORE', KEYS[3], member)
+  seen = seen and tonumber(seen)
+  if seen and ARGV[at + 2] ~= '' and seen < tonumber(ARGV[at + 2]) then
+    drop_user(member)
+    seen = nil
+  end
+  if (seen and seen <= tonumber(ARGV[at + 1])) or (not seen and ARGV[at + 3] == '1') then
+    redis.call('ZADD', KEYS[3], 'GT', ARGV[at], member)
+  end
+end
 """
 
+# The activity a read or write records in the same script (see Backend.takes_touch),
+# at ARGV[at..at+3]: the time, "stale before" (older activity is moved to the time),
+# the expiry cutoff (a user idle since before it is deleted first; '' for none), and
+# '1' to record activity for a user that has none (a write). All '' for no touch.
+
 # KEYS: user hash, users set, seen zset, bytes hash, totals hash. ARGV: prefix,
-# field, record, user member, grace, stored size, the three limits (0: none),
-# and for a compare-and-set: "absent", or "equal" and the record it must hold.
-# Returns {1} when stored, {0} when the compare-and-set found another record,
+# field, record, user member, grace, stored size, the three limits (0: none), the
+# touch (4), and for a compare-and-set: "absent", or "equal" and the record it must
+# hold. Returns {1} when stored, {0} when the compare-and-set found another record,
 # and {-n, figure} when limit n would be passed (see dash_database.quotas).
 SET = (
     _HELPERS
     + """
+touch(ARGV[4], 10)
 local old = redis.call('HGET', KEYS[1], ARGV[2])
-if (ARGV[10] == 'absent' and old) or (ARGV[10] == 'equal' and old ~= ARGV[11]) then
+if (ARGV[14] == 'absent' and old) or (ARGV[14] == 'equal' and old ~= ARGV[15]) then
   return {0}
 end
 local size, old_size, limit = tonumber(ARGV[6]), 0, tonumber(ARGV[7])
@@ -122,18 +152,9 @@ return 1
 """
 )
 
-# Deletes the user of KEYS[1..5] (as above), ARGV[2] its member.
-_DROP_USER = """
-local records = redis.call('HVALS', KEYS[1])
-for _, record in ipairs(records) do
-  for _, key in ipairs(stored_chunks(record)) do redis.call('DEL', key) end
-end
-local bytes = tonumber(redis.call('HGET', KEYS[4], ARGV[2]) or '0')
-redis.call('DEL', KEYS[1])
-redis.call('SREM', KEYS[2], ARGV[2])
-redis.call('ZREM', KEYS[3], ARGV[2])
-count(ARGV[2], -#records, -bytes, true)
-"""
+# KEYS: as SET. ARGV: prefix, field, user member, the touch (4). One round trip
+# for a read and its activity.
+GET = _HELPERS + "touch(ARGV[3], 4)\nreturn redis.call('HGET', KEYS[1], ARGV[2])\n"
 
 # KEYS: old hash, new hash, users set, seen zset, bytes hash. ARGV: prefix,
 # old member, new member. The hash is renamed, so its records (and the chunks
@@ -160,7 +181,7 @@ return moved
 """
 
 # KEYS: user hash, users set, seen zset, bytes hash, totals hash. ARGV: prefix, user member.
-DELETE_USER = _HELPERS + _DROP_USER + "return #records\n"
+DELETE_USER = _HELPERS + "return drop_user(ARGV[2])\n"
 
 # KEYS: as DELETE_USER. ARGV: prefix, user member, cutoff.
 # The idle check and the delete run as one script, so a write racing from
@@ -170,9 +191,9 @@ DELETE_IDLE = (
     + """
 local seen = redis.call('ZSCORE', KEYS[3], ARGV[2])
 if not seen or tonumber(seen) >= tonumber(ARGV[3]) then return 0 end
+drop_user(ARGV[2])
+return 1
 """
-    + _DROP_USER
-    + "return 1\n"
 )
 
 # Building the counters of a store written before them, once. The user's

@@ -23,7 +23,7 @@ from ... import forks, signals
 from ...exceptions import InvalidLocationError, StorageError
 from ...keys import Key, encode_key
 from ...serialization import Codec, Fill, RawValue, codec_for_tag, copy_pieces, is_chunked
-from ..base import MISSING, Backend, Count, ValueSize
+from ..base import MISSING, Backend, Count, Touch, ValueSize
 from . import counters, user_changes
 from . import schema as sql
 from .connection import Connection
@@ -165,7 +165,9 @@ class FileBackend(Backend):
         with self.files.open(record[1:], user_id, key_name) as file:
             return codec.load_file(file, (user_id, key_name))
 
-    def get(self, user_id: Key, key_name: Key, codec: Codec | None = None) -> Any:
+    def get(
+        self, user_id: Key, key_name: Key, codec: Codec | None = None, touch: Touch | None = None
+    ) -> Any:
         """Return the stored value, or :data:`MISSING`."""
         key = sql.record_key(user_id, key_name)
         for _ in range(_READ_ATTEMPTS):
@@ -206,7 +208,7 @@ class FileBackend(Backend):
                 raise
             self.files.empty_trash(conn)
 
-    def set(self, user_id: Key, key_name: Key, value: Any) -> None:
+    def set(self, user_id: Key, key_name: Key, value: Any, touch: Touch | None = None) -> None:
         """Store ``value``; committed when this returns."""
         # Serialized before taking the lock: other threads write meanwhile.
         where = (user_id, key_name)

@@ -23,7 +23,7 @@ from ...keys import Key
 from ...quotas import Usage
 from ...serialization import ChunkWriter, Codec, Fill, RawValue, codec_for_tag, copy_pieces
 from ...signing import Where
-from ..base import MISSING, Backend, Count, ValueSize
+from ..base import MISSING, Backend, Count, Touch, ValueSize
 
 logger = logging.getLogger("dash_database")
 
@@ -70,7 +70,9 @@ class MemoryBackend(Backend):
     def _decode(self, record: Record, where: Where, codec: Codec | None = None) -> Any:
         return (codec or self.codec).load(record[1], where)
 
-    def get(self, user_id: Key, key_name: Key, codec: Codec | None = None) -> Any:
+    def get(
+        self, user_id: Key, key_name: Key, codec: Codec | None = None, touch: Touch | None = None
+    ) -> Any:
         """Return the stored value, or :data:`MISSING`."""
         # A record is immutable and replaced whole, so it is read outside the lock.
         record = self._values.get(user_id, {}).get(key_name)
@@ -99,7 +101,7 @@ class MemoryBackend(Backend):
         else:
             self._bytes.pop(user_id, None)
 
-    def set(self, user_id: Key, key_name: Key, value: Any) -> None:
+    def set(self, user_id: Key, key_name: Key, value: Any, touch: Touch | None = None) -> None:
         """Store ``value``."""
         record = self._encode(value, (user_id, key_name))  # before the lock, as on a file
         with self._lock:
