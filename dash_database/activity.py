@@ -83,6 +83,8 @@ class Activity:
         if carry and backend.takes_touch:
             cutoff = None if self.expire_after is None else when - self.grace()
             touch = Touch(when, when - self.refresh, cutoff, write)
+            if write:  # the engine's call records it, so the user's next calls need not
+                self._remember(user_id, when)
         elif cached is None or when - cached >= self.refresh:
             seen = backend.seen(user_id)
             if seen is not None and self.is_expired(seen, when):
@@ -93,13 +95,16 @@ class Activity:
                 backend.mark_seen(user_id, when, create=write)
                 seen = when
             if seen is not None:
-                with self._lock:
-                    if len(self._seen) >= SEEN_CACHE_SIZE:
-                        self._seen.clear()
-                    self._seen[user_id] = seen
+                self._remember(user_id, seen)
         if purge_due:
             self.purge(backend, when - self.grace(), PURGE_BATCH)
         return touch
+
+    def _remember(self, user_id: Key, seen: float) -> None:
+        with self._lock:
+            if len(self._seen) >= SEEN_CACHE_SIZE:
+                self._seen.clear()
+            self._seen[user_id] = seen
 
     def live_users(self, backend: Backend) -> list[Key]:
         """Every user holding a value and not expired, in no particular order."""

@@ -32,7 +32,7 @@ class Counters:
 
     def __init__(self, server: Server, prefix: str) -> None:
         self._server, self._prefix = server, prefix
-        #: KEYS[4] and KEYS[5] of the write scripts: the bytes hash and the totals hash.
+        #: The bytes hash (user member -> stored bytes) and the totals hash.
         self.keys = [f"{prefix}bytes", f"{prefix}totals"]
         self._users = f"{prefix}users"
         client = server.client
@@ -51,7 +51,7 @@ class Counters:
             if len(members) > PROGRESS_EVERY:
                 logger.info("%s: building counters for %d users, once", self._prefix, len(members))
             for done, member in enumerate(members, 1):
-                keys = [f"{self._prefix}user:{member.decode()}", "", "", *self.keys]
+                keys = [f"{self._prefix}user:{member.decode()}"]
                 self._server.run(self._recount_user, keys, [self._prefix, member])
                 if done % PROGRESS_EVERY == 0:
                     logger.info("%s: counted %d of %d users", self._prefix, done, len(members))

@@ -55,12 +55,12 @@ MAX_BACKOFF_SECONDS = 0.005
 _READ_ATTEMPTS = 5
 
 
-def _touch_args(touch: Touch | None) -> list[str]:
-    """The four ARGV of a script's touch (see :mod:`.scripts`); all empty for none."""
+def _touch_arg(touch: Touch | None) -> str:
+    """A script's touch argument (see :mod:`.scripts`); empty for none."""
     if touch is None:
-        return ["", "", "", ""]
+        return ""
     cutoff = "" if touch.cutoff is None else repr(touch.cutoff)
-    return [repr(touch.now), repr(touch.stale_before), cutoff, "1" if touch.create else "0"]
+    return f"{touch.now!r}:{touch.stale_before!r}:{cutoff}:{'1' if touch.create else '0'}"
 
 
 class RedisBackend(Backend):
@@ -103,8 +103,8 @@ class RedisBackend(Backend):
         return f"{self._prefix}user:{encode_key(user_id)}"
 
     def _script_keys(self, user_id: Key) -> list[str]:
-        """KEYS of the scripts: the user's hash, the users and seen sets, the counters."""
-        return [self._hash(user_id), self._users, self._seen, *self._counters.keys]
+        """KEYS of the scripts: the user's hash (they name the others from the prefix)."""
+        return [self._hash(user_id)]
 
     def _run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
         """Run a write script, once the counters it keeps are built."""
@@ -125,7 +125,7 @@ class RedisBackend(Backend):
         """Return the stored value, or :data:`MISSING`."""
         field, args = encode_key(key_name), None
         if touch is not None:
-            args = [self._prefix, field, encode_key(user_id), *_touch_args(touch)]
+            args = [self._prefix, field, encode_key(user_id), _touch_arg(touch)]
         for _ in range(_READ_ATTEMPTS):
             if args is None:
                 record = self._server.call(self._client.hget, self._hash(user_id), field)
@@ -153,19 +153,20 @@ class RedisBackend(Backend):
 
         :raises QuotaExceededError: it would have passed a limit.
         """
-        limits = [limit or 0 for limit in (self.quotas.limits() if self.quotas else (0, 0, 0))]
+        limits = self.quotas.limits() if self.quotas else (0, 0, 0)
+        sizes = ":".join(str(n or 0) for n in (REPLACED_CHUNK_SECONDS, written.size, *limits))
         member, field = encode_key(user_id), encode_key(key_name)
-        args = [self._prefix, field, written.record, member, REPLACED_CHUNK_SECONDS]
-        args += [written.size, *limits, *_touch_args(touch), *expect]
+        args = [self._prefix, field, written.record, member, _touch_arg(touch), sizes, *expect]
         try:
-            status, *figure = self._run(self._set, self._script_keys(user_id), args)
+            status = self._run(self._set, self._script_keys(user_id), args)
         except BaseException:
             self._chunks.discard(written.chunks)
             raise
         if status != 1:
             self._chunks.discard(written.chunks)
-        if status < 0 and self.quotas is not None:
-            raise self.quotas.error(-status, user_id, key_name, written.size, int(figure[0]))
+        if isinstance(status, bytes) and self.quotas is not None:  # "limit:figure"
+            which, figure = map(int, status.split(b":"))
+            raise self.quotas.error(which, user_id, key_name, written.size, figure)
         return bool(status == 1)
 
     def set(self, user_id: Key, key_name: Key, value: Any, touch: Touch | None = None) -> None:

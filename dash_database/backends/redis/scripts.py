@@ -15,10 +15,14 @@ from ...serialization import lua_is_chunked
 #: more than a Redis server holds, and a loop the server runs in milliseconds.
 MAX_CHUNKS = 65_536
 
-# Lua helpers shared by the scripts. ARGV[1] is always the key prefix, and
-# KEYS[4] and KEYS[5] the counters: the bytes hash (user member -> stored
-# bytes) and the totals hash (keys, bytes, and "counted" once they are built).
+# Lua helpers shared by the scripts. KEYS[1] is the user's hash and ARGV[1] the
+# key prefix, from which the scripts name the users set, the seen zset and the
+# counters: the bytes hash (user member -> stored bytes) and the totals hash
+# (keys, bytes, and "counted" once they are built). Few arguments on purpose:
+# redis-py packs each one in Python, about 3 us apiece.
 _HELPERS = f"""
+local USERS, SEEN = ARGV[1] .. 'users', ARGV[1] .. 'seen'
+local BYTES, TOTALS = ARGV[1] .. 'bytes', ARGV[1] .. 'totals'
 local function refs(record)
   if not record or #record < 2 or not ({lua_is_chunked("record")}) then return nil end
   local version, count = string.match(string.sub(record, 2), '^([0-9a-f]+):([0-9]+)$')
@@ -49,70 +53,74 @@ local function stored_size(record)
   return size
 end
 local function count(member, keys, bytes, gone)
-  if gone then redis.call('HDEL', KEYS[4], member)
-  elseif bytes ~= 0 then redis.call('HINCRBY', KEYS[4], member, bytes) end
-  if keys ~= 0 then redis.call('HINCRBY', KEYS[5], 'keys', keys) end
-  if bytes ~= 0 then redis.call('HINCRBY', KEYS[5], 'bytes', bytes) end
+  if gone then redis.call('HDEL', BYTES, member)
+  elseif bytes ~= 0 then redis.call('HINCRBY', BYTES, member, bytes) end
+  if keys ~= 0 then redis.call('HINCRBY', TOTALS, 'keys', keys) end
+  if bytes ~= 0 then redis.call('HINCRBY', TOTALS, 'bytes', bytes) end
 end
 local function drop_user(member)
   local records = redis.call('HVALS', KEYS[1])
   for _, record in ipairs(records) do
     for _, key in ipairs(stored_chunks(record)) do redis.call('DEL', key) end
   end
-  local bytes = tonumber(redis.call('HGET', KEYS[4], member) or '0')
+  local bytes = tonumber(redis.call('HGET', BYTES, member) or '0')
   redis.call('DEL', KEYS[1])
-  redis.call('SREM', KEYS[2], member)
-  redis.call('ZREM', KEYS[3], member)
+  redis.call('SREM', USERS, member)
+  redis.call('ZREM', SEEN, member)
   count(member, -#records, -bytes, true)
   return #records
 end
-local function touch(member, at)
-  if ARGV[at] == '' then return end
-  local seen = redis.call('ZSCORE', KEYS[3], member)
+local function touch(member, text)
+  if text == '' then return end
+  local now, stale, cutoff, create = string.match(text, '^([^:]*):([^:]*):([^:]*):([01])$')
+  local seen = redis.call('ZSCORE', SEEN, member)
   seen = seen and tonumber(seen)
-  if seen and ARGV[at + 2] ~= '' and seen < tonumber(ARGV[at + 2]) then
+  if seen and cutoff ~= '' and seen < tonumber(cutoff) then
     drop_user(member)
     seen = nil
   end
-  if (seen and seen <= tonumber(ARGV[at + 1])) or (not seen and ARGV[at + 3] == '1') then
-    redis.call('ZADD', KEYS[3], 'GT', ARGV[at], member)
+  if (seen and seen <= tonumber(stale)) or (not seen and create == '1') then
+    redis.call('ZADD', SEEN, 'GT', now, member)
   end
 end
 """
 
-# The activity a read or write records in the same script (see Backend.takes_touch),
-# at ARGV[at..at+3]: the time, "stale before" (older activity is moved to the time),
-# the expiry cutoff (a user idle since before it is deleted first; '' for none), and
-# '1' to record activity for a user that has none (a write). All '' for no touch.
+# A touch is the activity a read or write records in the same script (see
+# Backend.takes_touch), one argument "now:stale:cutoff:create": the time; older
+# activity than "stale" is moved to the time; a user idle since before "cutoff"
+# (empty: no expiry) is deleted first; "1" records activity for a user that has
+# none (a write). An empty argument: no touch.
 
-# KEYS: user hash, users set, seen zset, bytes hash, totals hash. ARGV: prefix,
-# field, record, user member, grace, stored size, the three limits (0: none), the
-# touch (4), and for a compare-and-set: "absent", or "equal" and the record it must
-# hold. Returns {1} when stored, {0} when the compare-and-set found another record,
-# and {-n, figure} when limit n would be passed (see dash_database.quotas).
+# KEYS: user hash. ARGV: prefix, field, record, user member, touch, and
+# "grace:size:max_keys:max_user_bytes:max_total_bytes" (a limit of 0: none), then
+# for a compare-and-set: "absent", or "equal" and the record it must hold.
+# Returns 1 when stored, 0 when the compare-and-set found another record, and
+# "n:figure" when limit n would be passed (see dash_database.quotas).
 SET = (
     _HELPERS
     + """
-touch(ARGV[4], 10)
+touch(ARGV[4], ARGV[5])
+local grace, size, max_keys, max_user, max_total =
+  string.match(ARGV[6], '^(%d+):(%d+):(%d+):(%d+):(%d+)$')
+size, max_keys, max_user, max_total =
+  tonumber(size), tonumber(max_keys), tonumber(max_user), tonumber(max_total)
 local old = redis.call('HGET', KEYS[1], ARGV[2])
-if (ARGV[14] == 'absent' and old) or (ARGV[14] == 'equal' and old ~= ARGV[15]) then
-  return {0}
+if (ARGV[7] == 'absent' and old) or (ARGV[7] == 'equal' and old ~= ARGV[8]) then
+  return 0
 end
-local size, old_size, limit = tonumber(ARGV[6]), 0, tonumber(ARGV[7])
+local old_size = 0
 if old then old_size = stored_size(old) end
-if limit > 0 and not old then
+if max_keys > 0 and not old then
   local keys = redis.call('HLEN', KEYS[1])
-  if keys + 1 > limit then return {-1, keys} end
+  if keys + 1 > max_keys then return '1:' .. keys end
 end
-limit = tonumber(ARGV[8])
-if limit > 0 then
-  local after = tonumber(redis.call('HGET', KEYS[4], ARGV[4]) or '0') - old_size + size
-  if after > limit then return {-2, after} end
+if max_user > 0 then
+  local after = tonumber(redis.call('HGET', BYTES, ARGV[4]) or '0') - old_size + size
+  if after > max_user then return '2:' .. after end
 end
-limit = tonumber(ARGV[9])
-if limit > 0 then
-  local after = tonumber(redis.call('HGET', KEYS[5], 'bytes') or '0') - old_size + size
-  if after > limit then return {-3, after} end
+if max_total > 0 then
+  local after = tonumber(redis.call('HGET', TOTALS, 'bytes') or '0') - old_size + size
+  if after > max_total then return '3:' .. after end
 end
 local new = {}
 local version, chunks = refs(ARGV[3])
@@ -123,20 +131,23 @@ for _, key in ipairs(new) do
   end
 end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
-redis.call('SADD', KEYS[2], ARGV[4])
+if not old then redis.call('SADD', USERS, ARGV[4]) end
 for _, key in ipairs(new) do redis.call('PERSIST', key) end
-if old ~= ARGV[3] then
-  for _, key in ipairs(stored_chunks(old)) do redis.call('EXPIRE', key, ARGV[5]) end
+if old and old ~= ARGV[3] then
+  for _, key in ipairs(stored_chunks(old)) do redis.call('EXPIRE', key, grace) end
 end
 local added = 1
 if old then added = 0 end
 count(ARGV[4], added, size - old_size, false)
-return {1}
+return 1
 """
 )
 
-# KEYS: user hash, users set, seen zset, bytes hash, totals hash. ARGV: prefix,
-# field, user member.
+# KEYS: user hash. ARGV: prefix, field, user member, touch. One round trip for
+# a read and its activity.
+GET = _HELPERS + "touch(ARGV[3], ARGV[4])\nreturn redis.call('HGET', KEYS[1], ARGV[2])\n"
+
+# KEYS: user hash. ARGV: prefix, field, user member.
 DELETE = (
     _HELPERS
     + """
@@ -146,15 +157,11 @@ local size = stored_size(old)
 redis.call('HDEL', KEYS[1], ARGV[2])
 for _, key in ipairs(stored_chunks(old)) do redis.call('DEL', key) end
 local gone = redis.call('HLEN', KEYS[1]) == 0
-if gone then redis.call('SREM', KEYS[2], ARGV[3]) end
+if gone then redis.call('SREM', USERS, ARGV[3]) end
 count(ARGV[3], -1, -size, gone)
 return 1
 """
 )
-
-# KEYS: as SET. ARGV: prefix, field, user member, the touch (4). One round trip
-# for a read and its activity.
-GET = _HELPERS + "touch(ARGV[3], 4)\nreturn redis.call('HGET', KEYS[1], ARGV[2])\n"
 
 # KEYS: old hash, new hash, users set, seen zset, bytes hash. ARGV: prefix,
 # old member, new member. The hash is renamed, so its records (and the chunks
@@ -180,7 +187,7 @@ end
 return moved
 """
 
-# KEYS: user hash, users set, seen zset, bytes hash, totals hash. ARGV: prefix, user member.
+# KEYS: user hash. ARGV: prefix, user member.
 DELETE_USER = _HELPERS + "return drop_user(ARGV[2])\n"
 
 # KEYS: as DELETE_USER. ARGV: prefix, user member, cutoff.
@@ -189,7 +196,7 @@ DELETE_USER = _HELPERS + "return drop_user(ARGV[2])\n"
 DELETE_IDLE = (
     _HELPERS
     + """
-local seen = redis.call('ZSCORE', KEYS[3], ARGV[2])
+local seen = redis.call('ZSCORE', SEEN, ARGV[2])
 if not seen or tonumber(seen) >= tonumber(ARGV[3]) then return 0 end
 drop_user(ARGV[2])
 return 1
@@ -199,15 +206,15 @@ return 1
 # Building the counters of a store written before them, once. The user's
 # counter is recounted from its hash in one script, so a write racing with it
 # comes entirely before or after; the totals are summed last, the same way.
-# KEYS: user hash, -, -, bytes hash. ARGV: prefix, user member.
+# KEYS: user hash. ARGV: prefix, user member.
 RECOUNT_USER = (
     _HELPERS
     + """
 local records = redis.call('HVALS', KEYS[1])
 local size = 0
 for _, record in ipairs(records) do size = size + stored_size(record) end
-if #records > 0 then redis.call('HSET', KEYS[4], ARGV[2], size)
-else redis.call('HDEL', KEYS[4], ARGV[2]) end
+if #records > 0 then redis.call('HSET', BYTES, ARGV[2], size)
+else redis.call('HDEL', BYTES, ARGV[2]) end
 return #records
 """
 )
