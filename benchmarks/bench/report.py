@@ -15,8 +15,8 @@ from .method import Figure, ratio
 if TYPE_CHECKING:
     from .runner import Run
 
-#: Sections of the output file written by other commands, kept as they are.
-KEPT_SECTIONS = ("## What options cost", "## The async face on Redis")
+#: Sections of the output file written by other commands, or by hand from profiles, kept.
+KEPT_SECTIONS = ("## Where the time goes", "## What options cost", "## The async face on Redis")
 
 COLUMNS: dict[str, list[tuple[str, str, float, int]]] = {
     # table: (key, heading, scale, digits)

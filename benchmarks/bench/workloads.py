@@ -41,7 +41,8 @@ def small(engine: Engine, users: int) -> dict[str, float]:
     for user, key in order:
         engine.get(user, key)
     reads = len(order) / (time.perf_counter() - started)
-    chosen = random.Random(0).sample(range(users), min(200, users))
+    # 20 users: diskcache with a key per value scans the whole store for each.
+    chosen = random.Random(0).sample(range(users), min(20, users))
     started = time.perf_counter()
     for user in chosen:
         engine.list(user)

@@ -115,15 +115,22 @@ class Connection:
     def change(self, sql: str, args: tuple[Any, ...]) -> int:
         """Run one write statement on the writing connection; return the rows it changed."""
         try:
-            before = self._writer.total_changes
-            changed = self._writer.execute(sql, args).rowcount
+            return int(self._writer.execute(sql, args).rowcount)
         except sqlite3.Error as exc:
             raise self.error(exc) from exc
-        # total_changes also counts rows the triggers wrote: a file name moved
-        # to the trash. Only then is the trash worth a look.
-        if self._writer.total_changes - before > changed:
-            self.trashed = True
-        return int(changed)
+
+    def watch_trash(self, table: str) -> None:
+        """Set :attr:`trashed` whenever a statement of this connection puts a name in
+        ``table``: a temporary trigger (this connection's only) calls back into Python,
+        so writes that trash nothing never look at the trash."""
+        self._writer.create_function("dash_database_trashed", 0, self._saw_trash)
+        self.run(
+            f'CREATE TEMP TRIGGER IF NOT EXISTS "{table}_watch" AFTER INSERT ON main."{table}" '
+            "BEGIN SELECT dash_database_trashed(); END"
+        )
+
+    def _saw_trash(self) -> None:
+        self.trashed = True
 
     def query(self, sql: str, args: tuple[Any, ...] = ()) -> Rows:
         """Run one read statement on a pooled reading connection."""

@@ -70,11 +70,11 @@ def upgrade(conn: Connection, files: SideFiles) -> None:
         for name, kind in sql.COLUMNS:
             if name not in present:
                 conn.run(f'ALTER TABLE "{sql.VALUES}" ADD COLUMN {name} {kind}')
-        for trigger in sql.OLD_TRIGGERS:
+        for trigger in (*sql.OLD_TRIGGERS, *(t.split('"')[1] for t in sql.TRIGGERS)):
             conn.run(f'DROP TRIGGER IF EXISTS "{trigger}"')
+        _fill_columns(conn, files)  # before the triggers: they would count the fill
         for statement in sql.TRIGGERS:
             conn.run(statement)
-        _fill_columns(conn, files)
         recount(conn)
         conn.run(f"PRAGMA user_version = {sql.VERSION}")
 

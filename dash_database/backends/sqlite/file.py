@@ -93,6 +93,7 @@ def _connect(
         ):
             conn.run(statement)
         counters.upgrade(conn, files)
+        conn.watch_trash(sql.TRASH)
     except BaseException:
         conn.close()
         raise

@@ -28,7 +28,7 @@ _FILE_NAME = "CAST(substr({0}, 2) AS TEXT)"
 USERS = "dash_database_users"
 TOTALS = "dash_database_totals"
 #: ``PRAGMA user_version`` of a file whose counters are kept; 0: made before them.
-VERSION = 1
+VERSION = 2
 
 SCHEMA = (
     # A user's last activity (a time.time()), written before its values.
@@ -40,7 +40,7 @@ SCHEMA = (
     f'CREATE TABLE IF NOT EXISTS "{TRASH}" (name TEXT PRIMARY KEY)',
     # The counters: each user's values and stored bytes, and the store's.
     f'CREATE TABLE IF NOT EXISTS "{USERS}" '
-    "(user TEXT PRIMARY KEY, keys INTEGER NOT NULL, bytes INTEGER NOT NULL)",
+    "(user TEXT PRIMARY KEY, keys INTEGER NOT NULL, bytes INTEGER NOT NULL) WITHOUT ROWID",
     f'CREATE TABLE IF NOT EXISTS "{TOTALS}" (id INTEGER PRIMARY KEY CHECK (id = 0), '
     "keys INTEGER NOT NULL, bytes INTEGER NOT NULL)",
     f'INSERT OR IGNORE INTO "{TOTALS}" VALUES (0, 0, 0)',
@@ -50,9 +50,10 @@ SCHEMA = (
 # can keep the counters without parsing keys or reading side files. Columns
 # added to sqlitedict's table leave it readable by sqlitedict.
 COLUMNS = (("user", "TEXT"), ("size", "INTEGER"))
-# 2.0 and 2.1 kept only the trash with these; TRIGGERS replaces them.
-OLD_TRIGGERS = (f"{VALUES}_replace", f"{VALUES}_delete")
-_OLD = f'(SELECT {{0}} FROM "{VALUES}" WHERE key = NEW.key)'
+# Triggers of older files, dropped when a file is upgraded: 2.0 and 2.1 kept only
+# the trash with the first two; the first 2.2 development files counted with REPLACE.
+OLD_TRIGGERS = tuple(f"{VALUES}_{name}" for name in ("replace", "delete", "replaced"))
+_OLD_FILE = f'INSERT OR IGNORE INTO "{TRASH}" VALUES ({_FILE_NAME.format("OLD.value")})'
 TRIGGERS = (
     # A writer that does not fill the new columns (an older version, or
     # sqlitedict itself) would make the counters wrong: it is refused, loudly.
@@ -60,33 +61,34 @@ TRIGGERS = (
     "WHEN NEW.user IS NULL OR NEW.size IS NULL "
     "BEGIN SELECT RAISE(ABORT, 'this file keeps counters (dash_database 2.2 or later); "
     "write to it with dash_database 2.2 or later'); END",
-    # A value's side file goes to the trash, and its counts off its user, inside
-    # the statement that replaces or deletes its record, so that a single write
-    # or a user-wide delete stays one atomic statement with no transaction
-    # around it. (REPLACE fires no delete trigger, hence the BEFORE INSERT.)
-    f'CREATE TRIGGER IF NOT EXISTS "{VALUES}_replaced" BEFORE INSERT ON "{VALUES}" '
-    f'BEGIN DELETE FROM "{_CHUNKS}" WHERE key = NEW.key; '
-    f'INSERT OR IGNORE INTO "{TRASH}" SELECT {_FILE_NAME.format("value")} FROM "{VALUES}" '
-    f"WHERE key = NEW.key AND {sql_is_chunked('value')}; "
-    f'UPDATE "{USERS}" SET keys = keys - 1, bytes = bytes - {_OLD.format("size")} '
-    f"WHERE user = {_OLD.format('user')}; "
-    f'UPDATE "{TOTALS}" SET keys = keys - 1, bytes = bytes - {_OLD.format("size")} '
-    f"WHERE EXISTS {_OLD.format('1')}; END",
+    # The counters, and a side file's name going to the trash, change inside the
+    # statement that writes or deletes a record, so that a single write or a
+    # user-wide delete stays one atomic statement with no transaction around it.
+    # A write is an upsert (see PUT): a new key fires the insert trigger, a
+    # replaced value the update one, with its old size at hand. Renames update
+    # only key and user, which fire neither.
     f'CREATE TRIGGER IF NOT EXISTS "{VALUES}_inserted" AFTER INSERT ON "{VALUES}" '
     f'BEGIN INSERT INTO "{USERS}" (user, keys, bytes) VALUES (NEW.user, 1, NEW.size) '
     "ON CONFLICT (user) DO UPDATE SET keys = keys + 1, bytes = bytes + excluded.bytes; "
     f'UPDATE "{TOTALS}" SET keys = keys + 1, bytes = bytes + NEW.size; END',
+    f'CREATE TRIGGER IF NOT EXISTS "{VALUES}_updated" AFTER UPDATE OF value, size ON "{VALUES}" '
+    f'BEGIN UPDATE "{USERS}" SET bytes = bytes + NEW.size - OLD.size WHERE user = NEW.user; '
+    f'UPDATE "{TOTALS}" SET bytes = bytes + NEW.size - OLD.size; END',
+    f'CREATE TRIGGER IF NOT EXISTS "{VALUES}_replaced_file" AFTER UPDATE OF value ON "{VALUES}" '
+    f"WHEN OLD.value IS NOT NEW.value AND {sql_is_chunked('OLD.value')} BEGIN {_OLD_FILE}; END",
     f'CREATE TRIGGER IF NOT EXISTS "{VALUES}_deleted" AFTER DELETE ON "{VALUES}" '
-    f'BEGIN DELETE FROM "{_CHUNKS}" WHERE key = OLD.key; '
-    f'INSERT OR IGNORE INTO "{TRASH}" SELECT {_FILE_NAME.format("OLD.value")} '
-    f"WHERE {sql_is_chunked('OLD.value')}; "
-    f'UPDATE "{USERS}" SET keys = keys - 1, bytes = bytes - OLD.size WHERE user = OLD.user; '
+    f'BEGIN UPDATE "{USERS}" SET keys = keys - 1, bytes = bytes - OLD.size WHERE user = OLD.user; '
     f'DELETE FROM "{USERS}" WHERE user = OLD.user AND keys <= 0; '
     f'UPDATE "{TOTALS}" SET keys = keys - 1, bytes = bytes - OLD.size; END',
+    f'CREATE TRIGGER IF NOT EXISTS "{VALUES}_deleted_file" AFTER DELETE ON "{VALUES}" '
+    f"WHEN {sql_is_chunked('OLD.value')} BEGIN {_OLD_FILE}; END",
 )
 GET = f'SELECT value FROM "{VALUES}" WHERE key = ?'
 HAS = f'SELECT 1 FROM "{VALUES}" WHERE key = ?'
-PUT = f'REPLACE INTO "{VALUES}" (key, value, user, size) VALUES (?, ?, ?, ?)'
+PUT = (
+    f'INSERT INTO "{VALUES}" (key, value, user, size) VALUES (?, ?, ?, ?) '
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value, size = excluded.size"
+)
 OLD_SIZE = f'SELECT size FROM "{VALUES}" WHERE key = ?'
 USER_COUNT = f'SELECT user, keys, bytes FROM "{USERS}" WHERE user = ?'
 ALL_COUNTS = f'SELECT user, keys, bytes FROM "{USERS}"'
