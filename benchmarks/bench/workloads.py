@@ -43,15 +43,20 @@ def small(engine: Engine, users: int) -> dict[str, float]:
     reads = len(order) / (time.perf_counter() - started)
     # 20 users: diskcache with a key per value scans the whole store for each.
     chosen = random.Random(0).sample(range(users), min(20, users))
+    return {"writes": writes, "reads": reads, **list_and_delete(engine, chosen)}
+
+
+def list_and_delete(engine: Engine, users: list[int]) -> dict[str, float]:
+    """Milliseconds to list, then to delete, each of ``users``, on average."""
     started = time.perf_counter()
-    for user in chosen:
+    for user in users:
         engine.list(user)
-    listed = (time.perf_counter() - started) / len(chosen)
+    listed = (time.perf_counter() - started) / len(users)
     started = time.perf_counter()
-    for user in chosen:
+    for user in users:
         engine.delete_user(user)
-    deleted = (time.perf_counter() - started) / len(chosen)
-    return {"writes": writes, "reads": reads, "list_ms": listed * 1e3, "delete_ms": deleted * 1e3}
+    deleted = (time.perf_counter() - started) / len(users)
+    return {"list_ms": listed * 1e3, "delete_ms": deleted * 1e3}
 
 
 def threads(engine: Engine, ops: int) -> dict[str, float]:
@@ -168,16 +173,7 @@ def fill_file(name: str, path: str, users: int) -> None:
 
 def scale(engine: Engine, users: int, turn: int) -> dict[str, float]:
     """ms to list and to delete one user in a store of ``users`` x 5 keys (100 users a turn)."""
-    chosen = random.Random(turn).sample(range(users), 100)
-    started = time.perf_counter()
-    for user in chosen:
-        engine.list(user)
-    listed = (time.perf_counter() - started) / len(chosen)
-    started = time.perf_counter()
-    for user in chosen:
-        engine.delete_user(user)
-    deleted = (time.perf_counter() - started) / len(chosen)
-    return {"list_ms": listed * 1e3, "delete_ms": deleted * 1e3}
+    return list_and_delete(engine, random.Random(turn).sample(range(users), 100))
 
 
 def main() -> None:
