@@ -130,6 +130,20 @@ def test_missing_redis_package_names_the_install_command(
     assert isinstance(info.value, ImportError)
 
 
+def test_a_module_missing_from_the_install_is_not_blamed_on_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """If our own Redis module is missing (a broken install), that error is the one raised."""
+    for name in list(sys.modules):
+        if name.startswith("dash_database.backends.redis"):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "dash_database.backends.redis.engine", None)
+    with pytest.raises(ImportError) as info:
+        DashDatabase("redis://127.0.0.1:1/0")
+    assert not isinstance(info.value, DependencyMissingError)
+    assert info.value.name == "dash_database.backends.redis.engine"
+
+
 def test_big_values_are_chunked_and_swapped_atomically(redis_url: str) -> None:
     """Readers racing a writer of multi-chunk values always see one whole value."""
     with DashDatabase(redis_url, prefix="chunks:") as db:

@@ -58,6 +58,8 @@ def open_backend(
         # Imported here: redis is an optional extra.
         from .redis.engine import DEFAULT_PREFIX, RedisBackend
     except ImportError as exc:
+        if exc.name is not None and exc.name.startswith("dash_database"):
+            raise  # our own module is missing: a broken install, not a missing extra
         raise DependencyMissingError(
             'Redis support needs the redis package: pip install "dash_database[redis]" '
             '(from a clone: pip install ".[redis]")'
