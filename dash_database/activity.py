@@ -44,8 +44,9 @@ class Activity:
     def __init__(self, expire_after: float | None) -> None:
         self.expire_after = expire_after
         self.refresh = min(MAX_REFRESH_SECONDS, (expire_after or 1e9) * REFRESH_FRACTION)
-        # Threads share both fields below; the lock makes each check-and-set
-        # one step, so that only one thread per interval starts a purge.
+        # Threads share both fields below. Reading either is one step under the
+        # GIL; the lock makes each change, and the purge's check-and-set, one
+        # step, so that only one thread per interval starts a purge.
         self._lock = threading.Lock()
         # The last activity this process recorded or read per user: never later
         # than the stored one, so a fresh entry proves the user is not idle.
@@ -71,27 +72,30 @@ class Activity:
         A read never creates a user's record: unknown ids leave no trace.
 
         :param carry: the caller's next engine call can take a :class:`Touch`: if the engine
-            takes one, return it instead of recording here (one round trip less on Redis).
+            takes one, return it instead of recording here (one round trip less on Redis,
+            one commit less on SQLite); the caller then reports success to :meth:`carried`.
         """
         when = sessions.now()
-        with self._lock:
-            cached = self._seen.get(user_id)
-            purge_due = self.expire_after is not None and when >= self._next_purge
-            if purge_due:
-                self._next_purge = when + self.refresh
+        cached = self._seen.get(user_id)
+        purge_due = self.expire_after is not None and when >= self._next_purge
+        if purge_due:
+            with self._lock:  # checked again: one thread per interval starts a purge
+                purge_due = when >= self._next_purge
+                if purge_due:
+                    self._next_purge = when + self.refresh
         touch = None
         if carry and backend.takes_touch:
             cutoff = None if self.expire_after is None else when - self.grace()
             touch = Touch(when, when - self.refresh, cutoff, write)
-            if write:  # the engine's call records it, so the user's next calls need not
-                self._remember(user_id, when)
         elif cached is None or when - cached >= self.refresh:
             seen = backend.seen(user_id)
             if seen is not None and self.is_expired(seen, when):
                 backend.delete_idle_user(user_id, when - self.grace())
                 seen = None
             stale = seen is None or when - seen >= self.refresh
-            if stale and (write or seen is not None):
+            if stale and write and carry and backend.marks_in_write:
+                touch, seen = Touch(when, when - self.refresh, None, True), None
+            elif stale and (write or seen is not None):
                 backend.mark_seen(user_id, when, create=write)
                 seen = when
             if seen is not None:
@@ -99,6 +103,12 @@ class Activity:
         if purge_due:
             self.purge(backend, when - self.grace(), PURGE_BATCH)
         return touch
+
+    def carried(self, user_id: Key, touch: Touch | None) -> None:
+        """The engine's call that carried ``touch`` succeeded: a write's activity is now
+        stored, so the user's next calls need not record it (a refused write caches nothing)."""
+        if touch is not None and touch.create:
+            self._remember(user_id, touch.now)
 
     def _remember(self, user_id: Key, seen: float) -> None:
         with self._lock:

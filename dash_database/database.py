@@ -139,6 +139,7 @@ class DashDatabase:
         """
         backend, user_id, key_name, touch = self._value(user_id, key_name, True, carry=True)
         backend.set(user_id, key_name, value, touch)
+        self._activity.carried(user_id, touch)
 
     def get_user_value(self, user_id: Key, key_name: Key, default: Any = None) -> Any:
         """Return the value stored under ``key_name`` for ``user_id``, or ``default``.

@@ -282,14 +282,15 @@ class Codec:
 
     def load_record(self, record: bytes, where: Where) -> Any:
         """Rebuild a value stored complete in one record (tag byte included)."""
-        self.check_tag(record[:1])
+        if record[:1] != self.tag:
+            self.check_tag(bytes(record[:1]))
         view = memoryview(record)[1:]
         if self.signer is not None:
             data = self.signer.record_data(record, where, self.name)
             if data is None:  # several frames: the general path
                 return self.load([record[1:]], where)
             view = data
-        else:
+        elif record[1:2] == MAGIC[:1]:  # no serializer's output starts with a NUL
             refuse_signed(bytes(view[: len(MAGIC)]), where)
         try:
             if self.name == "json":

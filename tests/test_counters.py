@@ -139,12 +139,10 @@ def _sqlite_steps(db: DashDatabase, call: Any) -> int:
         steps += 1
         return 0
 
-    conn = db._backend._conn  # type: ignore[attr-defined]
-    readers = [conn._connect() for _ in range(8)]
-    for reader in readers:
-        reader.set_progress_handler(count, 1)
-    conn._idle[:] = readers
+    reader = db._backend._conn.reader()  # type: ignore[attr-defined]
+    reader.set_progress_handler(count, 1)
     call()
+    reader.set_progress_handler(None, 1)
     return steps
 
 

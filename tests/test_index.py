@@ -50,8 +50,7 @@ def steps_to_list_one_user(users: int, tmp_path: Path) -> int:
         return 0
 
     with DashDatabase(path) as db:
-        db.list_stored_user_keys(users // 2)  # opens a pooled read connection
-        conn = db._backend._conn._idle[0]  # type: ignore[attr-defined]
+        conn = db._backend._conn.reader()  # type: ignore[attr-defined]
         conn.set_progress_handler(count, 1)
         assert db.list_stored_user_keys(users // 2) == [0, 1, 2, 3, 4]
         conn.set_progress_handler(None, 1)

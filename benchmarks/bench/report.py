@@ -1,7 +1,8 @@
 """The Markdown report: one table per workload, then every target, marked met or not.
 
 Ratios compare each engine with its limit row measured in the same run: the
-file and memory engines with bare ``sqlite3``, Redis with redis-py alone.
+file and memory engines with bare ``sqlite3``, Redis with redis-py alone. The
+file engine is also compared with the stricter sqlite3 row, in a table of its own.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ TITLES = {
     "frame": "A pandas DataFrame: store, then read back (a fresh process each turn)",
 }
 LIMIT_OF = {"file": "sqlite3", "memory": "sqlite3", "redis": "redis-py"}
+#: Issue #22's table: the file engine's ratio to bare sqlite3 that no new run may fall below.
+FLOORS = {("small", "writes"): 0.51, ("small", "reads"): 0.52}
+FLOORS |= {("threads", "ops"): 0.33, ("processes", "writes"): 0.66}
 
 
 def _table(run: Run, title: str) -> list[str]:
@@ -96,6 +100,9 @@ def targets(run: Run) -> list[tuple[str, str, bool | None]]:
     against("file 8 threads >= 1/2 bare sqlite3", "threads", "file", "sqlite3", "ops", 0.5)
     against("file 8 threads p99 <= 1.5x bare", "threads", "file", "sqlite3", "p99_ms", -1.5)
     against("file 4 processes >= 3/4 bare sqlite3", "processes", "file", "sqlite3", "writes", 0.75)
+    for (title, key), floor in FLOORS.items():
+        label = f"file {title} {key}: no worse than issue #22's {floor:.2f}x"
+        against(label, title, "file", "sqlite3", key, floor)
     peak = _get(run, "frame", "memory", "read_peak")
     rows.append(
         ("memory: a large value's read peak <= 1.1x the value", "not measured", None)
@@ -136,11 +143,31 @@ def render(run: Run, command: str, machine: str, seconds: float) -> str:
         )
         count = f"{int(title.split()[-1]):,}" if title.startswith("scale") else ""
         lines += [f"## {heading.format(users=users, n=count)}", "", *_table(run, title)]
+    lines += _stricter(run)
     lines += ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
     for label, measured, met in targets(run):
         verdict = "not measured" if met is None else ("met" if met else "**not met**")
         lines.append(f"| {label} | {measured} | {verdict} |")
     return "\n".join(lines) + "\n" + _kept(Path("docs/benchmarks.md"))
+
+
+def _stricter(run: Run) -> list[str]:
+    """The file engine against both sqlite3 limit rows, workload by workload."""
+    lines = [
+        "## The file engine against both sqlite3 limit rows",
+        "",
+        "| workload | file / bare sqlite3 | file / bare sqlite3 WITHOUT ROWID |",
+        "|---|---|---|",
+    ]
+    for title, key in FLOORS:
+        file, limits = (
+            _get(run, title, "file", key),
+            [_get(run, title, name, key) for name in ("sqlite3", "sqlite3-wr")],
+        )
+        if file is not None and None not in limits:
+            cells = [ratio(file, limit) for limit in limits if limit is not None]
+            lines.append(f"| {title} {key} | {cells[0]} | {cells[1]} |")
+    return [*lines, ""]
 
 
 def _kept(path: Path) -> str:

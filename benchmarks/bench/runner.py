@@ -133,7 +133,8 @@ def run_all(run: Run, size: str, with_old: bool) -> None:
     """Every table of the report."""
     users, ops, writes, megabytes, scales = SIZES[size]
     run.small_users = users
-    small = ["file", "sqlite3", "memory", "diskcache-keys", "diskcache-dicts", "redis", "redis-py"]
+    small = ["file", "sqlite3", "sqlite3-wr", "memory", "diskcache-keys", "diskcache-dicts"]
+    small += ["redis", "redis-py"]
     old = old_python() if with_old else None
 
     def small_turn(name: str, _: int) -> dict[str, float]:
@@ -145,12 +146,12 @@ def run_all(run: Run, size: str, with_old: bool) -> None:
     run.table("small", small + (["1.0"] if old else []), small_turn)
     run.table(
         "threads",
-        ["file", "sqlite3", "memory", "diskcache-keys", "redis", "redis-py"],
+        ["file", "sqlite3", "sqlite3-wr", "memory", "diskcache-keys", "redis", "redis-py"],
         lambda name, _: run.opened(name, lambda engine: workloads.threads(engine, ops)),
     )
     run.table(
         "processes",
-        ["file", "sqlite3", "diskcache-keys", "redis", "redis-py"],
+        ["file", "sqlite3", "sqlite3-wr", "diskcache-keys", "redis", "redis-py"],
         lambda name, _: workloads.processes(name, run.location(name), writes),
     )
     run.table(

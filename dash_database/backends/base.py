@@ -86,6 +86,10 @@ class Backend(abc.ABC):
     #: same round trip (Redis); otherwise the activity tracker calls :meth:`seen` and
     #: :meth:`mark_seen` itself.
     takes_touch = False
+    #: Whether :meth:`set` records the :class:`Touch` it is given in the write's own
+    #: transaction (SQLite: one commit instead of two); the activity tracker still reads
+    #: :meth:`seen` itself, and hands over only the mark it would have written.
+    marks_in_write = False
 
     @abc.abstractmethod
     def get(
@@ -114,6 +118,8 @@ class Backend(abc.ABC):
     def set(self, user_id: Key, key_name: Key, value: Any, touch: Touch | None = None) -> None:
         """Store ``value``; committed when this returns. It is serialized before any lock.
 
+        :param touch: record this activity in the same transaction (see :attr:`takes_touch`
+            and :attr:`marks_in_write`).
         :raises ~dash_database.exceptions.QuotaExceededError: the write would pass
             one of :attr:`quotas`; nothing changed. (:meth:`write_raw` and
             :meth:`update` check them too.)

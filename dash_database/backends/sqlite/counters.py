@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from ...keys import Key, encode_key
 from ...quotas import Quotas, Usage
@@ -104,15 +102,23 @@ def check(conn: Connection, quotas: Quotas, user_id: Key, key_name: Key, size: i
     quotas.check(user_id, key_name, size, Usage(keys, stored, total, old[0][0] if old else None))
 
 
-@contextmanager
-def checked(
-    conn: Connection, quotas: Quotas | None, user_id: Key, key_name: Key, size: int
-) -> Iterator[None]:
-    """Run the write in the body checked against ``quotas``: in one transaction with the
-    check, or, without quotas, as the single statement it is."""
-    if quotas is None:
-        yield
+def put(
+    conn: Connection, quotas: Quotas | None, user_id: Key, key_name: Key, record: bytes,
+    size: int, seen: float | None = None,
+) -> None:  # fmt: skip
+    """Write one record of ``size`` stored bytes, checked against ``quotas``; inside
+    :meth:`~.connection.Connection.writing`.
+
+    :param seen: also record the user's activity at this time, in the same commit.
+    """
+    member = encode_key(user_id)
+    row = (f"[{member},{encode_key(key_name)}]", record, member, size)
+    if quotas is None and seen is None:
+        conn.change(sql.PUT, row)  # one statement: atomic without a transaction
         return
     with conn.transaction():
-        check(conn, quotas, user_id, key_name, size)
-        yield
+        if quotas is not None:
+            check(conn, quotas, user_id, key_name, size)
+        if seen is not None:
+            conn.change(sql.MARK, (member, seen))
+        conn.change(sql.PUT, row)

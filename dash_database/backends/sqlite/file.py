@@ -23,6 +23,7 @@ from ... import forks, signals
 from ...exceptions import InvalidLocationError, StorageError
 from ...keys import Key, encode_key
 from ...serialization import Codec, Fill, RawValue, codec_for_tag, copy_pieces, is_chunked
+from ...signing import Where
 from ..base import MISSING, Backend, Count, Touch, ValueSize
 from . import counters, user_changes
 from . import schema as sql
@@ -124,6 +125,8 @@ class FileBackend(Backend):
         (also survives power loss, with an fsync per commit).
     """
 
+    marks_in_write = True
+
     def __init__(
         self,
         location: str | os.PathLike[str] | None,
@@ -173,10 +176,8 @@ class FileBackend(Backend):
         key = sql.record_key(user_id, key_name)
         for _ in range(_READ_ATTEMPTS):
             rows = self._conn.query(sql.GET, (key,))
-            if not rows:
-                return MISSING
             try:
-                return self._load(rows[0][0], user_id, key_name, codec)
+                return self._load(rows[0][0], user_id, key_name, codec) if rows else MISSING
             except FileNotFoundError:
                 continue  # replaced or deleted since we read its record: read it again
         raise StorageError(
@@ -198,14 +199,14 @@ class FileBackend(Backend):
             out.discard()
             raise
 
-    def _put(self, user_id: Key, key_name: Key, record: bytes, side_file: SideFileWriter) -> None:
-        row = (sql.record_key(user_id, key_name), record, encode_key(user_id), side_file.size)
+    def _put(self, where: Where, record: bytes, out: SideFileWriter, touch: Touch | None) -> None:
+        """Write ``record``, made by ``out`` (see :meth:`_encode`), and ``touch``'s activity."""
         with self._conn.writing() as conn:
             try:
-                with counters.checked(conn, self.quotas, user_id, key_name, side_file.size):
-                    conn.change(sql.PUT, row)
+                seen = None if touch is None else touch.now
+                counters.put(conn, self.quotas, *where, record, out.size, seen)
             except BaseException:
-                side_file.discard()
+                out.discard()
                 raise
             self.files.empty_trash(conn)
 
@@ -213,12 +214,13 @@ class FileBackend(Backend):
         """Store ``value``; committed when this returns."""
         # Serialized before taking the lock: other threads write meanwhile.
         where = (user_id, key_name)
-        record, side_file = self._encode(self.codec, lambda out: self.codec.dump(value, out, where))
-        self._put(user_id, key_name, record, side_file)
+        record, out = self._encode(self.codec, lambda out: self.codec.dump(value, out, where))
+        self._put(where, record, out, touch)
 
     def write_raw(self, user_id: Key, key_name: Key, tag: bytes, pieces: Iterable[bytes]) -> None:
         """Store bytes serialized elsewhere, as :meth:`set` stores a value."""
-        self._put(user_id, key_name, *self._encode(codec_for_tag(tag), copy_pieces(pieces)))
+        record, out = self._encode(codec_for_tag(tag), copy_pieces(pieces))
+        self._put((user_id, key_name), record, out, None)
 
     def read_raw(self, user_id: Key, key_name: Key) -> RawValue | None:
         """The value as stored, never decoded; ``None`` if there is none."""
