@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
+from pathlib import Path
 
 from dash_database import DashDatabase
 from dash_database.activity import REFRESH_FRACTION
@@ -41,3 +43,23 @@ def test_threads_at_one_moment_start_one_background_purge(clock: Clock) -> None:
         clock.advance(REFRESH)  # the next interval: one more purge
         db.get_user_value("someone", "k")
         assert len(calls) == 2
+
+
+def test_a_new_users_first_write_commits_its_activity_with_its_value(tmp_path: Path) -> None:
+    """On a SQLite file, a new user's first write is one transaction; its next, one statement."""
+    with DashDatabase(tmp_path / "store.db") as db:
+        statements: list[str] = []
+        db._backend._conn._writer.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+        db.store_user_value("u", "k", 1)
+        db.store_user_value("u", "k2", 2)
+        # Each trigger that fires repeats its statement's text; the trash is looked at once.
+        calls = [text for text, _ in itertools.groupby(statements) if "_trash" not in text]
+        assert [text.split()[0] for text in calls] == [
+            "BEGIN",
+            "INSERT",
+            "INSERT",
+            "COMMIT",
+            "INSERT",
+        ]
+        assert "dash_database_sessions" in calls[1]
+        assert db.user_stats("u").last_activity is not None

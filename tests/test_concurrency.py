@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
+import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +89,24 @@ def child_writes(db: DashDatabase) -> None:
     """Fork body: read the parent's value and write one of its own."""
     assert db.get_user_value("parent", "k") == 1
     db.update_user_value("child", "k", lambda n: n + 1, default=0)
+
+
+def test_each_thread_reads_on_its_own_connection_closed_when_the_thread_ends(
+    file_db: DashDatabase,
+) -> None:
+    """A thread's reader is its own, goes away with the thread, and close() closes the rest."""
+    conn = file_db._backend._conn  # type: ignore[attr-defined]
+    file_db.store_user_value("u", "k", 1)
+    assert file_db.get_user_value("u", "k") == 1
+    mine = conn.reader()
+    seen: list[Any] = []
+    thread = threading.Thread(target=lambda: seen.append(conn.reader()))
+    thread.start()
+    thread.join()
+    assert seen[0] is not mine
+    del seen[:]
+    gc.collect()
+    assert list(conn._readers) == [mine]
+    file_db.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        mine.execute("SELECT 1")

@@ -197,6 +197,16 @@ def test_key_quota(open_db: OpenDb) -> None:
     db.store_user_value("other", "c", 4)  # per user
 
 
+def test_a_refused_first_write_leaves_no_activity(open_db: OpenDb, clock: Clock) -> None:
+    """A new user's write refused by a quota records no activity; its next write does."""
+    db = open_db(max_bytes_per_user=100)
+    with pytest.raises(QuotaExceededError):
+        db.store_user_value("new", "k", b"x" * 500)
+    assert db.user_stats("new").last_activity is None
+    db.store_user_value("new", "k", b"x")
+    assert db.user_stats("new").last_activity == clock()
+
+
 def test_user_byte_quota(open_db: OpenDb) -> None:
     """max_bytes_per_user counts the user's other values plus the new one."""
     db = open_db(max_bytes_per_user=3000)

@@ -71,7 +71,7 @@ local function drop_user(member)
   return #records
 end
 local function touch(member, text)
-  if text == '' then return end
+  if text == '' then return nil end
   local now, stale, cutoff, create = string.match(text, '^([^:]*):([^:]*):([^:]*):([01])$')
   local seen = redis.call('ZSCORE', SEEN, member)
   seen = seen and tonumber(seen)
@@ -79,9 +79,11 @@ local function touch(member, text)
     drop_user(member)
     seen = nil
   end
-  if (seen and seen <= tonumber(stale)) or (not seen and create == '1') then
-    redis.call('ZADD', SEEN, 'GT', now, member)
-  end
+  if (seen and seen <= tonumber(stale)) or (not seen and create == '1') then return now end
+  return nil
+end
+local function mark(member, now)
+  if now then redis.call('ZADD', SEEN, 'GT', now, member) end
 end
 """
 
@@ -89,7 +91,8 @@ end
 # Backend.takes_touch), one argument "now:stale:cutoff:create": the time; older
 # activity than "stale" is moved to the time; a user idle since before "cutoff"
 # (empty: no expiry) is deleted first; "1" records activity for a user that has
-# none (a write). An empty argument: no touch.
+# none (a write). An empty argument: no touch. touch() deletes, and returns the
+# time that mark() records once the call succeeds: a refused write records none.
 
 # KEYS: user hash. ARGV: prefix, field, record, user member, touch, and
 # "grace:size:max_keys:max_user_bytes:max_total_bytes" (a limit of 0: none), then
@@ -99,7 +102,7 @@ end
 SET = (
     _HELPERS
     + """
-touch(ARGV[4], ARGV[5])
+local now = touch(ARGV[4], ARGV[5])
 local grace, size, max_keys, max_user, max_total =
   string.match(ARGV[6], '^(%d+):(%d+):(%d+):(%d+):(%d+)$')
 size, max_keys, max_user, max_total =
@@ -139,13 +142,16 @@ end
 local added = 1
 if old then added = 0 end
 count(ARGV[4], added, size - old_size, false)
+mark(ARGV[4], now)
 return 1
 """
 )
 
 # KEYS: user hash. ARGV: prefix, field, user member, touch. One round trip for
 # a read and its activity.
-GET = _HELPERS + "touch(ARGV[3], ARGV[4])\nreturn redis.call('HGET', KEYS[1], ARGV[2])\n"
+GET = _HELPERS + (
+    "mark(ARGV[3], touch(ARGV[3], ARGV[4]))\nreturn redis.call('HGET', KEYS[1], ARGV[2])\n"
+)
 
 # KEYS: user hash. ARGV: prefix, field, user member.
 DELETE = (

@@ -45,6 +45,7 @@ class MemoryBackend(Backend):
     """
 
     location = MEMORY
+    marks_in_write = True
 
     def __init__(self, codec: Codec) -> None:
         super().__init__(codec)
@@ -106,6 +107,8 @@ class MemoryBackend(Backend):
         record = self._encode(value, (user_id, key_name))  # before the lock, as on a file
         with self._lock:
             self._store(user_id, key_name, record)
+            if touch is not None:  # only once stored: a refused write records no activity
+                self._seen[user_id] = max(self._seen.get(user_id, touch.now), touch.now)
 
     def read_raw(self, user_id: Key, key_name: Key) -> RawValue | None:
         """The value as stored, never decoded; ``None`` if there is none."""
