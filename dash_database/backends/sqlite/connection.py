@@ -97,11 +97,18 @@ class Connection:
             f"{self.path}: {text} ({hint(text, self.timeout)}); this call changed nothing"
         )
 
-    @contextmanager
-    def writing(self) -> Iterator[Connection]:
-        """Hold the writing connection for one whole operation."""
-        with self._lock:
-            yield self
+    def writing(self) -> Connection:
+        """Hold the writing connection for one whole operation: ``with conn.writing():``."""
+        return self
+
+    # A class's own __enter__ and __exit__, not @contextmanager: a generator per
+    # write cost 1 us of a small write's 6 us in Python.
+    def __enter__(self) -> Connection:
+        self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
