@@ -215,6 +215,60 @@ def test_a_store_written_before_counters_gets_them_once(
     assert "building counters" not in caplog.text  # once
 
 
+def _totals(path: Path) -> tuple[int | None, int | None]:
+    """The store's totals row of a SQLite file, as stored."""
+    with sqlite3.connect(path) as conn:
+        keys, stored = conn.execute("SELECT keys, bytes FROM dash_database_totals").fetchone()
+    conn.close()
+    return keys, stored
+
+
+def test_store_totals_are_kept_from_the_first_write_under_a_total_quota(tmp_path: Path) -> None:
+    """A new file keeps no store totals; a write under max_total_bytes fills them in, and from
+    then on every writer, with the quota or without it, keeps them exact."""
+    path = tmp_path / "store.db"
+    with DashDatabase(path) as db:
+        db.store_user_value("a", "k", b"x" * 100)
+        db.store_user_value("a", "gone", 1)
+    assert _totals(path) == (None, None)
+    with DashDatabase(path, max_total_bytes=10**6) as db:
+        db.store_user_value("b", "k", b"y" * 200)
+        expected = db.stats()
+    assert _totals(path) == (expected.keys, expected.bytes) == (3, expected.bytes)
+    with DashDatabase(path) as db:
+        db.store_user_value("c", "k", 1)
+        db.store_user_value("b", "k", b"z")  # replaced
+        db.delete_user_value("a", "gone")
+        db.rename_user("c", "d")
+        db.delete_all_user_values("a")
+        expected = db.stats()
+        assert_counters_exact(db)
+    assert _totals(path) == (expected.keys, expected.bytes) == (2, expected.bytes)
+
+
+def test_a_2_2_0_store_gets_this_versions_triggers_and_keeps_its_totals(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file made by 2.2.0 is not recounted on first open; its totals stay kept and exact."""
+    path = tmp_path / "store.db"
+    shutil.copy(DATA / "store-2.2.0.db", path)
+    monkeypatch.setattr(sqlite_counters, "BATCH", 1)
+    with caplog.at_level(logging.INFO, "dash_database"), DashDatabase(path) as db:
+        assert_counters_exact(db)
+        db.store_user_value("new", "k", b"x" * 10)
+        db.delete_user_value("alice", "a")
+        expected = db.stats()
+    assert "building counters" not in caplog.text
+    assert _totals(path) == (expected.keys, expected.bytes) == (7, expected.bytes)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        (trigger,) = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'dash_database_inserted'"
+        ).fetchone()
+    conn.close()
+    assert "bytes IS NOT NULL" in trigger
+
+
 def test_a_redis_store_written_before_counters_gets_them_once(
     redis_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -52,7 +52,8 @@ def _fill_columns(conn: Connection, files: SideFiles) -> None:
 
 
 def upgrade(conn: Connection, files: SideFiles) -> None:
-    """Make sure the file has its counters: a file made before them gets them now, once.
+    """Make sure the file has this version's counters: a file made before them gets them
+    now, once; a file of version 2 gets this version's triggers.
 
     The whole upgrade is one transaction: other processes wait for it, and
     none sees a half-built counter.
@@ -60,7 +61,8 @@ def upgrade(conn: Connection, files: SideFiles) -> None:
     if conn.run("PRAGMA user_version")[0][0] >= sql.VERSION:
         return
     with conn.writing(), conn.transaction():
-        if conn.run("PRAGMA user_version")[0][0] >= sql.VERSION:
+        version = conn.run("PRAGMA user_version")[0][0]
+        if version >= sql.VERSION:
             return  # another process upgraded it while we waited
         for statement in sql.SCHEMA:
             conn.run(statement)
@@ -70,10 +72,12 @@ def upgrade(conn: Connection, files: SideFiles) -> None:
                 conn.run(f'ALTER TABLE "{sql.VALUES}" ADD COLUMN {name} {kind}')
         for trigger in (*sql.OLD_TRIGGERS, *(t.split('"')[1] for t in sql.TRIGGERS)):
             conn.run(f'DROP TRIGGER IF EXISTS "{trigger}"')
-        _fill_columns(conn, files)  # before the triggers: they would count the fill
+        if version < 2:
+            _fill_columns(conn, files)  # before the triggers: they would count the fill
         for statement in sql.TRIGGERS:
             conn.run(statement)
-        recount(conn)
+        if version < 2:
+            recount(conn)
         conn.run(f"PRAGMA user_version = {sql.VERSION}")
 
 
@@ -84,21 +88,27 @@ def recount(conn: Connection) -> None:
         f'INSERT INTO "{sql.USERS}" SELECT user, count(*), sum(size) FROM "{sql.VALUES}" '
         "WHERE user IS NOT NULL GROUP BY user"
     )
-    conn.run(
-        f'UPDATE "{sql.TOTALS}" SET keys = (SELECT coalesce(sum(keys), 0) FROM "{sql.USERS}"), '
-        f'bytes = (SELECT coalesce(sum(bytes), 0) FROM "{sql.USERS}")'
-    )
+    conn.run(f"{sql.KEEP_TOTALS} WHERE bytes IS NOT NULL")
 
 
 def check(conn: Connection, quotas: Quotas, user_id: Key, key_name: Key, size: int) -> None:
     """Check a write of ``size`` bytes against ``quotas`` by the counters; inside a transaction.
+
+    The first write of a file under ``max_total_bytes`` fills in the store's totals, from
+    every user's counter, and from then on every writer keeps them (see :data:`.schema.SCHEMA`).
 
     :raises ~dash_database.exceptions.QuotaExceededError: it would pass a limit.
     """
     rows = conn.run(sql.USER_COUNT, (encode_key(user_id),))
     keys, stored = (rows[0][1], rows[0][2]) if rows else (0, 0)
     old = conn.run(sql.OLD_SIZE, (sql.record_key(user_id, key_name),))
-    total = conn.run(sql.TOTAL_BYTES)[0][0] if quotas.max_total_bytes is not None else 0
+    total = 0
+    if quotas.max_total_bytes is not None:
+        total = conn.run(sql.TOTAL_BYTES)[0][0]
+        if total is None:
+            logger.info("%s: keeping the store's total bytes from now on", conn.path)
+            conn.run(sql.KEEP_TOTALS)
+            total = conn.run(sql.TOTAL_BYTES)[0][0]
     quotas.check(user_id, key_name, size, Usage(keys, stored, total, old[0][0] if old else None))
 
 

@@ -27,23 +27,31 @@ _FILE_NAME = "CAST(substr({0}, 2) AS TEXT)"
 
 USERS = "dash_database_users"
 TOTALS = "dash_database_totals"
-#: ``PRAGMA user_version`` of a file whose counters are kept; 0: made before them.
-VERSION = 2
+#: ``PRAGMA user_version`` of a file made by this version; 2: its counters always
+#: kept the store's totals; 0: made before counters.
+VERSION = 3
 
 SCHEMA = (
-    # A user's last activity (a time.time()), written before its values.
-    f'CREATE TABLE IF NOT EXISTS "{SESSIONS}" (user TEXT PRIMARY KEY, seen REAL NOT NULL)',
+    # A user's last activity (a time.time()), written with its first value. One
+    # b-tree: files made before version 3 have a rowid table, read the same way.
+    f'CREATE TABLE IF NOT EXISTS "{SESSIONS}" '
+    "(user TEXT PRIMARY KEY, seen REAL NOT NULL) WITHOUT ROWID",
     f'CREATE INDEX IF NOT EXISTS "{SESSIONS}_seen" ON "{SESSIONS}" (seen)',
     f'CREATE TABLE IF NOT EXISTS "{_CHUNKS}" '
     "(key TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (key, seq))",
     # Side-file names whose record is gone; each file is removed after the commit.
     f'CREATE TABLE IF NOT EXISTS "{TRASH}" (name TEXT PRIMARY KEY)',
-    # The counters: each user's values and stored bytes, and the store's.
+    # The counters: each user's values and stored bytes, and the store's. Every
+    # write changing the store's row would add a page to every commit (7 us of a
+    # 45 us write), and only max_total_bytes reads it: its values are NULL, and
+    # kept by nobody, until a write under that quota fills them in (see
+    # counters.check); from then on every writer keeps them. Files of version 2
+    # keep them always: a 2.2.0 process would read them.
     f'CREATE TABLE IF NOT EXISTS "{USERS}" '
     "(user TEXT PRIMARY KEY, keys INTEGER NOT NULL, bytes INTEGER NOT NULL) WITHOUT ROWID",
     f'CREATE TABLE IF NOT EXISTS "{TOTALS}" (id INTEGER PRIMARY KEY CHECK (id = 0), '
-    "keys INTEGER NOT NULL, bytes INTEGER NOT NULL)",
-    f'INSERT OR IGNORE INTO "{TOTALS}" VALUES (0, 0, 0)',
+    "keys INTEGER, bytes INTEGER)",
+    f'INSERT OR IGNORE INTO "{TOTALS}" VALUES (0, NULL, NULL)',
 )
 # Beside sqlitedict's two columns, each record names its user (the JSON text
 # of the id, as in the sessions table) and its stored bytes, so that triggers
@@ -53,6 +61,8 @@ COLUMNS = (("user", "TEXT"), ("size", "INTEGER"))
 # Triggers of older files, dropped when a file is upgraded: 2.0 and 2.1 kept only
 # the trash with the first two; the first 2.2 development files counted with REPLACE.
 OLD_TRIGGERS = tuple(f"{VALUES}_{name}" for name in ("replace", "delete", "replaced"))
+# An UPDATE that matches no row writes no page.
+_KEPT = "WHERE bytes IS NOT NULL"
 _OLD_FILE = f'INSERT OR IGNORE INTO "{TRASH}" VALUES ({_FILE_NAME.format("OLD.value")})'
 TRIGGERS = (
     # A writer that does not fill the new columns (an older version, or
@@ -70,16 +80,16 @@ TRIGGERS = (
     f'CREATE TRIGGER IF NOT EXISTS "{VALUES}_inserted" AFTER INSERT ON "{VALUES}" '
     f'BEGIN INSERT INTO "{USERS}" (user, keys, bytes) VALUES (NEW.user, 1, NEW.size) '
     "ON CONFLICT (user) DO UPDATE SET keys = keys + 1, bytes = bytes + excluded.bytes; "
-    f'UPDATE "{TOTALS}" SET keys = keys + 1, bytes = bytes + NEW.size; END',
+    f'UPDATE "{TOTALS}" SET keys = keys + 1, bytes = bytes + NEW.size {_KEPT}; END',
     f'CREATE TRIGGER IF NOT EXISTS "{VALUES}_updated" AFTER UPDATE OF value, size ON "{VALUES}" '
     f'BEGIN UPDATE "{USERS}" SET bytes = bytes + NEW.size - OLD.size WHERE user = NEW.user; '
-    f'UPDATE "{TOTALS}" SET bytes = bytes + NEW.size - OLD.size; END',
+    f'UPDATE "{TOTALS}" SET bytes = bytes + NEW.size - OLD.size {_KEPT}; END',
     f'CREATE TRIGGER IF NOT EXISTS "{VALUES}_replaced_file" AFTER UPDATE OF value ON "{VALUES}" '
     f"WHEN OLD.value IS NOT NEW.value AND {sql_is_chunked('OLD.value')} BEGIN {_OLD_FILE}; END",
     f'CREATE TRIGGER IF NOT EXISTS "{VALUES}_deleted" AFTER DELETE ON "{VALUES}" '
     f'BEGIN UPDATE "{USERS}" SET keys = keys - 1, bytes = bytes - OLD.size WHERE user = OLD.user; '
     f'DELETE FROM "{USERS}" WHERE user = OLD.user AND keys <= 0; '
-    f'UPDATE "{TOTALS}" SET keys = keys - 1, bytes = bytes - OLD.size; END',
+    f'UPDATE "{TOTALS}" SET keys = keys - 1, bytes = bytes - OLD.size {_KEPT}; END',
     f'CREATE TRIGGER IF NOT EXISTS "{VALUES}_deleted_file" AFTER DELETE ON "{VALUES}" '
     f"WHEN {sql_is_chunked('OLD.value')} BEGIN {_OLD_FILE}; END",
 )
@@ -94,6 +104,10 @@ USER_COUNT = f'SELECT user, keys, bytes FROM "{USERS}" WHERE user = ?'
 ALL_COUNTS = f'SELECT user, keys, bytes FROM "{USERS}"'
 ALL_USERS = f'SELECT user FROM "{USERS}"'
 TOTAL_BYTES = f'SELECT bytes FROM "{TOTALS}"'
+KEEP_TOTALS = (
+    f'UPDATE "{TOTALS}" SET keys = (SELECT coalesce(sum(keys), 0) FROM "{USERS}"), '
+    f'bytes = (SELECT coalesce(sum(bytes), 0) FROM "{USERS}")'
+)
 RENAME_COUNT = f'UPDATE "{USERS}" SET user = ? WHERE user = ?'
 FORGET_COUNT = f'DELETE FROM "{USERS}" WHERE user = ?'
 DELETE = f'DELETE FROM "{VALUES}" WHERE key = ?'
