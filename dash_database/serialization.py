@@ -284,20 +284,21 @@ class Codec:
         """Rebuild a value stored complete in one record (tag byte included)."""
         if record[:1] != self.tag:
             self.check_tag(bytes(record[:1]))
-        view = memoryview(record)[1:]
+        # A small record's bytes are copied (faster than a view); a large one's never.
+        data: bytes | memoryview = record[1:] if len(record) < 4096 else memoryview(record)[1:]
         if self.signer is not None:
-            data = self.signer.record_data(record, where, self.name)
-            if data is None:  # several frames: the general path
+            checked = self.signer.record_data(record, where, self.name)
+            if checked is None:  # several frames: the general path
                 return self.load([record[1:]], where)
-            view = data
-        elif record[1:2] == MAGIC[:1]:  # no serializer's output starts with a NUL
-            refuse_signed(bytes(view[: len(MAGIC)]), where)
+            data = checked
+        elif data[:1] == MAGIC[:1]:  # no serializer's output starts with a NUL
+            refuse_signed(bytes(data[: len(MAGIC)]), where)
         try:
             if self.name == "json":
-                return json.loads(view.tobytes())
+                return json.loads(bytes(data))
             if self._unpickler is pickle.Unpickler:
-                return pickle.loads(view)  # the C fast path, for every normal read
-            return self._unpickler(ChunkReader([view])).load()
+                return pickle.loads(data)  # the C fast path, for every normal read
+            return self._unpickler(ChunkReader([data])).load()
         except Exception as exc:
             raise DeserializationError(f"stored value cannot be read back: {exc}") from exc
 

@@ -81,7 +81,9 @@ TRIGGERS = (
     f'BEGIN INSERT INTO "{USERS}" (user, keys, bytes) VALUES (NEW.user, 1, NEW.size) '
     "ON CONFLICT (user) DO UPDATE SET keys = keys + 1, bytes = bytes + excluded.bytes; "
     f'UPDATE "{TOTALS}" SET keys = keys + 1, bytes = bytes + NEW.size {_KEPT}; END',
+    # A value replaced by one of the same size changes no counter: no page to write.
     f'CREATE TRIGGER IF NOT EXISTS "{VALUES}_updated" AFTER UPDATE OF value, size ON "{VALUES}" '
+    "WHEN NEW.size IS NOT OLD.size "
     f'BEGIN UPDATE "{USERS}" SET bytes = bytes + NEW.size - OLD.size WHERE user = NEW.user; '
     f'UPDATE "{TOTALS}" SET bytes = bytes + NEW.size - OLD.size {_KEPT}; END',
     f'CREATE TRIGGER IF NOT EXISTS "{VALUES}_replaced_file" AFTER UPDATE OF value ON "{VALUES}" '
