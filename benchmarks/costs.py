@@ -45,6 +45,7 @@ COMPARISONS: dict[str, list[Variant]] = {
     "signing": [("unsigned", {}), ("secret_key=32 bytes", {"secret_key": b"k" * 32})],
     "byte quota": [
         ("no quota", {}),
+        ("max_bytes_per_user=10 MB", {"max_bytes_per_user": 10_000_000}),
         (
             "max_bytes_per_user=10 MB, max_total_bytes=10 GB",
             {

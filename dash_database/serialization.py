@@ -284,15 +284,16 @@ class Codec:
         """Rebuild a value stored complete in one record (tag byte included)."""
         if record[:1] != self.tag:
             self.check_tag(bytes(record[:1]))
-        # A small record's bytes are copied (faster than a view); a large one's never.
-        data: bytes | memoryview = record[1:] if len(record) < 4096 else memoryview(record)[1:]
+        data: bytes | memoryview | None
         if self.signer is not None:
-            checked = self.signer.record_data(record, where, self.name)
-            if checked is None:  # several frames: the general path
+            data = self.signer.record_data(record, where, self.name)
+            if data is None:  # several frames: the general path
                 return self.load([record[1:]], where)
-            data = checked
-        elif data[:1] == MAGIC[:1]:  # no serializer's output starts with a NUL
-            refuse_signed(bytes(data[: len(MAGIC)]), where)
+        else:
+            # A small record's bytes are copied (faster than a view); a large one's never.
+            data = record[1:] if len(record) < 4096 else memoryview(record)[1:]
+            if data[:1] == MAGIC[:1]:  # no serializer's output starts with a NUL
+                refuse_signed(bytes(data[: len(MAGIC)]), where)
         try:
             if self.name == "json":
                 return json.loads(bytes(data))

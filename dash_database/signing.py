@@ -40,6 +40,8 @@ NONCE_SIZE = 16
 HEADER_SIZE = len(MAGIC) + FINGERPRINT_SIZE + NONCE_SIZE
 # The frame number and last-frame flag of a value that is one frame.
 _ONLY_FRAME = bytes(8) + b"\x01"
+# What ends the MAC input of a one-frame value, per serializer.
+_TAILS = {name: name.encode() + _ONLY_FRAME for name in ("pickle", "json")}
 #: Keys shorter than this many bytes work, with a warning.
 RECOMMENDED_KEY_BYTES = 32
 
@@ -184,7 +186,9 @@ class Signer:
                 return
             index, pending = index + 1, ahead + stream.read(FRAME + MAC_SIZE - 1)
 
-    def record_data(self, record: bytes, where: Where, serializer: str) -> memoryview | None:
+    def record_data(
+        self, record: bytes, where: Where, serializer: str
+    ) -> bytes | memoryview | None:
         """The checked data of a one-frame record (its tag first), without copying; ``None``
         if it has more frames (read those with :meth:`frames`).
 
@@ -195,13 +199,17 @@ class Signer:
             return None
         header = record[1 : 1 + HEADER_SIZE]
         key = self._keys.get(header[len(MAGIC) : len(MAGIC) + FINGERPRINT_SIZE])
-        if key is None or not header.startswith(MAGIC):
+        if key is None or header[: len(MAGIC)] != MAGIC:
             # Raises, unless the record is unsigned and that is accepted.
             self._check_header(header, where, serializer)
             return memoryview(record)[1:]  # unsigned, and accepted
-        data = memoryview(record)[1 + HEADER_SIZE : -MAC_SIZE]
+        # A small record's data is copied (faster than a view); a large one's never.
+        data: bytes | memoryview = record[1 + HEADER_SIZE : -MAC_SIZE]
+        if len(record) >= 4096:
+            data = memoryview(record)[1 + HEADER_SIZE : -MAC_SIZE]
         mac = key.copy()
-        mac.update(header[len(MAGIC) :] + _names(where) + serializer.encode() + _ONLY_FRAME)
+        tail = _TAILS.get(serializer) or serializer.encode() + _ONLY_FRAME
+        mac.update(b"".join((header[len(MAGIC) :], _names(where), tail)))
         mac.update(data)
         if len(record) < 1 + HEADER_SIZE + MAC_SIZE or not hmac.compare_digest(
             record[-MAC_SIZE:], mac.digest()
