@@ -224,8 +224,7 @@ def _totals(path: Path) -> tuple[int | None, int | None]:
 
 
 def test_store_totals_are_kept_from_the_first_write_under_a_total_quota(tmp_path: Path) -> None:
-    """A new file keeps no store totals; a write under max_total_bytes fills them in, and from
-    then on every writer, with the quota or without it, keeps them exact."""
+    """A file's totals are unkept until a total quota's first write; then all writers keep them."""
     path = tmp_path / "store.db"
     with DashDatabase(path) as db:
         db.store_user_value("a", "k", b"x" * 100)
