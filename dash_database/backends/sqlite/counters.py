@@ -72,11 +72,11 @@ def upgrade(conn: Connection, files: SideFiles) -> None:
                 conn.run(f'ALTER TABLE "{sql.VALUES}" ADD COLUMN {name} {kind}')
         for trigger in (*sql.OLD_TRIGGERS, *(t.split('"')[1] for t in sql.TRIGGERS)):
             conn.run(f'DROP TRIGGER IF EXISTS "{trigger}"')
-        if version < 2:
+        if version < sql.COUNTED:
             _fill_columns(conn, files)  # before the triggers: they would count the fill
         for statement in sql.TRIGGERS:
             conn.run(statement)
-        if version < 2:
+        if version < sql.COUNTED:
             recount(conn)
         conn.run(f"PRAGMA user_version = {sql.VERSION}")
 

@@ -30,6 +30,8 @@ TOTALS = "dash_database_totals"
 #: ``PRAGMA user_version`` of a file made by this version; 2: its counters always
 #: kept the store's totals; 0: made before counters.
 VERSION = 3
+#: The first version whose records name their user and size, and whose counters are kept.
+COUNTED = 2
 
 SCHEMA = (
     # A user's last activity (a time.time()), written with its first value. One
