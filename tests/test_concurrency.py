@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from dash_database import DashDatabase
+from dash_database.backends.sqlite import connection
+from dash_database.exceptions import StorageError
 
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -110,3 +112,42 @@ def test_each_thread_reads_on_its_own_connection_closed_when_the_thread_ends(
     file_db.close()
     with pytest.raises(sqlite3.ProgrammingError):
         mine.execute("SELECT 1")
+
+
+def _held_new_file(path: str) -> sqlite3.Connection:
+    """A new file whose first writer, in rollback mode as a new file is, holds its lock."""
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("CREATE TABLE early (a)")
+    return other
+
+
+def test_opening_a_new_file_waits_while_another_process_creates_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new file that another opener is writing opens once that write ends, not with "locked"."""
+    other = _held_new_file(str(tmp_path / "new.sqlite3"))
+    waits: list[float] = []
+
+    def wait(seconds: float) -> None:  # the first wait lets the other opener finish
+        waits.append(seconds)
+        if other.in_transaction:
+            other.execute("COMMIT")
+
+    monkeypatch.setattr(connection.time, "sleep", wait)
+    with DashDatabase(str(tmp_path / "new.sqlite3")) as db:
+        db.store_user_value("u", "k", 1)
+        assert db.get_user_value("u", "k") == 1
+    assert waits
+    other.close()
+
+
+def test_opening_a_new_file_held_past_the_timeout_fails_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An opener waits no longer than ``timeout`` and says which lock it waited for."""
+    other = _held_new_file(str(tmp_path / "new.sqlite3"))
+    monkeypatch.setattr(connection.time, "sleep", lambda seconds: None)
+    with pytest.raises(StorageError, match=r"locked.*another connection held the lock"):
+        DashDatabase(str(tmp_path / "new.sqlite3"), timeout=0.05)
+    other.close()

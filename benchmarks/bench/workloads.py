@@ -107,6 +107,8 @@ def processes(name: str, location: str, writes: int) -> dict[str, float]:
         context.Process(target=_writer, args=(name, location, n, writes)) for n in range(PROCESSES)
     ]
     elapsed = _together(workers)
+    if any(worker.exitcode for worker in workers):
+        raise RuntimeError(f"a writer of {name} failed; its traceback is above")
     engine = ADAPTERS[name].open(location)
     found = sum(bool(engine.get(user, 0)) for user in range(PROCESSES * writes))
     engine.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,12 +75,28 @@ class Connection:
         try:
             # SQLite reads the header and switches to WAL here, so a file that
             # is not a database, or cannot be written, fails in this call.
-            self._writer.execute("PRAGMA journal_mode = WAL")
+            self._use_wal()
             self._writer.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
             self._writer.execute(f"PRAGMA journal_size_limit = {LOG_LIMIT}")
         except sqlite3.Error:
             self._writer.close()
             raise
+
+    def _use_wal(self) -> None:
+        # A new file is in rollback mode until its first opener switches it.
+        # While another process writes it in that mode (creating its tables),
+        # SQLite answers "locked" at once rather than wait, since waiting could
+        # deadlock; 8 gunicorn workers opening a new file hit this 2 times in 30.
+        # So wait here, up to the timeout; once in WAL, the file stays there.
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                self._writer.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.001)
 
     def _connect(self, factory: type[sqlite3.Connection] = sqlite3.Connection) -> Any:
         return sqlite3.connect(

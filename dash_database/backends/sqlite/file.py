@@ -27,7 +27,7 @@ from ...signing import Where
 from ..base import MISSING, Backend, Count, Touch, ValueSize
 from . import counters, user_changes
 from . import schema as sql
-from .connection import Connection
+from .connection import Connection, hint
 from .side_files import SideFiles, SideFileWriter
 
 logger = logging.getLogger("dash_database")
@@ -77,7 +77,8 @@ def _connect(
                 f"db_location={path!r} exists but is not a SQLite database; "
                 "pass a new path or an existing dash_database file"
             ) from exc
-        raise StorageError(f"{path}: {exc}; this call changed nothing") from exc
+        message = f"{path}: {exc} ({hint(str(exc), timeout)}); this call changed nothing"
+        raise StorageError(message) from exc
     try:
         if create:
             # sqlitedict creates the values table; its thread is then done.
