@@ -7,13 +7,13 @@ import multiprocessing
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dash_database import DashDatabase
-from dash_database.backends.sqlite import connection
 from dash_database.exceptions import StorageError
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -134,7 +134,7 @@ def test_opening_a_new_file_waits_while_another_process_creates_it(
         if other.in_transaction:
             other.execute("COMMIT")
 
-    monkeypatch.setattr(connection.time, "sleep", wait)
+    monkeypatch.setattr(time, "sleep", wait)
     with DashDatabase(str(tmp_path / "new.sqlite3")) as db:
         db.store_user_value("u", "k", 1)
         assert db.get_user_value("u", "k") == 1
@@ -147,7 +147,7 @@ def test_opening_a_new_file_held_past_the_timeout_fails_with_the_reason(
 ) -> None:
     """An opener waits no longer than ``timeout`` and says which lock it waited for."""
     other = _held_new_file(str(tmp_path / "new.sqlite3"))
-    monkeypatch.setattr(connection.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
     with pytest.raises(StorageError, match=r"locked.*another connection held the lock"):
         DashDatabase(str(tmp_path / "new.sqlite3"), timeout=0.05)
     other.close()
