@@ -72,8 +72,9 @@ class Activity:
         A read never creates a user's record: unknown ids leave no trace.
 
         :param carry: the caller's next engine call can take a :class:`Touch`: if the engine
-            takes one, return it instead of recording here (one round trip less on Redis,
-            one commit less on SQLite); the caller then reports success to :meth:`carried`.
+            takes one, return it instead of recording here (one round trip less on Redis;
+            on SQLite one commit, and no read first); the caller then reports success to
+            :meth:`carried`.
         """
         when = sessions.now()
         cached = self._seen.get(user_id)
@@ -84,18 +85,17 @@ class Activity:
                 if purge_due:
                     self._next_purge = when + self.refresh
         touch = None
-        if carry and backend.takes_touch:
+        if cached is not None and when - cached < self.refresh:
+            pass  # recorded lately by this process: not idle, nothing to record
+        elif carry and (backend.takes_touch or (write and backend.writes_take_touch)):
             cutoff = None if self.expire_after is None else when - self.grace()
             touch = Touch(when, when - self.refresh, cutoff, write)
-        elif cached is None or when - cached >= self.refresh:
+        else:
             seen = backend.seen(user_id)
             if seen is not None and self.is_expired(seen, when):
                 backend.delete_idle_user(user_id, when - self.grace())
                 seen = None
-            stale = seen is None or when - seen >= self.refresh
-            if stale and write and carry and backend.marks_in_write:
-                touch, seen = Touch(when, when - self.refresh, None, True), None
-            elif stale and (write or seen is not None):
+            if (seen is None or when - seen >= self.refresh) and (write or seen is not None):
                 backend.mark_seen(user_id, when, create=write)
                 seen = when
             if seen is not None:

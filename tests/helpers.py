@@ -195,8 +195,9 @@ class AsyncFaceAsSync(_Awaiting):
     def __init__(self, db: AsyncDashDatabase) -> None:
         super().__init__(db)
         self.inspect = _Awaiting(db.inspect)
-        # Engine-level tweaks (chunk_size) reach the engine under the async face.
+        # Engine-level tweaks (chunk_size) and the activity cache reach the sync core.
         self._backend = db.sync._backend
+        self._activity = db.sync._activity
 
     def user(self, user_id: Any) -> UserValues:
         """The sync view, over the async face's methods."""

@@ -45,8 +45,8 @@ def test_threads_at_one_moment_start_one_background_purge(clock: Clock) -> None:
         assert len(calls) == 2
 
 
-def test_a_new_users_first_write_commits_its_activity_with_its_value(tmp_path: Path) -> None:
-    """On a SQLite file, a new user's first write is one transaction; its next, one statement."""
+def test_a_new_users_first_write_is_one_statement_with_its_activity(tmp_path: Path) -> None:
+    """On a SQLite file, a new user's first write records its activity in the same statement."""
     with DashDatabase(tmp_path / "store.db") as db:
         statements: list[str] = []
         db._backend._conn._writer.set_trace_callback(statements.append)  # type: ignore[attr-defined]
@@ -54,12 +54,7 @@ def test_a_new_users_first_write_commits_its_activity_with_its_value(tmp_path: P
         db.store_user_value("u", "k2", 2)
         # Each trigger that fires repeats its statement's text; the trash is looked at once.
         calls = [text for text, _ in itertools.groupby(statements) if "_trash" not in text]
-        assert [text.split()[0] for text in calls] == [
-            "BEGIN",
-            "INSERT",
-            "INSERT",
-            "COMMIT",
-            "INSERT",
-        ]
-        assert "dash_database_sessions" in calls[1]
+        assert [text.split()[0] for text in calls] == ["INSERT", "INSERT"]
+        assert "dash_database_put_seen" in calls[0]
+        assert "dash_database_put_seen" not in calls[1]
         assert db.user_stats("u").last_activity is not None

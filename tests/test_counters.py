@@ -260,12 +260,32 @@ def test_a_2_2_0_store_gets_this_versions_triggers_and_keeps_its_totals(
     assert "building counters" not in caplog.text
     assert _totals(path) == (expected.keys, expected.bytes) == (7, expected.bytes)
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
         (trigger,) = conn.execute(
             "SELECT sql FROM sqlite_master WHERE name = 'dash_database_inserted'"
         ).fetchone()
     conn.close()
     assert "bytes IS NOT NULL" in trigger
+
+
+def test_a_2_2_1_store_gets_the_one_statement_write_and_keeps_everything(tmp_path: Path) -> None:
+    """A file made by 2.2.1 keeps its values, counters and activity, and gains the view
+    through which a write records its user's activity in one statement."""
+    path = tmp_path / "store.db"
+    shutil.copy(DATA / "store-2.2.1.db", path)
+    with DashDatabase(path) as db:
+        assert_counters_exact(db)
+        assert db.user("alice") == {"a": 1, "b": "two"}
+        assert db.get_user_value(7, "n") == [1, 2, 3]
+        assert db.inspect.last_activity("bob") is not None
+        db.store_user_value("new", "k", 1)
+        assert db.inspect.last_activity("new") is not None
+        assert_counters_exact(db)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    conn.close()
+    assert {"dash_database_put_seen", "dash_database_put_seen_insert"} <= names
 
 
 def test_a_redis_store_written_before_counters_gets_them_once(

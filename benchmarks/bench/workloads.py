@@ -102,6 +102,7 @@ def _writer(name: str, location: str, process: int, writes: int) -> None:
 
 def processes(name: str, location: str, writes: int) -> dict[str, float]:
     """4 processes writing one store, each to users of its own: writes/s, and writes lost."""
+    ADAPTERS[name].open(location).close()  # created once, before the writers start
     context = multiprocessing.get_context("fork")
     workers = [
         context.Process(target=_writer, args=(name, location, n, writes)) for n in range(PROCESSES)

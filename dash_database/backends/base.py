@@ -56,7 +56,9 @@ class Touch:
     :param now: the time of the call (``time.time()``).
     :param stale_before: record ``now`` only if the stored activity is older than this.
     :param cutoff: with expiry, a user last active before this is deleted first.
-    :param create: record activity for a user that has none (a write).
+    :param create: a write: record ``now`` whatever the stored activity, adding it if
+        missing. The caller then remembers ``now`` as stored, so an engine that kept an
+        older time would let the user expire up to one refresh interval early.
     """
 
     now: float
@@ -86,10 +88,9 @@ class Backend(abc.ABC):
     #: same round trip (Redis); otherwise the activity tracker calls :meth:`seen` and
     #: :meth:`mark_seen` itself.
     takes_touch = False
-    #: Whether :meth:`set` records the :class:`Touch` it is given in the write's own
-    #: transaction (SQLite: one commit instead of two); the activity tracker still reads
-    #: :meth:`seen` itself, and hands over only the mark it would have written.
-    marks_in_write = False
+    #: Whether :meth:`set` alone takes a :class:`Touch`, applying it in the write's own
+    #: transaction (SQLite: one commit, and no read of the activity first); reads do not.
+    writes_take_touch = False
 
     @abc.abstractmethod
     def get(
@@ -119,7 +120,7 @@ class Backend(abc.ABC):
         """Store ``value``; committed when this returns. It is serialized before any lock.
 
         :param touch: record this activity in the same transaction (see :attr:`takes_touch`
-            and :attr:`marks_in_write`).
+            and :attr:`writes_take_touch`).
         :raises ~dash_database.exceptions.QuotaExceededError: the write would pass
             one of :attr:`quotas`; nothing changed. (:meth:`write_raw` and
             :meth:`update` check them too.)

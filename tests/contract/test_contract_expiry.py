@@ -7,13 +7,13 @@ import datetime
 import pytest
 
 from dash_database import DashDatabase
-from dash_database.activity import PURGE_BATCH, REFRESH_FRACTION
+from dash_database.activity import MAX_REFRESH_SECONDS, PURGE_BATCH, REFRESH_FRACTION
 from dash_database.exceptions import QuotaExceededError
 
 from helpers import Clock, OpenDb
 
-EXPIRE = 1600.0  # seconds; activity is recorded at most every EXPIRE / 16 = 100 s
-REFRESH = EXPIRE * REFRESH_FRACTION
+EXPIRE = 1600.0  # seconds; activity is recorded at most every min(EXPIRE / 16, 60 s)
+REFRESH = min(EXPIRE * REFRESH_FRACTION, MAX_REFRESH_SECONDS)
 GONE = EXPIRE + REFRESH + 1  # idle this long: certainly expired
 
 
@@ -124,6 +124,20 @@ def test_expired_user_can_start_again(expiring: DashDatabase, clock: Clock) -> N
     clock.advance(GONE)
     expiring.store_user_value("u", "b", 2)
     assert expiring.user("u") == {"b": 2}
+
+
+def test_a_process_new_to_a_user_records_its_first_write(
+    expiring: DashDatabase, clock: Clock
+) -> None:
+    """A write from a process that has not seen the user yet leaves no early expiry behind."""
+    expiring.store_user_value("u", "a", 1)
+    clock.advance(REFRESH * 0.9)
+    expiring._activity.forget("u")  # as a gunicorn worker that has not served "u" yet
+    expiring.store_user_value("u", "b", 2)
+    clock.advance(REFRESH * 0.99)
+    assert sorted(expiring.list_stored_user_keys("u")) == ["a", "b"]  # last activity
+    clock.advance(EXPIRE - 1)
+    assert expiring.get_user_value("u", "a") == 1
 
 
 def test_purge_spares_a_user_active_after_the_cutoff(expiring: DashDatabase, clock: Clock) -> None:

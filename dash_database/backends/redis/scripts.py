@@ -79,7 +79,7 @@ local function touch(member, text)
     drop_user(member)
     seen = nil
   end
-  if (seen and seen <= tonumber(stale)) or (not seen and create == '1') then return now end
+  if create == '1' or (seen and seen <= tonumber(stale)) then return now end
   return nil
 end
 local function mark(member, now)
@@ -90,9 +90,11 @@ end
 # A touch is the activity a read or write records in the same script (see
 # Backend.takes_touch), one argument "now:stale:cutoff:create": the time; older
 # activity than "stale" is moved to the time; a user idle since before "cutoff"
-# (empty: no expiry) is deleted first; "1" records activity for a user that has
-# none (a write). An empty argument: no touch. touch() deletes, and returns the
-# time that mark() records once the call succeeds: a refused write records none.
+# (empty: no expiry) is deleted first; "1" (a write) records the time even over
+# fresher activity, since the process then remembers that time as stored: were it
+# not, the user could expire up to one refresh interval early. An empty argument:
+# no touch. touch() deletes, and returns the time that mark() records once the
+# call succeeds: a refused write records none.
 
 # KEYS: user hash. ARGV: prefix, field, record, user member, touch, and
 # "grace:size:max_keys:max_user_bytes:max_total_bytes" (a limit of 0: none), then

@@ -13,7 +13,9 @@ import logging
 
 from ...keys import Key, encode_key
 from ...quotas import Quotas, Usage
+from ..base import Touch
 from . import schema as sql
+from . import user_changes
 from .connection import Connection
 from .side_files import SideFiles
 
@@ -114,21 +116,29 @@ def check(conn: Connection, quotas: Quotas, user_id: Key, key_name: Key, size: i
 
 def put(
     conn: Connection, quotas: Quotas | None, user_id: Key, key_name: Key, record: bytes,
-    size: int, seen: float | None = None,
+    size: int, touch: Touch | None = None,
 ) -> None:  # fmt: skip
     """Write one record of ``size`` stored bytes, checked against ``quotas``; inside
     :meth:`~.connection.Connection.writing`.
 
-    :param seen: also record the user's activity at this time, in the same commit.
+    :param touch: a write's activity (see :class:`~dash_database.backends.base.Touch`),
+        recorded in the same commit: an idle user is dropped first, then ``touch.now`` is
+        recorded, never moving the stored time back.
     """
     member = encode_key(user_id)
     row = (f"[{member},{encode_key(key_name)}]", record, member, size)
-    if quotas is None and seen is None:
-        conn.change(sql.PUT, row)  # one statement: atomic without a transaction
+    if quotas is None and (touch is None or touch.cutoff is None):
+        # One statement: atomic without a transaction.
+        if touch is None:
+            conn.change(sql.PUT, row)
+        else:
+            conn.change(sql.PUT_SEEN, (*row, touch.now))
         return
     with conn.transaction():
+        if touch is not None:
+            if touch.cutoff is not None:
+                user_changes.drop_if_idle(conn, user_id, touch.cutoff)
+            conn.change(sql.MARK, (member, touch.now))
         if quotas is not None:
             check(conn, quotas, user_id, key_name, size)
-        if seen is not None:
-            conn.change(sql.MARK, (member, seen))
         conn.change(sql.PUT, row)

@@ -126,7 +126,7 @@ class FileBackend(Backend):
         (also survives power loss, with an fsync per commit).
     """
 
-    marks_in_write = True
+    writes_take_touch = True
 
     def __init__(
         self,
@@ -204,8 +204,7 @@ class FileBackend(Backend):
         """Write ``record``, made by ``out`` (see :meth:`_encode`), and ``touch``'s activity."""
         with self._conn.writing() as conn:
             try:
-                seen = None if touch is None else touch.now
-                counters.put(conn, self.quotas, *where, record, out.size, seen)
+                counters.put(conn, self.quotas, *where, record, out.size, touch)
             except BaseException:
                 out.discard()
                 raise

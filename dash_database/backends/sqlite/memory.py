@@ -45,7 +45,7 @@ class MemoryBackend(Backend):
     """
 
     location = MEMORY
-    marks_in_write = True
+    writes_take_touch = True
 
     def __init__(self, codec: Codec) -> None:
         super().__init__(codec)
@@ -106,6 +106,8 @@ class MemoryBackend(Backend):
         """Store ``value``."""
         record = self._encode(value, (user_id, key_name))  # before the lock, as on a file
         with self._lock:
+            if touch is not None and touch.cutoff is not None:
+                self._drop_if_idle(user_id, touch.cutoff)
             self._store(user_id, key_name, record)
             if touch is not None:  # only once stored: a refused write records no activity
                 self._seen[user_id] = max(self._seen.get(user_id, touch.now), touch.now)
@@ -214,12 +216,16 @@ class MemoryBackend(Backend):
     def delete_idle_user(self, user_id: Key, cutoff: float) -> bool:
         """Delete the user if it was last active before ``cutoff``."""
         with self._lock:
-            seen = self._seen.get(user_id)
-            if seen is None or seen >= cutoff:
-                return False
-            del self._seen[user_id]
-            self._drop(user_id)
-            return True
+            return self._drop_if_idle(user_id, cutoff)
+
+    def _drop_if_idle(self, user_id: Key, cutoff: float) -> bool:
+        """Remove the user if it was last active before ``cutoff``; under the lock."""
+        seen = self._seen.get(user_id)
+        if seen is None or seen >= cutoff:
+            return False
+        del self._seen[user_id]
+        self._drop(user_id)
+        return True
 
     def value_sizes(self, user_id: Key | None) -> list[ValueSize]:
         """``(user, key, serialized bytes with the tag)`` of one user's values, or everybody's."""

@@ -19,16 +19,22 @@ def drop(conn: Connection, user_id: Key, cutoff: float | None) -> int:
     Inside :meth:`Connection.writing`. Return how many values (with a cutoff:
     whether the user was deleted). The triggers take its counts off.
     """
-    member, range_ = encode_key(user_id), sql.user_range(user_id)
     with conn.transaction():
         if cutoff is None:
-            deleted = conn.change(sql.DELETE_RANGE, range_)
-            conn.change(sql.FORGET, (member,))
+            deleted = conn.change(sql.DELETE_RANGE, sql.user_range(user_id))
+            conn.change(sql.FORGET, (encode_key(user_id),))
             return deleted
         # The idle check is inside the transaction, so a write racing from
         # another process either comes first (and saves the user) or finds it gone.
-        conn.change(sql.DELETE_IDLE_RANGE, (*range_, member, cutoff))
-        return conn.change(sql.FORGET_IDLE, (member, cutoff))
+        return drop_if_idle(conn, user_id, cutoff)
+
+
+def drop_if_idle(conn: Connection, user_id: Key, cutoff: float) -> int:
+    """Delete the user's values and activity if it was last active before ``cutoff``;
+    inside a transaction. Return whether it was deleted."""
+    member = encode_key(user_id)
+    conn.change(sql.DELETE_IDLE_RANGE, (*sql.user_range(user_id), member, cutoff))
+    return conn.change(sql.FORGET_IDLE, (member, cutoff))
 
 
 def rename(conn: Connection, old_id: Key, new_id: Key) -> int:
