@@ -129,9 +129,12 @@ class AsyncDashDatabase:
         target = destination.sync if isinstance(destination, AsyncDashDatabase) else destination
         return await asyncio.to_thread(self.sync.copy_to, target, users, overwrite, progress)
 
-    async def sign_values(self, progress: Progress | None = None) -> SignReport:
+    async def sign_values(
+        self, progress: Progress | None = None, *, trust_unsigned: bool = False
+    ) -> SignReport:
         """Sign every value not signed by the current key; see :meth:`DashDatabase.sign_values`."""
-        return await asyncio.to_thread(self.sync.sign_values, progress)
+        sign = self.sync.sign_values
+        return await asyncio.to_thread(sign, progress, trust_unsigned=trust_unsigned)
 
     async def list_users(self) -> list[Key]:
         """Every user id that holds at least one value."""

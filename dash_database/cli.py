@@ -23,7 +23,9 @@ from .database import DashDatabase
 from .exceptions import DashDatabaseError, DeserializationError
 from .export import to_json, type_name
 from .keys import Key
-from .signing import HEADER_SIZE, MAGIC
+from .records import body_start
+from .serialization import kind_name
+from .signing import LEGACY_HEADER_SIZE, LEGACY_MAGIC
 
 __all__ = ["Progress", "main", "parse_duration"]
 
@@ -227,7 +229,7 @@ class Cli:
         head = self.db.inspect.head(user_id, key, PREVIEW_BYTES)
         if head is None:
             raise CommandError(f"user {user_id!r} has no key {key!r}", EXIT_NOT_FOUND)
-        serializer = "json" if head[:1] in (b"J", b"j") else "pickle"
+        serializer = kind_name(head)
         info: dict[str, Any] = {"key": key, "bytes": size, "serializer": serializer}
         unpickle = self.args.unsafe_unpickle
         try:
@@ -235,7 +237,10 @@ class Cli:
         except DeserializationError as exc:
             if serializer == "json" or unpickle or "is not plain data" not in str(exc):
                 raise
-            data = head[1 + HEADER_SIZE :] if head[1 : 1 + len(MAGIC)] == MAGIC else head[1:]
+            # A pickle's opcodes name its type: read it from the first bytes, unsigned.
+            data = head[body_start(head) :]
+            if data.startswith(LEGACY_MAGIC):
+                data = data[LEGACY_HEADER_SIZE:]
             return {**info, "type": _pickled_type(data), "note": _UNSAFE}, None
         return {**info, "type": type_name(value)}, value
 
@@ -323,11 +328,16 @@ class Cli:
                 f"{SECRET_KEY_VARIABLE} (one key per line, the first signs); it is never "
                 "read from the command line"
             )
-        report = self.db.sign_values(Progress("signing", self.db.stats().keys))
-        line = f"signed {report.signed:,} values"
+        progress = Progress("signing", self.db.stats().keys)
+        trust = self.args.trust_unsigned_values
+        report = self.db.sign_values(progress, trust_unsigned=trust)
+        lines = [f"signed {report.signed:,} values"]
         if report.refused:
-            line += f"; {report.refused:,} refused (altered or another key's: each is logged)"
-        self.emit(dataclasses.asdict(report), [line])
+            lines[0] += f"; {report.refused:,} refused, left as they are:"
+            lines += [f"  user {u!r} key {k!r}: {why}" for u, k, why in report.refusals]
+        result = dataclasses.asdict(report)
+        result["refusals"] = [{"user": u, "key": k, "why": why} for u, k, why in report.refusals]
+        self.emit(result, lines)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:

@@ -129,11 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("users", nargs="*", metavar="USER")
     export.add_argument("--all", action="store_true", help="every user")
     _unsafe(export)
-    _command(
+    sign = _command(
         commands,
         "sign",
-        "sign every value not signed by the first key in DASH_DATABASE_SECRET_KEY",
+        "sign again, with the first key in DASH_DATABASE_SECRET_KEY, every value another key "
+        "in it signed (nothing is unpickled; unsigned or altered values are refused and listed)",
         "sign",
+    )
+    sign.add_argument(
+        "--trust-unsigned-values",
+        action="store_true",
+        help="also sign every unsigned value as it is: only for a store that never had a "
+        "key, and whose every value you trust now (anyone who could write it chose them)",
     )
     copy = _command(
         commands,

@@ -11,13 +11,16 @@ only read: no value and no activity of it changes.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from . import records
 from .activity import Progress
 from .backends.base import Backend
 from .keys import Key
-from .serialization import ChunkReader, RawValue, codec_for_tag
+from .serialization import ChunkReader, RawValue, kind_name
+from .signing import LEGACY_HEADER_SIZE
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class CopyReport:
 
 
 def _digest(raw: RawValue) -> tuple[bytes, bytes]:
-    """A raw value's tag and the SHA-256 of its bytes, read piece by piece."""
+    """A raw value's head and the SHA-256 of its body, read piece by piece."""
     tag, pieces = raw
     digest = hashlib.sha256()
     for piece in pieces:
@@ -50,14 +53,20 @@ def _digest(raw: RawValue) -> tuple[bytes, bytes]:
 def _verified(source: Backend, user_id: Key, key_name: Key, raw: RawValue) -> RawValue:
     """The raw value, each frame checked as it streams when the source signs its values.
 
-    Signed bytes are copied as they are: they name the same user and key, so the
-    destination reads them with the same ``secret_key``.
+    Signed records are copied as they are: they are bound to the same user and key,
+    so the destination reads them with the same ``secret_key``.
     """
-    signer, (tag, pieces) = source.codec.signer, raw
+    signer, (head, pieces) = source.codec.signer, raw
     if signer is None:
         return raw
-    where, name = (user_id, key_name), codec_for_tag(tag).name
-    return tag, (bytes(piece) for piece in signer.frames(ChunkReader(pieces), where, name, True))
+    where, stream = (user_id, key_name), ChunkReader(pieces)
+    if records.has_header(head):
+        context, start = signer.open_head(head, where), b""
+    else:  # signed by 2.3: its header starts the body
+        start = stream.read(LEGACY_HEADER_SIZE)
+        context = signer.legacy_context(start, where, kind_name(head))
+    frames = (bytes(piece) for piece in signer.frames(stream, context, raw=True))
+    return head, itertools.chain([start] if start else [], frames)
 
 
 def copy_records(

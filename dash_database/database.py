@@ -21,7 +21,7 @@ from .exceptions import DatabaseClosedError, KeyNotFoundError, ReentrantCallErro
 from .inspection import Inspector
 from .keys import Key, check_key, sort_keys
 from .quotas import Quotas
-from .resigning import SignReport, sign_values
+from .resigning import SignReport, sign_values, upgrade_legacy
 from .serialization import Codec
 from .sessions import Stats, UserStats, to_seconds
 from .signing import SecretKey, Signer
@@ -39,6 +39,16 @@ _UPDATING: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar(
 )
 
 Duration = float | datetime.timedelta
+
+
+def _engine(
+    location: Location, codec: Codec, quotas: Quotas, connect: bool, options: dict[str, Any]
+) -> Backend:
+    """The engine of ``location``, writing with ``codec`` and checking ``quotas``."""
+    backend = open_backend(location, codec, connect=connect, **options)
+    # The engine checks them inside each write's transaction (see .quotas).
+    backend.quotas = quotas if any(quotas.limits()) else None
+    return backend
 
 
 class DashDatabase:
@@ -89,17 +99,10 @@ class DashDatabase:
         self._closed = False
         expiry = None if expire_after is None else to_seconds("expire_after", expire_after)
         self._activity = Activity(expiry)
+        codec = Codec(serializer, signer=None if secret_key is None else Signer(secret_key))
+        options = {"timeout": timeout, "durability": durability, "prefix": prefix}
         quotas = Quotas(max_keys_per_user, max_bytes_per_user, max_total_bytes)
-        self._backend = open_backend(
-            db_location,
-            Codec(serializer, signer=None if secret_key is None else Signer(secret_key)),
-            timeout=timeout,
-            durability=durability,
-            prefix=prefix,
-            connect=self._connect,
-        )
-        # The engine checks them inside each write's transaction (see .quotas).
-        self._backend.quotas = quotas if any(quotas.limits()) else None
+        self._backend = _engine(db_location, codec, quotas, self._connect, options)
         #: Read-only views for operators; see :class:`~dash_database.inspection.Inspector`.
         self.inspect = Inspector(self._open, self._activity)
 
@@ -196,6 +199,7 @@ class DashDatabase:
         if old_id == check_key("new_id", new_id) and type(old_id) is type(new_id):
             raise ValueError(f"old_id and new_id are both {old_id!r}; pass a new id")
         self._activity.forget(old_id, new_id)
+        upgrade_legacy(backend, old_id)
         return backend.rename_user(old_id, new_id)
 
     def update_user_value(
@@ -226,9 +230,15 @@ class DashDatabase:
         """Copy users' values, as stored, and activity to another store (:mod:`.copying`)."""
         return copy_records(self._open(), destination._open(), users, overwrite, progress)
 
-    def sign_values(self, progress: Progress | None = None) -> SignReport:
-        """Sign, in place, every value its ``secret_key`` did not sign (:mod:`.resigning`)."""
-        return sign_values(self._open(), progress)
+    def sign_values(
+        self, progress: Progress | None = None, *, trust_unsigned: bool = False
+    ) -> SignReport:
+        """Sign again with the first ``secret_key`` every value another key in it signed,
+        on the stored bytes; refuse and list the rest (:func:`.resigning.sign_values`).
+
+        :param trust_unsigned: sign unsigned values too, trusting each one as it is.
+        """
+        return sign_values(self._open(), progress, trust_unsigned)
 
     def list_users(self) -> list[Key]:
         """Return every user id that holds at least one value, in the order of keys."""

@@ -58,6 +58,12 @@ class ConnectionFailedError(StorageError, ConnectionError):
     """The server cannot be reached or refused the credentials; the message names it."""
 
 
+class OutcomeUnknownError(ConnectionFailedError):
+    """The connection failed after the request reached the server: the call may have been
+    applied. Read the value back before retrying it (an increment retried blindly could
+    count twice)."""
+
+
 class UserExistsError(DashDatabaseError, ValueError):
     """``rename_user`` would move values onto a user that has some; nothing changed."""
 

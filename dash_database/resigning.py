@@ -1,24 +1,33 @@
-"""Signing a store in place: every value not signed by the current key gets signed by it.
+"""Signing a store in place, on its stored bytes: nothing is ever unpickled or decoded.
 
-For a store written before it had a ``secret_key``, and after a key rotation
-(values signed by an older key in the list are checked, then signed again).
-Unsigned values are taken as they are, so sign only a store whose values you
-trust now. Each value is rewritten with the engine's atomic update, so a
-write racing from the app is never lost: it comes first and is signed, or
-after, and is signed by its writer.
+After a key rotation (``secret_key=[new, old]``), each value signed by a key in the
+list is checked, frame by frame, and signed again by the first key. A value that is
+unsigned, altered, moved from another user or key, or signed by a key not in the
+list is refused, counted and listed, never signed: someone who could write the
+store without the key may have planted it. A store that has never had a key holds
+only unsigned values; signing those is a separate choice, ``trust_unsigned=True``,
+which trusts every value in the store as it is.
+
+Each value is rewritten with the engine's atomic update, so a write racing from
+the app is never lost: it comes first and is signed, or after, and is signed by
+its writer. The checked bytes of one value are held in memory while it is signed
+again.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
+from . import records
 from .activity import Progress
 from .backends.base import MISSING, Backend
 from .exceptions import DeserializationError
-from .serialization import Codec
-from .signing import HEADER_SIZE
+from .keys import Key
+from .serialization import ChunkReader, Codec, Readable, Seekable, Writable, kind_name
+from .signing import LEGACY_HEADER_SIZE, LEGACY_MAGIC, Signer, Where
 
 logger = logging.getLogger("dash_database")
 
@@ -28,12 +37,20 @@ class SignReport:
     """What :func:`sign_values` did.
 
     :param signed: values signed (or signed again) with the current key.
-    :param refused: values left alone: altered, signed with a key not in the
-        list, or written with the other serializer (each is logged).
+    :param refused: values left alone (each is also logged).
+    :param refusals: ``(user_id, key_name, why)`` of each value left alone.
     """
 
     signed: int
     refused: int
+    refusals: tuple[tuple[Key, Key, str], ...] = field(default=(), repr=False)
+
+
+class Checked(NamedTuple):
+    """A value's serialized bytes, checked against its signature, never decoded."""
+
+    kind: bytes
+    data: bytes
 
 
 class _Gone(Exception):
@@ -46,30 +63,97 @@ def _same(value: Any) -> Any:
     return value
 
 
-def sign_values(backend: Backend, progress: Progress | None = None) -> SignReport:
+class Resealer(Codec):
+    """A codec whose "values" are :class:`Checked` bytes: it loads a record by checking
+    its signature (a 2.3 one too), and dumps it signed by the current key.
+
+    :param codec: the store's codec, with its signer.
+    :param trust_unsigned: take unsigned records as they are, and sign them.
+    """
+
+    def __init__(self, codec: Codec, trust_unsigned: bool) -> None:
+        assert codec.signer is not None
+        super().__init__(codec.name, signer=codec.signer)
+        self._signer: Signer = codec.signer
+        self._trust_unsigned = trust_unsigned
+
+    def load_record(self, record: bytes, where: Where) -> Checked:
+        """The checked bytes of a record that holds its body."""
+        start = records.body_start(record)
+        return self.load(bytes(record[:start]), [record[start:]], where)
+
+    def load_file(self, head: bytes, file: Seekable, where: Where) -> Checked:
+        """The checked bytes of a record whose body is ``file``."""
+        return self._check(head, file, where)
+
+    def load(self, head: bytes, chunks: Iterable[bytes], where: Where) -> Checked:
+        """The checked bytes of a record whose body is ``chunks``."""
+        return self._check(head, ChunkReader(chunks), where)
+
+    def _check(self, head: bytes, stream: Readable, where: Where) -> Checked:
+        kind_name(head)  # a kind this library writes, or refused as damaged
+        kind = records.kind(head)
+        if records.has_header(head):
+            context = self._signer.open_head(head, where)
+        else:
+            start = stream.read(LEGACY_HEADER_SIZE)
+            if not start.startswith(LEGACY_MAGIC) and self._trust_unsigned:
+                return Checked(kind, start + stream.read())
+            context = self._signer.legacy_context(start, where, kind_name(head))
+        return Checked(kind, b"".join(self._signer.frames(stream, context)))
+
+    def dump(self, value: Any, out: Writable, where: Where) -> bytes:
+        """Write the checked bytes signed by the current key; return the record's head."""
+        signing = self._signer.start(out, value.kind)
+        signing.write(value.data)
+        return signing.finish(where)
+
+
+def sign_values(
+    backend: Backend, progress: Progress | None = None, trust_unsigned: bool = False
+) -> SignReport:
     """Sign every value of ``backend`` that its current key did not sign (see the module).
 
     :param progress: called with the running count of values looked at.
+    :param trust_unsigned: sign unsigned values too, trusting each one as it is.
     :raises ValueError: the store was opened without a ``secret_key``.
     """
     signer = backend.codec.signer
     if signer is None:
         raise ValueError("open the store with a secret_key to sign its values")
-    lenient = Codec(backend.codec.name, signer=signer.accepting_unsigned())
-    signed = refused = looked = 0
+    resealer = Resealer(backend.codec, trust_unsigned)
+    signed, refusals, looked = 0, [], 0
     for user_id in backend.users():
         for key_name in backend.keys(user_id):
             looked += 1
-            head = backend.head(user_id, key_name, 1 + HEADER_SIZE)
-            if head is not None and not signer.signed_by_current_key(head[1:]):
-                try:
-                    backend.update(user_id, key_name, _same, MISSING, lenient)
+            try:
+                head = backend.head(user_id, key_name, LEGACY_HEADER_SIZE)
+                if head is not None and not signer.signed_by_current_key(head):
+                    backend.update(user_id, key_name, _same, MISSING, resealer)
                     signed += 1
-                except _Gone:
-                    pass
-                except DeserializationError as exc:
-                    refused += 1
-                    logger.warning("%s: not signed: %s", backend.location, exc)
+            except _Gone:
+                pass
+            except DeserializationError as exc:
+                refusals.append((user_id, key_name, str(exc)))
+                logger.warning("%s: not signed: %s", backend.location, exc)
             if progress is not None:
                 progress(looked)
-    return SignReport(signed, refused)
+    return SignReport(signed, len(refusals), tuple(refusals))
+
+
+def upgrade_legacy(backend: Backend, user_id: Key) -> None:
+    """Sign again, in this version's form, the user's values that 2.3 signed (their
+    signatures name the user, so a rename would break them); others are left alone."""
+    if backend.codec.signer is None:
+        return
+    resealer = Resealer(backend.codec, trust_unsigned=False)
+    for key_name in backend.keys(user_id):
+        try:
+            head = backend.head(user_id, key_name, len(LEGACY_MAGIC))
+            if head is None or records.has_header(head) or not head[1:].startswith(LEGACY_MAGIC):
+                continue
+            backend.update(user_id, key_name, _same, MISSING, resealer)
+        except _Gone:
+            pass
+        except DeserializationError as exc:
+            logger.warning("%s: left as it is: %s", backend.location, exc)

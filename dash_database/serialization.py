@@ -1,15 +1,8 @@
 """How values become bytes and back, the same way for every backend.
 
-A stored *record* starts with one tag byte that names its serializer and
-whether the value continues in chunks:
-
-* ``P`` / ``J``: a pickle / JSON value, complete in the record;
-* ``p`` / ``j``: a pickle / JSON value whose bytes continue elsewhere, where
-  the rest of the record says: in numbered chunks (Redis: ``{version}:{count}``)
-  or in the side file it names (a SQLite file keeps large values beside it).
-
-That rule lives here only: :data:`CHUNKED_TAGS`, and the SQL and Lua forms
-generated from it (:func:`sql_is_chunked`, :func:`lua_is_chunked`).
+A :class:`Codec` writes a value as the body of a record and returns the
+record's head (its tag, and a header if it is signed: see :mod:`.records`);
+it reads a value back from a head and a body.
 
 Values are written as a stream, into chunks of :data:`CHUNK_SIZE` or a side
 file, so that a 1 GB DataFrame never exists as one 1 GB ``bytes`` object on
@@ -25,18 +18,15 @@ import pickle
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
+from . import records
 from .exceptions import DashDatabaseError, DeserializationError, SerializationError
-from .signing import MAGIC, Signer, Where, refuse_signed
+from .signing import LEGACY_HEADER_SIZE, LEGACY_MAGIC, Signer, Where, refuse_signed
 
 #: Bytes per chunk. Below it a value is stored in one record.
 CHUNK_SIZE = 8 * 1024 * 1024
 
-#: The tags of records whose value continues elsewhere (see the module docstring).
-CHUNKED_TAGS = (b"p", b"j")
-
 SERIALIZERS = ("pickle", "json")
-_TAGS = {"pickle": b"P", "json": b"J"}
-_NAMES = {b"P": "pickle", b"J": "json"}
+_NAMES = {kind: name for name, kind in records.KINDS.items()}
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
 
@@ -180,7 +170,7 @@ class PlainUnpickler(pickle.Unpickler):
 
 
 class Codec:
-    """One serializer: turns values into a record stream and back.
+    """One serializer: turns values into a record's head and body, and back.
 
     Every call names whose value it is (``where``: user id and key name): a
     codec with a :class:`~dash_database.signing.Signer` signs the bytes for
@@ -199,20 +189,21 @@ class Codec:
         self.name = name
         self._unpickler = PlainUnpickler if plain_only else pickle.Unpickler
         self.signer = signer
-        self.tag = _TAGS[name]
-        self.chunked_tag = self.tag.lower()
+        #: The serializer's kind in a record (see :mod:`.records`).
+        self.kind = records.KINDS[name]
 
     def plain(self) -> Codec:
         """This codec, loading plain data only (see ``plain_only``)."""
         return Codec(self.name, plain_only=True, signer=self.signer)
 
-    def dump(self, value: Any, out: Writable, where: Where) -> None:
-        """Write the serialized (and, with a signer, signed) ``value`` to ``out``.
+    def dump(self, value: Any, out: Writable, where: Where) -> bytes:
+        """Write the body of ``value``'s record (serialized and, with a signer, signed) to
+        ``out``; return the record's head, in its inline form.
 
         :raises SerializationError: the value cannot be serialized; errors raised
             by ``out`` itself (a storage error) pass through unchanged.
         """
-        signing = None if self.signer is None else self.signer.writer(out, where, self.name)
+        signing = None if self.signer is None else self.signer.start(out, self.kind)
         try:
             if self.name == "json":
                 _check_json(value, "value")
@@ -227,46 +218,79 @@ class Codec:
             raise SerializationError(
                 f"value cannot be stored with serializer={self.name!r}: {exc}"
             ) from exc
-        if signing is not None:
-            signing.finish()
+        return self.kind if signing is None else signing.finish(where)
 
-    def check_tag(self, tag: bytes) -> None:
+    def rebind(self, start: bytes, old: Where, new: Where) -> tuple[int, bytes] | None:
+        """For a record that starts with ``start`` (its head at least), moved from ``old`` to
+        ``new`` with its body unchanged: the length of its head, and the head to put in its
+        place. ``None`` where the record binds no user (unsigned), its head is damaged, or
+        its binding to ``old`` does not hold (it stays refused)."""
+        if self.signer is None or not records.has_header(start):
+            return None
+        try:
+            length = records.body_start(start)
+        except DeserializationError:
+            return None
+        head = self.signer.rebind(start[:length], old, new)
+        return None if head is None else (length, head)
+
+    def check_kind(self, head: bytes) -> None:
         """Raise a clear error if a record was written by another serializer.
 
-        :raises DeserializationError: the tag is not this codec's.
+        :raises DeserializationError: the record's kind is not this codec's.
         """
-        if tag.upper() != self.tag:
-            other = _NAMES.get(tag.upper())
+        kind = records.kind(head)
+        if kind != self.kind:
+            other = _NAMES.get(kind)
             if other is None:
-                raise DeserializationError(f"stored record has unknown tag {tag!r}; it is damaged")
+                raise DeserializationError(
+                    f"stored record has unknown kind {kind!r}; it is damaged"
+                )
             raise DeserializationError(
                 f"the value was stored with serializer={other!r}, but this DashDatabase "
                 f"uses serializer={self.name!r}; open it with serializer={other!r} to read it"
             )
 
-    def load(self, chunks: Iterable[bytes], where: Where) -> Any:
-        """Rebuild a value from its stored bytes, given as chunks.
+    def _signed(self, head: bytes, stream: Readable, where: Where) -> Readable:
+        """The serialized bytes of a signed record, whose head is ``head`` and whose body is
+        ``stream``, each frame checked before it is read.
 
-        :raises DeserializationError: the bytes cannot be read back, or (with a
-            signer) are unsigned, signed with another key, or altered.
+        :raises DeserializationError: another serializer's, unsigned, signed with another
+            key, or altered.
+        """
+        assert self.signer is not None
+        self.check_kind(head)
+        if records.has_header(head):
+            context = self.signer.open_head(head, where)
+        else:  # signed by 2.3, or not at all
+            header = stream.read(LEGACY_HEADER_SIZE)
+            context = self.signer.legacy_context(header, where, self.name)
+        return ChunkReader(self.signer.frames(stream, context))
+
+    def load(self, head: bytes, chunks: Iterable[bytes], where: Where) -> Any:
+        """Rebuild a value from its record's head and its body, given as chunks.
+
+        :raises DeserializationError: the bytes cannot be read back, or are another
+            serializer's; with a signer, unsigned, signed with another key, or altered;
+            without one, signed.
         """
         if self.signer is not None:
-            return self._decode(
-                ChunkReader(self.signer.frames(ChunkReader(chunks), where, self.name))
-            )
+            return self._decode(self._signed(head, ChunkReader(chunks), where))
+        self.check_kind(head)
         chunks = iter(chunks)
         first = next(chunks, b"")
-        refuse_signed(bytes(first[: len(MAGIC)]), where)
+        refuse_signed(head, bytes(first[: len(LEGACY_MAGIC)]), where)
         return self._decode(ChunkReader(itertools.chain([first], chunks)))
 
-    def load_file(self, file: Seekable, where: Where) -> Any:
-        """Rebuild a value from its stored bytes, read from ``file``.
+    def load_file(self, head: bytes, file: Seekable, where: Where) -> Any:
+        """Rebuild a value from its record's head and its body, read from ``file``.
 
         :raises DeserializationError: as :meth:`load`.
         """
         if self.signer is not None:
-            return self._decode(ChunkReader(self.signer.frames(file, where, self.name)))
-        refuse_signed(file.read(len(MAGIC)), where)
+            return self._decode(self._signed(head, file, where))
+        self.check_kind(head)
+        refuse_signed(head, file.read(len(LEGACY_MAGIC)), where)
         file.seek(0)  # and the unpickler reads the file itself: no copy in between
         return self._decode(file)
 
@@ -281,19 +305,25 @@ class Codec:
             raise DeserializationError(f"stored value cannot be read back: {exc}") from exc
 
     def load_record(self, record: bytes, where: Where) -> Any:
-        """Rebuild a value stored complete in one record (tag byte included)."""
-        if record[:1] != self.tag:
-            self.check_tag(bytes(record[:1]))
-        data: bytes | memoryview | None
-        if self.signer is not None:
-            data = self.signer.record_data(record, where, self.name)
-            if data is None:  # several frames: the general path
-                return self.load([record[1:]], where)
-        else:
-            # A small record's bytes are copied (faster than a view); a large one's never.
+        """Rebuild a value stored complete in one record (head included)."""
+        data: Any
+        if record[:1] == self.kind and self.signer is None:
+            # The path of every small unsigned read. A small record's bytes are
+            # copied (faster than a view); a large one's never.
             data = record[1:] if len(record) < 4096 else memoryview(record)[1:]
-            if data[:1] == MAGIC[:1]:  # no serializer's output starts with a NUL
-                refuse_signed(bytes(data[: len(MAGIC)]), where)
+            if data[:1] == LEGACY_MAGIC[:1]:  # no serializer's output starts with a NUL
+                refuse_signed(record[:1], bytes(data[: len(LEGACY_MAGIC)]), where)
+        else:
+            start = records.body_start(record)
+            head, body = bytes(record[:start]), memoryview(record)[start:]
+            data = None
+            if self.signer is not None and records.has_header(head):
+                self.check_kind(head)
+                data = self.signer.one_frame(head, body, where)
+                if data is not None and len(data) < 4096:
+                    data = bytes(data)
+            if data is None:  # several frames, signed by 2.3, or refused: the general path
+                return self.load(head, [bytes(body)], where)
         try:
             if self.name == "json":
                 return json.loads(bytes(data))
@@ -304,46 +334,31 @@ class Codec:
             raise DeserializationError(f"stored value cannot be read back: {exc}") from exc
 
 
-#: Writes a value's serialized bytes to a file-like object.
-Fill = Callable[[Writable], None]
+#: Writes a record's body to a file-like object; returns its head (inline form).
+Fill = Callable[[Writable], bytes]
 
-#: A value as stored, never decoded: its serializer's tag (``P`` or ``J``) and
-#: its serialized bytes, as a stream of pieces.
+#: A value as stored, never decoded: its record's head (inline form: tag and
+#: header) and its body, as a stream of pieces.
 RawValue = tuple[bytes, Iterator[bytes]]
 
 
-def codec_for_tag(tag: bytes) -> Codec:
-    """The codec whose records start with ``tag`` (complete or chunked).
+def kind_name(head: bytes) -> str:
+    """The serializer that wrote the record whose head is ``head``.
 
-    :raises DeserializationError: not a tag of this library.
+    :raises DeserializationError: not a kind of this library.
     """
-    name = _NAMES.get(bytes(tag).upper())
+    name = _NAMES.get(records.kind(head))
     if name is None:
-        raise DeserializationError(f"stored record has unknown tag {bytes(tag)!r}; it is damaged")
-    return Codec(name)
+        raise DeserializationError(f"stored record has unknown tag {bytes(head[:1])!r}; damaged")
+    return name
 
 
-def copy_pieces(pieces: Iterable[bytes]) -> Fill:
-    """The :data:`Fill` that writes bytes serialized elsewhere, piece by piece."""
+def copy_pieces(head: bytes, pieces: Iterable[bytes]) -> Fill:
+    """The :data:`Fill` of a record stored elsewhere: its head, and its body piece by piece."""
 
-    def fill(out: Writable) -> None:
+    def fill(out: Writable) -> bytes:
         for piece in pieces:
             out.write(piece)
+        return records.inline(head)
 
     return fill
-
-
-def is_chunked(record: bytes) -> bool:
-    """Whether the value of ``record`` continues elsewhere (in chunks or a side file)."""
-    return bytes(record[:1]) in CHUNKED_TAGS
-
-
-def sql_is_chunked(column: str) -> str:
-    """The SQL condition "the record in ``column`` continues elsewhere"."""
-    tags = ", ".join(f"x'{tag.hex()}'" for tag in CHUNKED_TAGS)
-    return f"length({column}) > 1 AND substr({column}, 1, 1) IN ({tags})"
-
-
-def lua_is_chunked(variable: str) -> str:
-    """The Lua condition "the record in ``variable`` continues elsewhere"."""
-    return " or ".join(f"string.byte({variable}, 1) == {tag[0]}" for tag in CHUNKED_TAGS)

@@ -1,20 +1,25 @@
-"""Signed values: with a ``secret_key``, a forged or altered record is refused unread.
+"""Signed values: with a ``secret_key``, a forged, altered or moved record is refused unread.
 
-A signed value's serialized bytes are framed before they are stored (inline,
-in a side file or in Redis chunks alike)::
+A signed record has a header (see :mod:`.records`) with the :data:`~.records.SIGNED`
+flag, whose fields are the signing key's fingerprint, a random *record id*, and a
+*binding*; its body is the serialized bytes cut in frames::
 
-    MAGIC | key fingerprint (4) | nonce (16) | frame 0 | frame 1 | ...
     frame = up to FRAME bytes of data | MAC (32)
 
-Each frame's MAC (keyed BLAKE2b-256) covers the fingerprint, the nonce, the
-user id, then the key name (the user's length first, so the two cannot be
-shifted), the serializer, the frame's number and whether it is the last, then
-its data. So a value cannot be moved to another user or key, frames cannot be
-reordered, cut short or mixed from two values (a side file swapped while it
-is read), and each frame is checked before the unpickler sees a byte of it.
-The fingerprint (a MAC of a constant, never the key) tells "signed with a key
-not in the list" apart from "altered". No serialized value starts with a NUL
-byte, so :data:`MAGIC` also tells signed bytes from unsigned ones.
+Each frame's MAC (keyed BLAKE2b-256) covers the record id, the frame's number and
+whether it is the last, then its data: frames cannot be reordered, cut short or
+mixed from two values (a side file swapped while it is read), and each is checked
+before the unpickler sees a byte of it. The binding is a MAC of the header (record
+id, serializer, flags) and of the user id and key name: the value cannot be moved
+to another user or key. A rename rewrites the binding alone (:meth:`Signer.rebind`),
+after checking the old one, so it never reads or rewrites a value's data, and a
+forged record is not laundered by it.
+
+The fingerprint (a MAC of a constant, never the key) tells "signed with a key not
+in the list" apart from "altered". Values signed by 2.3 carry no header: their
+serialized bytes start with :data:`LEGACY_MAGIC` and bind every frame to the user
+and key; they still read (:meth:`Signer.legacy_context`), and a rename or
+``sign_values`` signs them again in the new form.
 """
 
 from __future__ import annotations
@@ -26,22 +31,26 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
+from . import records
 from .exceptions import DeserializationError
 from .keys import Key
 
 logger = logging.getLogger("dash_database")
 
-MAGIC = b"\x00DS\x01"
+#: How the serialized bytes of a value signed by 2.3 start (no serializer's output
+#: starts with a NUL byte).
+LEGACY_MAGIC = b"\x00DS\x01"
 #: Data bytes per frame; a large value is checked one frame at a time.
 FRAME = 1 << 20
 MAC_SIZE = 32
 FINGERPRINT_SIZE = 4
-NONCE_SIZE = 16
-HEADER_SIZE = len(MAGIC) + FINGERPRINT_SIZE + NONCE_SIZE
+RECORD_ID_SIZE = 16
+#: The header of a value signed by 2.3, at the start of its serialized bytes.
+LEGACY_HEADER_SIZE = len(LEGACY_MAGIC) + FINGERPRINT_SIZE + RECORD_ID_SIZE
+#: What starts the MAC input of a frame, and of a binding: never the same.
+_FRAME_DOMAIN, _BINDING_DOMAIN = b"\x01", b"\x02"
 # The frame number and last-frame flag of a value that is one frame.
 _ONLY_FRAME = bytes(8) + b"\x01"
-# What ends the MAC input of a one-frame value, per serializer.
-_TAILS = {name: name.encode() + _ONLY_FRAME for name in ("pickle", "json")}
 #: Keys shorter than this many bytes work, with a warning.
 RECOMMENDED_KEY_BYTES = 32
 
@@ -49,7 +58,7 @@ RECOMMENDED_KEY_BYTES = 32
 SecretKey = str | bytes | Sequence[str | bytes]
 #: Whose value a record is: ``(user_id, key_name)``.
 Where = tuple[Key, Key]
-#: A value's keyed MAC state, and the start of each of its frames' MAC input.
+#: A value's keyed MAC state, and what each of its frames' MAC input starts with.
 Context = tuple[Any, bytes]
 
 
@@ -101,6 +110,19 @@ def _key_bytes(key: object, position: int) -> bytes:
     return key
 
 
+def _mac(key: Any, *parts: Any) -> bytes:
+    mac = key.copy()  # copying a keyed state is cheaper than keying again
+    for part in parts:
+        mac.update(part)
+    return bytes(mac.digest())
+
+
+def _frame_mac(context: Context, index: int, last: bool, data: Any) -> bytes:
+    return _mac(
+        context[0], context[1] + index.to_bytes(8, "big") + (b"\x01" if last else b"\x00"), data
+    )
+
+
 class Signer:
     """Signs with the first of ``secret_key``'s keys, and verifies with every one.
 
@@ -109,67 +131,79 @@ class Signer:
     :raises ValueError: an empty key or list.
     """
 
-    def __init__(self, secret_key: SecretKey, accept_unsigned: bool = False) -> None:
-        #: Read unsigned values as they are (only to sign a trusted store in place).
-        self.accept_unsigned = accept_unsigned
-        self._secret_key = secret_key
+    def __init__(self, secret_key: SecretKey) -> None:
         keys = [secret_key] if isinstance(secret_key, (str, bytes)) else list(secret_key)
         if not keys:
             raise ValueError("secret_key is an empty list; pass at least one key")
         raw = [_key_bytes(key, position) for position, key in enumerate(keys, 1)]
-        # One keyed BLAKE2b state per key, copied for each MAC (cheaper than keying
-        # again). BLAKE2b takes keys of up to 64 bytes: a longer one is hashed to 64.
+        # Keyed BLAKE2b: a MAC by design, and faster than HMAC. It takes keys of up
+        # to 64 bytes: a longer one is hashed to 64.
         self._keys = {
             fingerprint(key): hashlib.blake2b(
                 key=key if len(key) <= 64 else hashlib.blake2b(key).digest(), digest_size=MAC_SIZE
             )
             for key in reversed(raw)
         }
+        #: The fingerprint of the key that signs.
         self.fingerprint = fingerprint(raw[0])
 
-    def accepting_unsigned(self) -> Signer:
-        """This signer, reading unsigned values too (to sign a store you trust, in place)."""
-        return Signer(self._secret_key, accept_unsigned=True)
+    def start(self, out: Writable, kind: bytes) -> SigningWriter:
+        """A writer that frames and signs, under a new record id, what is written to it into
+        ``out``; its :meth:`SigningWriter.finish` returns the record's head."""
+        record_id = os.urandom(RECORD_ID_SIZE)
+        context = (self._keys[self.fingerprint], _FRAME_DOMAIN + record_id)
+        return SigningWriter(out, context, self, kind, record_id)
 
-    def _context(self, print_: bytes, nonce: bytes, where: Where, serializer: str) -> Context:
-        """The key, and what every frame's MAC of one value starts with."""
-        return self._keys[print_], print_ + nonce + _names(where) + serializer.encode()
+    def head(self, kind: bytes, record_id: bytes, where: Where, print_: bytes = b"") -> bytes:
+        """The head (tag and header) of a record signed under ``record_id``, bound to ``where``."""
+        print_ = print_ or self.fingerprint
+        fields = print_ + record_id
+        header = records.make_header(records.SIGNED, kind, fields + bytes(MAC_SIZE))
+        unbound = header[:-MAC_SIZE]
+        return b"H" + unbound + _mac(self._keys[print_], _BINDING_DOMAIN + unbound, _names(where))
 
-    @staticmethod
-    def _frame_mac(context: Context, index: int, last: bool, data: Any) -> bytes:
-        # Keyed BLAKE2b: a MAC by design, and 0.7 us per small value against
-        # 1.7 us for HMAC-SHA256 here (small reads must stay under 1.3x unsigned).
-        mac = context[0].copy()
-        mac.update(context[1] + index.to_bytes(8, "big") + (b"\x01" if last else b"\x00"))
-        mac.update(data)
-        return bytes(mac.digest())
+    def open_head(self, head: bytes, where: Where) -> Context:
+        """The frames' context of a signed record whose head is ``head``, once its binding
+        to ``where`` is checked.
 
-    def writer(self, out: Writable, where: Where, serializer: str) -> SigningWriter:
-        """A writer that frames and signs what is written to it into ``out``."""
-        nonce = os.urandom(NONCE_SIZE)
-        out.write(MAGIC + self.fingerprint + nonce)
-        return SigningWriter(out, self._context(self.fingerprint, nonce, where, serializer))
+        :raises DeserializationError: unsigned, signed with an unknown key, altered or moved.
+        """
+        records.body_start(head)  # a header this version reads, or refused as such
+        if not records.flags(head) & records.SIGNED:
+            raise _refused("unsigned", where)
+        start = 1 + records.FIXED
+        print_ = head[start : start + FINGERPRINT_SIZE]
+        key = self._keys.get(print_)
+        if key is None:
+            raise _refused("unknown key", where, print_)
+        unbound, binding = head[1:-MAC_SIZE], head[-MAC_SIZE:]
+        if not hmac.compare_digest(binding, _mac(key, _BINDING_DOMAIN + unbound, _names(where))):
+            raise _refused("altered", where)
+        record_id = head[start + FINGERPRINT_SIZE : start + FINGERPRINT_SIZE + RECORD_ID_SIZE]
+        return key, _FRAME_DOMAIN + record_id
 
-    def signed_by_current_key(self, head: bytes) -> bool:
-        """Whether serialized bytes starting with ``head`` carry the signing key's fingerprint."""
-        return head[: len(MAGIC) + FINGERPRINT_SIZE] == MAGIC + self.fingerprint
+    def rebind(self, head: bytes, old: Where, new: Where) -> bytes | None:
+        """The head of a signed record moved from ``old`` to ``new`` (its data unchanged);
+        ``None`` if ``head`` is not a valid signed head for ``old``, so that a forged
+        record is never laundered by a rename: it stays refused."""
+        if not records.has_header(head) or not records.flags(head) & records.SIGNED:
+            return None
+        try:
+            context = self.open_head(head, old)
+        except DeserializationError:
+            return None
+        print_ = head[1 + records.FIXED : 1 + records.FIXED + FINGERPRINT_SIZE]
+        new_head = self.head(records.kind(head), context[1][1:], new, print_)
+        return head[:1] + new_head[1:]
 
     def frames(
-        self, stream: Readable, where: Where, serializer: str, raw: bool = False
+        self, stream: Readable, context: Context, raw: bool = False
     ) -> Iterator[bytes | memoryview]:
         """The data of each frame of ``stream``, each checked before it is yielded (with
-        ``raw``, the stored bytes themselves: header, then each frame with its MAC).
+        ``raw``, the stored frames themselves, MACs included).
 
-        :raises DeserializationError: unsigned, signed with an unknown key, or altered.
+        :raises DeserializationError: a frame was altered, reordered or cut.
         """
-        header = stream.read(HEADER_SIZE)
-        context = self._check_header(header, where, serializer)
-        if context is None:  # unsigned, and accepted
-            yield header
-            yield from iter(lambda: stream.read(FRAME), b"")
-            return
-        if raw:
-            yield header
         index, pending = 0, stream.read(FRAME + MAC_SIZE)
         while True:
             # A frame is the last one when nothing follows it: look one byte ahead.
@@ -178,59 +212,61 @@ class Signer:
             # Slices of a memoryview: a frame's data is not copied before the unpickler's read.
             data, mac = memoryview(pending)[:-MAC_SIZE], pending[-MAC_SIZE:]
             if len(pending) < MAC_SIZE or not hmac.compare_digest(
-                mac, self._frame_mac(context, index, last, data)
+                mac, _frame_mac(context, index, last, data)
             ):
-                raise _refused("altered", where)
+                raise DeserializationError(
+                    "a signed value's frame does not match its signature: it was altered, "
+                    "or mixed from two values. It was not loaded"
+                )
             yield pending if raw else data
             if last:
                 return
             index, pending = index + 1, ahead + stream.read(FRAME + MAC_SIZE - 1)
 
-    def record_data(
-        self, record: bytes, where: Where, serializer: str
-    ) -> bytes | memoryview | None:
-        """The checked data of a one-frame record (its tag first), without copying; ``None``
-        if it has more frames (read those with :meth:`frames`).
+    def one_frame(self, head: bytes, body: bytes | memoryview, where: Where) -> Any:
+        """The checked data of a record that is one frame (most are), without copying;
+        ``None`` if it has more frames (read those with :meth:`frames`).
 
-        :raises DeserializationError: unsigned, signed with an unknown key, or altered.
+        :raises DeserializationError: as :meth:`open_head`, or altered.
         """
-        # The path of every small read: kept to a few slices and one MAC.
-        if len(record) > 1 + HEADER_SIZE + FRAME + MAC_SIZE:
+        if len(body) > FRAME + MAC_SIZE:
             return None
-        header = record[1 : 1 + HEADER_SIZE]
-        key = self._keys.get(header[len(MAGIC) : len(MAGIC) + FINGERPRINT_SIZE])
-        if key is None or header[: len(MAGIC)] != MAGIC:
-            # Raises, unless the record is unsigned and that is accepted.
-            self._check_header(header, where, serializer)
-            return memoryview(record)[1:]  # unsigned, and accepted
-        # A small record's data is copied (faster than a view); a large one's never.
-        data: bytes | memoryview = record[1 + HEADER_SIZE : -MAC_SIZE]
-        if len(record) >= 4096:
-            data = memoryview(record)[1 + HEADER_SIZE : -MAC_SIZE]
-        mac = key.copy()
-        tail = _TAILS.get(serializer) or serializer.encode() + _ONLY_FRAME
-        mac.update(b"".join((header[len(MAGIC) :], _names(where), tail)))
-        mac.update(data)
-        if len(record) < 1 + HEADER_SIZE + MAC_SIZE or not hmac.compare_digest(
-            record[-MAC_SIZE:], mac.digest()
+        context = self.open_head(head, where)
+        data = body[:-MAC_SIZE]
+        if len(body) < MAC_SIZE or not hmac.compare_digest(
+            body[-MAC_SIZE:], _mac(context[0], context[1] + _ONLY_FRAME, data)
         ):
             raise _refused("altered", where)
         return data
 
-    def _check_header(self, header: bytes, where: Where, serializer: str) -> Context | None:
-        if not header.startswith(MAGIC) and self.accept_unsigned:
-            return None
-        if len(header) < HEADER_SIZE or not header.startswith(MAGIC):
+    def legacy_context(self, header: bytes, where: Where, serializer: str) -> Context:
+        """The frames' context of a value signed by 2.3, from the first
+        :data:`LEGACY_HEADER_SIZE` bytes of its serialized data.
+
+        :raises DeserializationError: unsigned, signed with an unknown key.
+        """
+        if len(header) < LEGACY_HEADER_SIZE or not header.startswith(LEGACY_MAGIC):
             raise _refused("unsigned", where)
-        print_ = header[len(MAGIC) : len(MAGIC) + FINGERPRINT_SIZE]
+        print_ = header[len(LEGACY_MAGIC) : len(LEGACY_MAGIC) + FINGERPRINT_SIZE]
         if print_ not in self._keys:
             raise _refused("unknown key", where, print_)
-        return self._context(print_, header[len(MAGIC) + FINGERPRINT_SIZE :], where, serializer)
+        nonce = header[len(LEGACY_MAGIC) + FINGERPRINT_SIZE : LEGACY_HEADER_SIZE]
+        return self._keys[print_], print_ + nonce + _names(where) + serializer.encode()
+
+    def signed_by_current_key(self, head: bytes) -> bool:
+        """Whether a record starting with ``head`` is signed, in this version's form, by the
+        signing key."""
+        start = 1 + records.FIXED
+        return (
+            records.has_header(head)
+            and bool(records.flags(head) & records.SIGNED)
+            and head[start : start + FINGERPRINT_SIZE] == self.fingerprint
+        )
 
 
 _REASONS = {
     "unsigned": "is not signed: it was written without a secret_key, or forged. To sign a "
-    "store whose values you trust, run db.sign_values() (or: dash-database LOCATION sign)",
+    "store whose values you trust, see sign_values (dash-database LOCATION sign)",
     "unknown key": "is signed with a key that is not in secret_key (fingerprint {}); add that "
     "key to the list to read it",
     "altered": "has a signature that does not match: it was altered, or moved from another "
@@ -245,12 +281,14 @@ def _refused(reason: str, where: Where, print_: bytes = b"") -> DeserializationE
     )
 
 
-def refuse_signed(head: bytes, where: Where) -> None:
-    """Refuse, with a clear message, signed bytes read by a store that has no key.
+def refuse_signed(head: bytes, data_start: bytes, where: Where) -> None:
+    """Refuse, with a clear message, a signed record read by a store that has no key.
 
-    :raises DeserializationError: ``head`` starts a signed value.
+    :param head: the record's head (tag, and header if any).
+    :param data_start: the first bytes of its serialized data.
+    :raises DeserializationError: the record is signed.
     """
-    if head[: len(MAGIC)] == MAGIC:
+    if records.flags(head) & records.SIGNED or data_start[: len(LEGACY_MAGIC)] == LEGACY_MAGIC:
         raise DeserializationError(
             f"the value of key_name={where[1]!r} of user_id={where[0]!r} is signed: open the "
             "store with its secret_key to read it (the CLI reads DASH_DATABASE_SECRET_KEY)"
@@ -264,15 +302,17 @@ class SigningWriter:
     last frame is whatever remains at :meth:`finish`.
     """
 
-    def __init__(self, out: Writable, context: Context) -> None:
+    def __init__(
+        self, out: Writable, context: Context, signer: Signer, kind: bytes, record_id: bytes
+    ) -> None:
         self._out, self._context = out, context
+        self._signer, self._kind, self._record_id = signer, kind, record_id
         self._buf = bytearray()
         self._index = 0
 
     def _emit(self, data: Any, last: bool) -> None:
-        mac = Signer._frame_mac(self._context, self._index, last, data)
         self._out.write(data)
-        self._out.write(mac)
+        self._out.write(_frame_mac(self._context, self._index, last, data))
         self._index += 1
 
     def write(self, data: Any) -> int:
@@ -292,6 +332,7 @@ class SigningWriter:
         self._buf += view
         return written
 
-    def finish(self) -> None:
-        """Write the last frame."""
+    def finish(self, where: Where) -> bytes:
+        """Write the last frame; return the head of the record, bound to ``where``."""
         self._emit(self._buf, last=True)
+        return self._signer.head(self._kind, self._record_id, where)

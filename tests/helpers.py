@@ -13,15 +13,19 @@ import pathlib
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dash_database import AsyncDashDatabase, DashDatabase, UserValues
+from dash_database.backends.sqlite.file import FileBackend
+from dash_database.backends.sqlite.memory import MemoryBackend
 from dash_database.serialization import Codec
 from dash_database.signing import FRAME
 
@@ -32,6 +36,8 @@ OpenDb = Callable[..., DashDatabase]
 KEY = b"k" * 32
 OLD_KEY = b"o" * 32
 SERIALIZERS = ["pickle", "json"]
+#: Stores written by earlier releases.
+DATA = Path(__file__).parent / "data"
 
 
 def free_port() -> int:
@@ -98,6 +104,21 @@ def value_for(serializer: str, big: bool = False) -> Any:
     return {"text": "x" * size} if serializer == "json" else b"x" * size
 
 
+def large_bodies(db: DashDatabase) -> dict[Any, Any]:
+    """Where the engine keeps the bodies of large values, as stored: each side file's inode,
+    change time and bytes; each Redis chunk's bytes; each memory record's chunk tuple."""
+    engine: Any = db._backend
+    if isinstance(engine, FileBackend):
+        folder = Path(engine.files.folder)
+        files = sorted(folder.iterdir()) if folder.exists() else []
+        return {f.name: (f.stat().st_ino, f.stat().st_mtime_ns, f.read_bytes()) for f in files}
+    if isinstance(engine, MemoryBackend):
+        records = engine._values.values()
+        return {id(chunks): chunks for values in records for _, chunks in values.values()}
+    client, prefix = engine._client, engine._prefix
+    return {key: client.get(key) for key in client.scan_iter(f"{prefix}chunk:*")}
+
+
 def assert_counters_exact(db: DashDatabase) -> None:
     """The counters (what stats() and inspect.users() read) match a recount of every value."""
     fast, slow = db.inspect.stats(), db.inspect.stats(check=True)
@@ -154,6 +175,63 @@ class RedisServer:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=20)
+
+
+class ReplyDroppingProxy:
+    """A TCP proxy on 127.0.0.1 in front of a Redis server that, once :meth:`arm` is called,
+    forwards the next request naming ``command`` but drops its reply and closes the
+    client's connection: the server applied the write, the client never heard back.
+
+    :param port: the server's port.
+    :param command: the request to drop the reply of.
+    """
+
+    def __init__(self, port: int, command: bytes = b"EVALSHA") -> None:
+        self._target, self._command = port, command
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"redis://127.0.0.1:{self._listener.getsockname()[1]}/0"
+        self._armed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def arm(self) -> None:
+        """Drop the reply of the next request naming ``command``."""
+        self._armed.set()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            server = socket.create_connection(("127.0.0.1", self._target))
+            dropping = threading.Event()
+            threading.Thread(target=self._up, args=(client, server, dropping), daemon=True).start()
+            threading.Thread(
+                target=self._down, args=(server, client, dropping), daemon=True
+            ).start()
+
+    def _up(self, client: socket.socket, server: socket.socket, dropping: threading.Event) -> None:
+        with suppress(OSError):
+            while data := client.recv(65536):
+                if self._armed.is_set() and self._command in data:
+                    self._armed.clear()
+                    dropping.set()
+                server.sendall(data)
+
+    def _down(
+        self, server: socket.socket, client: socket.socket, dropping: threading.Event
+    ) -> None:
+        with suppress(OSError):
+            while data := server.recv(65536):
+                if dropping.is_set():
+                    client.close()
+                    server.close()
+                    return
+                client.sendall(data)
+
+    def close(self) -> None:
+        """Stop accepting connections."""
+        self._listener.close()
 
 
 def require(available: bool, message: str) -> None:

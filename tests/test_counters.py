@@ -19,6 +19,7 @@ import redis
 from dash_database import DashDatabase
 from dash_database.backends.redis import counters as redis_counters
 from dash_database.backends.sqlite import counters as sqlite_counters
+from dash_database.backends.sqlite import schema as sql
 from dash_database.exceptions import QuotaExceededError
 
 from helpers import assert_counters_exact
@@ -260,7 +261,7 @@ def test_a_2_2_0_store_gets_this_versions_triggers_and_keeps_its_totals(
     assert "building counters" not in caplog.text
     assert _totals(path) == (expected.keys, expected.bytes) == (7, expected.bytes)
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == sql.VERSION
         (trigger,) = conn.execute(
             "SELECT sql FROM sqlite_master WHERE name = 'dash_database_inserted'"
         ).fetchone()
@@ -282,7 +283,7 @@ def test_a_2_2_1_store_gets_the_one_statement_write_and_keeps_everything(tmp_pat
         assert db.inspect.last_activity("new") is not None
         assert_counters_exact(db)
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == sql.VERSION
         names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     conn.close()
     assert {"dash_database_put_seen", "dash_database_put_seen_insert"} <= names

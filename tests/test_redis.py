@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
@@ -18,9 +19,10 @@ from dash_database.exceptions import (
     DashDatabaseError,
     DependencyMissingError,
     DeserializationError,
+    OutcomeUnknownError,
 )
 
-from helpers import RedisServer, free_port, require_redis_server
+from helpers import RedisServer, ReplyDroppingProxy, free_port, require_redis_server
 
 redis = pytest.importorskip("redis")
 
@@ -221,7 +223,8 @@ def test_server_crash_loses_no_acknowledged_write(tmp_path: Path) -> None:
     server.kill()
     writer.join(timeout=60)
     assert failures, "the call pending during the crash must raise"
-    assert "cannot reach the Redis server" in str(failures[0])
+    # Sent before the crash: it may have been applied, and says so; or it never left.
+    assert re.search(r"may have been applied|cannot reach the Redis server", str(failures[0]))
     with pytest.raises(ConnectionFailedError):
         db.get_user_value("u", 0)
     server.start()
@@ -236,15 +239,19 @@ def test_a_read_or_write_is_one_round_trip_with_its_activity(redis_url: str) -> 
     """In the steady state, a read or write of a user this process never saw is one command."""
     prefix = f"test-{uuid.uuid4().hex}:"
     with DashDatabase(redis_url, prefix=prefix, expire_after=3600) as db:
-        client = db._backend._client  # type: ignore[attr-defined]
+        server = db._backend._server  # type: ignore[attr-defined]
         sent: list[str] = []
-        original = client.execute_command
 
-        def counted(*args: Any, **options: Any) -> Any:
-            sent.append(str(args[0]))
-            return original(*args, **options)
+        def counting(original: Any) -> Any:
+            def counted(*args: Any, **options: Any) -> Any:
+                sent.append(str(args[0]))
+                return original(*args, **options)
 
-        client.execute_command = counted
+            return counted
+
+        # Reads go through the client, writes (scripts) through a connection of its pool.
+        server.client.execute_command = counting(server.client.execute_command)
+        server.write = counting(server.write)
         db.store_user_value("warm-up", "k", 0)  # loads the scripts; the background purge runs
         assert db.get_user_value("not written", "k") is None  # loads the read's script
         sent.clear()
@@ -258,3 +265,34 @@ def test_a_read_or_write_is_one_round_trip_with_its_activity(redis_url: str) -> 
         assert set(sent) == {"EVALSHA", "HGET"}  # a user written lately: a plain read
         assert db.inspect.last_activity(0) is not None  # the activity was recorded
         assert db.inspect.last_activity("never seen") is None  # a read creates nothing
+
+
+def test_a_lost_reply_says_the_write_may_have_been_applied(redis_url: str) -> None:
+    """The server ran the update, its reply was lost: the error says so, never "changed nothing"."""
+    server_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    proxy = ReplyDroppingProxy(server_port)
+    prefix = f"test-{uuid.uuid4().hex}:"
+    try:
+        with DashDatabase(proxy.url, prefix=prefix) as db:
+            db.store_user_value("u", "n", 0)  # builds the counters and loads the scripts
+            proxy.arm()
+            with pytest.raises(OutcomeUnknownError) as info:
+                db.update_user_value("u", "n", lambda old: old + 1)
+            assert isinstance(info.value, ConnectionFailedError)
+            assert "may have been applied" in str(info.value)
+            assert "changed nothing" not in str(info.value)
+            assert db.get_user_value("u", "n") == 1  # it was: read back before retrying
+    finally:
+        proxy.close()
+
+
+def test_a_server_that_cannot_be_reached_changed_nothing(tmp_path: Path) -> None:
+    """A write that never left (the server is down) says that it changed nothing."""
+    require_redis_server()
+    server = RedisServer(tmp_path).start()
+    db = DashDatabase(server.url, timeout=2)
+    server.stop()
+    with pytest.raises(ConnectionFailedError, match="This call changed nothing") as info:
+        db.store_user_value("u", "k", 1)
+    assert not isinstance(info.value, OutcomeUnknownError)
+    db.close()

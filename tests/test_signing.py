@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from pathlib import Path
@@ -13,9 +14,9 @@ from dash_database import DashDatabase
 from dash_database.cli import main
 from dash_database.exceptions import DeserializationError
 from dash_database.serialization import Codec
-from dash_database.signing import FRAME, HEADER_SIZE, MAC_SIZE
+from dash_database.signing import FRAME, MAC_SIZE
 
-from helpers import KEY, OLD_KEY, write_with
+from helpers import KEY, OLD_KEY, Marker, write_with
 
 
 def test_a_side_file_altered_on_disk_is_refused(tmp_path: Path) -> None:
@@ -28,8 +29,8 @@ def test_a_side_file_altered_on_disk_is_refused(tmp_path: Path) -> None:
         db.store_user_value("u", "b", b"a" * (2 * FRAME + 5))
         (file_b,) = set((tmp_path / "store.sqlite3-values").iterdir()) - {file_a}
         spliced = bytearray(file_a.read_bytes())
-        # Frame 1 of value b (the same data, another nonce) in place of value a's.
-        second = slice(HEADER_SIZE + FRAME + MAC_SIZE, HEADER_SIZE + 2 * (FRAME + MAC_SIZE))
+        # Frame 1 of value b (the same data, another record id) in place of value a's.
+        second = slice(FRAME + MAC_SIZE, 2 * (FRAME + MAC_SIZE))
         spliced[second] = file_b.read_bytes()[second]
         file_a.write_bytes(bytes(spliced))
         with pytest.raises(DeserializationError, match="altered"):
@@ -100,9 +101,37 @@ def test_the_cli_reads_the_key_from_the_environment_only(
         unsigned.store_user_value("bob", "theme", "light")  # written without the key
     monkeypatch.setenv("DASH_DATABASE_SECRET_KEY", f"{KEY.decode()}\n{OLD_KEY.decode()}")
     assert main([path, "sign"]) == 0
+    out = capsys.readouterr().out
+    assert "signed 0 values; 1 refused" in out
+    assert "user 'bob' key 'theme': " in out
+    assert main([path, "sign", "--trust-unsigned-values"]) == 0
     assert "signed 1 values" in capsys.readouterr().out
     assert main([path, "export", "--all"]) == 0
     assert '"light"' in capsys.readouterr().out
     stored = (tmp_path / "store.sqlite3").read_bytes()
     assert KEY not in stored
     assert OLD_KEY not in stored
+
+
+def test_cli_rotation_signs_nothing_planted_and_runs_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sign` after a rotation refuses and lists planted unsigned pickles, never unpickling one."""
+    path = str(tmp_path / "store.sqlite3")
+    marker = tmp_path / "ran"
+    with DashDatabase(path, secret_key=OLD_KEY) as db:
+        db.store_user_value("bob", "role", "user")
+        write_with(db, Codec("pickle"), "bob", "role", "admin")  # planted without the key
+        write_with(db, Codec("pickle"), "bob", "payload", Marker(marker))
+        db.store_user_value("alice", "cart", ["apple"])
+    monkeypatch.setenv("DASH_DATABASE_SECRET_KEY", f"{KEY.decode()}\n{OLD_KEY.decode()}")
+    assert main([path, "sign", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert not marker.exists()
+    assert (report["signed"], report["refused"]) == (1, 2)
+    assert sorted(refusal["key"] for refusal in report["refusals"]) == ["payload", "role"]
+    with DashDatabase(path, secret_key=KEY) as db:  # the old key retired
+        assert db.get_user_value("alice", "cart") == ["apple"]
+        with pytest.raises(DeserializationError, match="is not signed"):
+            db.get_user_value("bob", "role")
+    assert not marker.exists()

@@ -11,7 +11,8 @@ the store's total, in the same transaction (or script) as every write, delete,
 rename and purge: :meth:`Backend.counts` reads them in time that follows the
 number of users, not of values, and writes check :attr:`Backend.quotas`
 against them inside that transaction, so racing writers never pass a limit.
-A value's stored bytes are its serializer's tag and its serialized bytes.
+A value's stored bytes are its record's head and body (see :mod:`..records`): its
+tag, its header if it has one, and its serialized (and maybe signed) bytes.
 
 Engines treat everything they read back as untrusted: another process, an
 older version or an attacker may have written it. A record that names data
@@ -104,12 +105,14 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def read_raw(self, user_id: Key, key_name: Key) -> RawValue | None:
-        """The value as stored, never decoded: its serializer's tag and its bytes as a stream
-        of pieces (a large value is never held whole); ``None`` if there is none."""
+        """The value as stored, never decoded: its record's head (inline form) and its body
+        as a stream of pieces (a large value is never held whole); ``None`` if there is none.
+
+        :raises ~dash_database.exceptions.DeserializationError: a damaged head."""
 
     @abc.abstractmethod
-    def write_raw(self, user_id: Key, key_name: Key, tag: bytes, pieces: Iterable[bytes]) -> None:
-        """Store bytes that ``tag``'s serializer wrote elsewhere, as :meth:`set` stores a value."""
+    def write_raw(self, user_id: Key, key_name: Key, head: bytes, pieces: Iterable[bytes]) -> None:
+        """Store a record read by :meth:`read_raw`, as :meth:`set` stores a value."""
 
     @abc.abstractmethod
     def contains(self, user_id: Key, key_name: Key) -> bool:
@@ -137,7 +140,8 @@ class Backend(abc.ABC):
     ) -> Any:
         """Atomically store and return ``func(old value or default)``.
 
-        :param codec: decode the old value with this codec (signing a store in place).
+        :param codec: decode the old value, and encode the new one, with this codec
+            (signing a store in place).
         """
 
     @abc.abstractmethod
@@ -159,7 +163,8 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def rename_user(self, old_id: Key, new_id: Key) -> int:
         """Move all of ``old_id``'s values and its activity to ``new_id``, atomically, without
-        copying large values; return how many values moved.
+        reading or copying their bodies; signed records get the heads that
+        :meth:`.Codec.rebind` gives. Return how many values moved.
 
         :raises ~dash_database.exceptions.UserExistsError: ``new_id`` has values; nothing changed.
         """
@@ -199,7 +204,7 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def head(self, user_id: Key, key_name: Key, limit: int) -> bytes | None:
-        """The serializer tag and first bytes of a stored value, unread, or ``None``."""
+        """A record's head (inline form) and the first ``limit`` bytes of its body, or ``None``."""
 
     def collect_garbage(self) -> int:
         """Remove what writers that died halfway left behind; return how many items.

@@ -11,11 +11,17 @@ from typing import Any
 import pytest
 
 from dash_database import DashDatabase
-from dash_database.exceptions import UserExistsError
+from dash_database.exceptions import DeserializationError, UserExistsError
 
-from helpers import Clock
+from helpers import KEY, Clock, OpenDb, large_bodies
 
 SPAWN = multiprocessing.get_context("spawn")
+
+
+@pytest.fixture(params=["unsigned", "signed"])
+def db(open_db: OpenDb, request: pytest.FixtureRequest) -> DashDatabase:
+    """A fresh database of the engine under test, without and with a ``secret_key``."""
+    return open_db(secret_key=KEY) if request.param == "signed" else open_db()
 
 
 def test_every_value_and_the_activity_move(db: DashDatabase, clock: Clock) -> None:
@@ -55,23 +61,28 @@ def test_the_same_id_and_a_missing_source(db: DashDatabase) -> None:
 
 
 def test_large_values_move_without_a_copy(db: DashDatabase) -> None:
-    """A value in side files or chunks moves as it is and reads back whole."""
+    """A value in side files or chunks moves as it is, its stored data untouched, and reads
+    back whole (signed: bound to the new id)."""
     db._backend.chunk_size = 1024
     big = bytes(range(256)) * 40
     db.store_user_value("guest", "big", big)
-    before = db.inspect.key_sizes("guest")
-    assert db.rename_user("guest", "alice") == 1
+    db.store_user_value("guest", "small", [1, 2])
+    before, bodies = db.inspect.key_sizes("guest"), large_bodies(db)
+    assert bodies  # the value is in side files or chunks
+    assert db.rename_user("guest", "alice") == 2
+    assert large_bodies(db) == bodies  # neither read nor rewritten: the same files or chunks
     assert db.get_user_value("alice", "big") == big
+    assert db.get_user_value("alice", "small") == [1, 2]
     assert db.inspect.key_sizes("alice") == before
     db.store_user_value("alice", "big", b"replaced")  # the moved value's pieces can still go
     assert db.get_user_value("alice", "big") == b"replaced"
 
 
 def keep_writing(location: Any, prefix: str | None, user: str, stop: str, out: str) -> None:
-    """Write keys 0, 1, 2... of ``user`` until the file ``stop`` exists; record each
+    """Write keys 0, 1, 2... of ``user``, signed, until the file ``stop`` exists; record each
     acknowledged one in ``out``."""
-    options = {"prefix": prefix} if prefix else {}
-    with DashDatabase(location, **options) as db, open(out, "w") as acked:  # type: ignore[arg-type]
+    options: dict[str, Any] = {"prefix": prefix} if prefix else {}
+    with DashDatabase(location, secret_key=KEY, **options) as db, open(out, "w") as acked:
         for n in range(10**7):
             if n % 20 == 0 and Path(stop).exists():
                 return
@@ -97,8 +108,8 @@ def test_a_concurrent_writer_loses_nothing(
         prefix: str | None = f"test-rename-{uuid.uuid4().hex}:"
     else:
         location, prefix = str(tmp_path / "race.sqlite3"), None
-    options = {"prefix": prefix} if prefix else {}
-    with DashDatabase(location, **options) as db:  # type: ignore[arg-type]
+    options: dict[str, Any] = {"prefix": prefix} if prefix else {}
+    with DashDatabase(location, secret_key=KEY, **options) as db:
         db.store_user_value("guest", "seed", 0)
         out, stop = tmp_path / "acked.txt", tmp_path / "stop"
         args = (location, prefix, "guest", str(stop), str(out))
@@ -116,6 +127,20 @@ def test_a_concurrent_writer_loses_nothing(
         moved = set(db.list_stored_user_keys("alice")) - {"seed"}
         after = set(db.list_stored_user_keys("guest"))
         assert acked == moved | after
+        assert all(db.get_user_value("alice", key) == key for key in moved)  # signed, rebound
         assert moved  # the rename did land in the middle
         assert after
         assert not moved & after
+
+
+def test_a_signed_value_moved_by_hand_stays_refused_after_a_rename(open_db: OpenDb) -> None:
+    """A record copied to another user without the key is not laundered by renaming that user."""
+    db = open_db(secret_key=KEY)
+    db.store_user_value("alice", "role", "user")
+    engine = db._backend
+    engine.write_raw("mallory", "role", *engine.read_raw("alice", "role"))  # type: ignore[misc]
+    assert db.rename_user("mallory", "mallory-2") == 1
+    with pytest.raises(DeserializationError, match="altered, or moved"):
+        db.get_user_value("mallory-2", "role")
+    assert db.rename_user("alice", "alice-2") == 1
+    assert db.get_user_value("alice-2", "role") == "user"

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import uuid
 from pathlib import Path
 
 import pytest
 
+from dash_database import DashDatabase
 from dash_database.exceptions import DeserializationError
 from dash_database.serialization import Codec
 from dash_database.signing import FRAME, Signer
 
-from helpers import KEY, OLD_KEY, SERIALIZERS, Marker, OpenDb, value_for, write_with
+from helpers import (
+    DATA,
+    KEY,
+    OLD_KEY,
+    SERIALIZERS,
+    Marker,
+    OpenDb,
+    value_for,
+    write_with,
+)
 
 
 @pytest.mark.parametrize("serializer", SERIALIZERS)
@@ -51,14 +62,16 @@ def test_a_flipped_byte_anywhere_is_refused(open_db: OpenDb, serializer: str) ->
     db._backend.chunk_size = 64 * 1024
     engine = db._backend
     db.store_user_value("u", "k", value_for(serializer, big=True))
-    tag, pieces = engine.read_raw("u", "k")  # type: ignore[misc]
-    stored = b"".join(pieces)
-    for position in (5, 30, FRAME, len(stored) - 1):
+    head, pieces = engine.read_raw("u", "k")  # type: ignore[misc]
+    stored = head + b"".join(pieces)
+    refused = r"(altered|not in secret_key|does not read|damaged|unknown kind)"
+    for position in (*range(1, len(head)), len(head) + 5, len(head) + FRAME, len(stored) - 1):
         altered = bytearray(stored)
         altered[position] ^= 0x01
-        engine.write_raw("u", f"altered {position}", tag, [bytes(altered)])
-        with pytest.raises(DeserializationError, match=r"(altered|not in secret_key)"):
-            db.get_user_value("u", f"altered {position}")
+        name = f"altered {position}"
+        engine.write_raw("u", name, bytes(altered[: len(head)]), [bytes(altered[len(head) :])])
+        with pytest.raises(DeserializationError, match=refused):
+            db.get_user_value("u", name)
 
 
 def test_no_pickle_runs_before_the_signature_is_checked(open_db: OpenDb, tmp_path: Path) -> None:
@@ -87,8 +100,11 @@ def test_rotation_reads_old_keys_and_sign_values_moves_to_the_new_one(open_db: O
     new_alone = Codec("pickle", signer=Signer(KEY))
     with pytest.raises(DeserializationError, match="not in secret_key"):
         engine.get("u", "old", new_alone)
-    assert db.sign_values().signed == 2  # the old-key one and the unsigned one
+    report = db.sign_values()
+    assert (report.signed, report.refused) == (1, 1)  # the old key's; the unsigned one refused
+    assert [(user, key) for user, key, _ in report.refusals] == [("u", "unsigned")]
     assert db.sign_values().signed == 0  # nothing left to sign
+    assert db.sign_values(trust_unsigned=True).signed == 1  # the explicit choice
     for key in ("old", "unsigned", "new"):
         assert engine.get("u", key, new_alone).startswith("from")
 
@@ -105,3 +121,59 @@ def test_sign_values_refuses_altered_values_and_needs_a_key(
     assert "not in secret_key" in caplog.text
     with pytest.raises(ValueError, match="secret_key"):
         open_db().sign_values()
+
+
+def test_values_signed_by_2_3_read_and_survive_a_rename(open_db: OpenDb, tmp_path: Path) -> None:
+    """Records a 2.3 store signed read back on every engine; a rename signs them again."""
+    shutil.copy(DATA / "store-2.3.0-signed.db", tmp_path / "old.db")
+    shutil.copytree(DATA / "store-2.3.0-signed.db-values", tmp_path / "old.db-values")
+    db = open_db(secret_key=KEY)
+    with DashDatabase(tmp_path / "old.db", secret_key=KEY) as old:
+        assert old.get_user_value("alice", "cart") == [1, 2]  # the 2.3 file itself reads
+        for user, key in (("alice", "cart"), ("alice", "big"), ("bob", "cart")):
+            db._backend.write_raw(user, key, *old._backend.read_raw(user, key))  # type: ignore[misc]
+    assert db.get_user_value("alice", "big") == b"x" * 70_000
+    assert db.rename_user("alice", "alice-2") == 2
+    assert db.get_user_value("alice-2", "cart") == [1, 2]
+    assert db.get_user_value("alice-2", "big") == b"x" * 70_000
+    assert db.get_user_value("bob", "cart") == ["b"]
+    # A 2.3 record moved by hand to another user is refused, as before.
+    db._backend.write_raw("eve", "cart", *db._backend.read_raw("bob", "cart"))  # type: ignore[misc]
+    with pytest.raises(DeserializationError, match="altered"):
+        db.get_user_value("eve", "cart")
+
+
+def test_rotation_signs_nothing_planted_and_runs_nothing(open_db: OpenDb, tmp_path: Path) -> None:
+    """Unsigned pickles planted in a signed store are refused, listed and never unpickled."""
+    db = open_db(secret_key=[KEY, OLD_KEY])
+    write_with(db, Codec("pickle", signer=Signer(OLD_KEY)), "alice", "cart", ["apple"])
+    marker = tmp_path / f"ran-{uuid.uuid4().hex}"
+    write_with(db, Codec("pickle"), "bob", "role", "admin")
+    write_with(db, Codec("pickle"), "bob", "payload", Marker(marker))
+    report = db.sign_values()
+    assert not marker.exists()
+    assert (report.signed, report.refused) == (1, 2)
+    assert sorted((user, key) for user, key, _ in report.refusals) == [
+        ("bob", "payload"),
+        ("bob", "role"),
+    ]
+    assert all("is not signed" in why for _, _, why in report.refusals)
+    new_alone = Codec("pickle", signer=Signer(KEY))  # the old key retired
+    assert db._backend.get("alice", "cart", new_alone) == ["apple"]
+    with pytest.raises(DeserializationError, match="is not signed"):
+        db._backend.get("bob", "role", new_alone)
+    assert not marker.exists()
+
+
+def test_one_odd_value_never_aborts_signing(open_db: OpenDb) -> None:
+    """A damaged record, or one of a newer version, is refused and listed; the rest are signed."""
+    db = open_db(secret_key=[KEY, OLD_KEY])
+    write_with(db, Codec("pickle", signer=Signer(OLD_KEY)), "u", "a", 1)
+    write_with(db, Codec("pickle", signer=Signer(OLD_KEY)), "u", "c", 3)
+    head, pieces = db._backend.read_raw("u", "a")  # type: ignore[misc]
+    newer = head[:1] + b"\x09" + head[2:]  # a header version this release does not read
+    db._backend.write_raw("u", "b", newer, list(pieces))
+    report = db.sign_values()
+    assert (report.signed, report.refused) == (2, 1)
+    assert report.refusals[0][:2] == ("u", "b")
+    assert "newer version" in report.refusals[0][2]

@@ -18,7 +18,8 @@ import redis
 
 from ...exceptions import DashDatabaseError, DeserializationError
 from ...keys import Key
-from ...serialization import ChunkWriter, Codec, Fill, is_chunked
+from ...records import continued, is_chunked, split
+from ...serialization import ChunkWriter, Codec, Fill
 from ...signing import Where
 from .scripts import MAX_CHUNKS
 from .server import Server
@@ -57,44 +58,46 @@ class Chunks:
     def _key(self, version: str, index: int) -> str:
         return f"{self._prefix}chunk:{version}:{index}"
 
-    def keys_of(self, record: bytes, user_id: Key, key_name: Key) -> list[str]:
-        """The chunk keys a chunked record names.
+    def keys_of(self, reference: bytes, user_id: Key, key_name: Key) -> list[str]:
+        """The chunk keys that the body of a chunked record names.
 
         :raises DeserializationError: the record holds references this library
             cannot have made.
         """
-        match = _REFS.fullmatch(bytes(record[1:]))
+        match = _REFS.fullmatch(reference)
         if match is None or not 1 <= int(match[2]) <= MAX_CHUNKS:
             raise DeserializationError(
                 f"the record of key_name={key_name!r} of user_id={user_id!r} holds chunk "
-                f"references {bytes(record[1:80])!r} that dash_database cannot have made: "
-                "the record is damaged or forged, and was not used. Delete the value"
+                f"references {reference[:80]!r} that dash_database cannot "
+                "have made: the record is damaged or forged, and was not used. Delete the value"
             )
         version = match[1].decode()
         return [self._key(version, index) for index in range(int(match[2]))]
 
     def stored_size(self, record: bytes, user_id: Key, key_name: Key) -> int | None:
-        """The stored bytes of the value of ``record``: the tag and its chunks (or the whole
+        """The stored bytes of the value of ``record``: its head and its chunks (or the whole
         record); ``None`` if a chunk is missing or the record is damaged."""
         if not is_chunked(record):
             return len(record)
         try:
-            keys = self.keys_of(record, user_id, key_name)
+            head, reference = split(record)
+            keys = self.keys_of(reference, user_id, key_name)
         except DeserializationError:
             return None
         pipe = self._server.client.pipeline(transaction=False)
         for key in keys:
             pipe.strlen(key)
         lengths = self._server.call(pipe.execute)
-        return None if 0 in lengths else 1 + sum(lengths)
+        return None if 0 in lengths else len(head) + sum(lengths)
 
     def head(self, record: bytes, user_id: Key, key_name: Key, limit: int) -> bytes:
-        """The first ``limit`` bytes of the value of ``record``, its tag first."""
+        """The head of ``record`` (inline form) and the first ``limit`` bytes of its body."""
+        head, body = split(record)
         if not is_chunked(record):
-            return bytes(record[:limit])
-        first_chunk = self.keys_of(record, user_id, key_name)[0]
-        first = self._server.call(self._server.client.getrange, first_chunk, 0, limit - 2)
-        return bytes(record[:1]) + bytes(first or b"")
+            return head + body[:limit]
+        first_chunk = self.keys_of(body, user_id, key_name)[0]
+        first = self._server.call(self._server.client.getrange, first_chunk, 0, limit - 1)
+        return head + bytes(first or b"")
 
     def read(self, keys: list[str]) -> Iterator[bytes]:
         """The chunks, one round trip each, as the reader asks for them.
@@ -110,13 +113,13 @@ class Chunks:
     def write(self, codec: Codec, value: Any, where: Where, chunk_size: int) -> Written:
         """Serialize ``value`` (``where``'s) into its record; a big value's chunks are stored,
         pending, first."""
-        return self.write_from(codec, lambda out: codec.dump(value, out, where), chunk_size)
+        return self.write_from(lambda out: codec.dump(value, out, where), chunk_size)
 
-    def write_from(self, codec: Codec, fill: Fill, chunk_size: int) -> Written:
+    def write_from(self, fill: Fill, chunk_size: int) -> Written:
         """Like :meth:`write`, with the serialized bytes written by ``fill``."""
         version = ""  # made on the first chunk: most values have none
         written: list[str] = []
-        size = 1  # the tag
+        size = 0
 
         def put(chunk: bytes) -> None:
             nonlocal version, size
@@ -128,16 +131,17 @@ class Chunks:
 
         out = ChunkWriter(put, chunk_size)
         try:
-            fill(out)
+            head = fill(out)
             if not written:
-                record = codec.tag + out.tail()
+                record = head + out.tail()
                 return Written(record, [], len(record))
             if out.tail():
                 put(out.tail())
         except BaseException:
             self.discard(written)
             raise
-        return Written(codec.chunked_tag + f"{version}:{len(written)}".encode(), written, size)
+        reference = f"{version}:{len(written)}".encode()
+        return Written(continued(head) + reference, written, len(head) + size)
 
     def discard(self, keys: list[str]) -> None:
         """Delete the pending chunks of a value whose record was not committed."""

@@ -33,11 +33,12 @@ from typing import Any
 
 from redis.commands.core import Script
 
-from ...exceptions import StorageError, UserExistsError
+from ...exceptions import StorageError
 from ...keys import Key, decode_key, encode_key
-from ...serialization import Codec, RawValue, codec_for_tag, copy_pieces, is_chunked
+from ...records import is_chunked, split
+from ...serialization import Codec, RawValue, copy_pieces
 from ..base import MISSING, Backend, Count, Touch, ValueSize
-from . import counters, scripts
+from . import counters, renaming, scripts
 from .chunks import Chunks, ChunkVanished, Written
 from .server import Server, redact
 
@@ -93,7 +94,7 @@ class RedisBackend(Backend):
         self._get: Script = self._client.register_script(scripts.GET)
         self._delete: Script = self._client.register_script(scripts.DELETE)
         self._delete_user: Script = self._client.register_script(scripts.DELETE_USER)
-        self._rename_user: Script = self._client.register_script(scripts.RENAME_USER)
+        self._rename = renaming.Renamer(self._client)
         self._delete_idle: Script = self._client.register_script(scripts.DELETE_IDLE)
         if connect:
             self._counters.build()
@@ -115,9 +116,9 @@ class RedisBackend(Backend):
         codec = codec or self.codec
         if not is_chunked(record):
             return codec.load_record(record, (user_id, key_name))
-        codec.check_tag(record[:1])
-        keys = self._chunks.keys_of(record, user_id, key_name)
-        return codec.load(self._chunks.read(keys), (user_id, key_name))
+        head, reference = split(record)
+        keys = self._chunks.keys_of(reference, user_id, key_name)
+        return codec.load(head, self._chunks.read(keys), (user_id, key_name))
 
     def get(
         self, user_id: Key, key_name: Key, codec: Codec | None = None, touch: Touch | None = None
@@ -179,15 +180,14 @@ class RedisBackend(Backend):
         record = self._server.call(self._client.hget, self._hash(user_id), encode_key(key_name))
         if record is None:
             return None
-        tag = codec_for_tag(record[:1]).tag
+        head, body = split(record)
         if not is_chunked(record):
-            return tag, iter([bytes(record[1:])])
-        return tag, self._chunks.read(self._chunks.keys_of(record, user_id, key_name))
+            return head, iter([body])
+        return head, self._chunks.read(self._chunks.keys_of(body, user_id, key_name))
 
-    def write_raw(self, user_id: Key, key_name: Key, tag: bytes, pieces: Iterable[bytes]) -> None:
-        """Store bytes serialized elsewhere, as :meth:`set` stores a value."""
-        codec = codec_for_tag(tag)
-        written = self._chunks.write_from(codec, copy_pieces(pieces), self.chunk_size)
+    def write_raw(self, user_id: Key, key_name: Key, head: bytes, pieces: Iterable[bytes]) -> None:
+        """Store a record read elsewhere, as :meth:`set` stores a value."""
+        written = self._chunks.write_from(copy_pieces(head, pieces), self.chunk_size)
         self._store(user_id, key_name, written)
 
     def update(
@@ -216,7 +216,8 @@ class RedisBackend(Backend):
                 pass  # replaced while we read it: try again
             else:
                 new = func(old)
-                written = self._chunks.write(self.codec, new, (user_id, key_name), self.chunk_size)
+                writer = codec or self.codec
+                written = self._chunks.write(writer, new, (user_id, key_name), self.chunk_size)
                 # Stored only if the key's record is still the one read (None: absent).
                 expect = ["absent", b""] if record is None else ["equal", record]
                 if self._store(user_id, key_name, written, expect):
@@ -250,15 +251,11 @@ class RedisBackend(Backend):
         return int(self._run(self._delete_user, self._script_keys(user_id), args))
 
     def rename_user(self, old_id: Key, new_id: Key) -> int:
-        """Rename the user's hash and move its activity, in one script."""
+        """Rename the user's hash and move its activity, in one script (see :mod:`.renaming`)."""
         keys = [self._hash(old_id), self._hash(new_id), self._users, self._seen]
-        args = [self._prefix, encode_key(old_id), encode_key(new_id)]
-        moved = int(self._run(self._rename_user, [*keys, self._counters.keys[0]], args))
-        if moved < 0:
-            raise UserExistsError(
-                f"user_id={new_id!r} already has values; nothing was moved or changed"
-            )
-        return moved
+        keys.append(self._counters.keys[0])
+        members = [self._prefix, encode_key(old_id), encode_key(new_id)]
+        return self._rename(self._run, keys, members, self.codec, (old_id, new_id))
 
     def users(self) -> list[Key]:
         """Every user id holding at least one value."""
@@ -273,8 +270,8 @@ class RedisBackend(Backend):
 
     def mark_seen(self, user_id: Key, when: float, create: bool) -> None:
         """Record activity at ``when`` (never moving it back); ``create`` adds a missing user."""
-        mapping = {encode_key(user_id): when}
-        self._server.call(self._client.zadd, self._seen, mapping, gt=True, xx=not create)
+        only = [] if create else ["XX"]
+        self._server.write("ZADD", self._seen, *only, "GT", when, encode_key(user_id))
 
     def sessions(self) -> dict[Key, float]:
         """Every user's last recorded activity."""

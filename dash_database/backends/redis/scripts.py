@@ -9,7 +9,7 @@ cannot make the server loop for long; a damaged record is deleted alone.
 
 from __future__ import annotations
 
-from ...serialization import lua_is_chunked
+from ...records import HEADER_TAGS, lua_body_start, lua_is_chunked
 
 #: The most chunks one value may have: 512 GiB at the default chunk size,
 #: more than a Redis server holds, and a loop the server runs in milliseconds.
@@ -25,7 +25,8 @@ local USERS, SEEN = ARGV[1] .. 'users', ARGV[1] .. 'seen'
 local BYTES, TOTALS = ARGV[1] .. 'bytes', ARGV[1] .. 'totals'
 local function refs(record)
   if not record or #record < 2 or not ({lua_is_chunked("record")}) then return nil end
-  local version, count = string.match(string.sub(record, 2), '^([0-9a-f]+):([0-9]+)$')
+  local version, count =
+    string.match(string.sub(record, {lua_body_start("record")}), '^([0-9a-f]+):([0-9]+)$')
   count = tonumber(count)
   if not version or #version ~= 32 or not count or count < 1 or count > {MAX_CHUNKS} then
     return nil
@@ -48,7 +49,7 @@ end
 local function stored_size(record)
   local version, count = refs(record)
   if not version then return #record end
-  local size = 1
+  local size = {lua_body_start("record")} - 1
   for _, key in ipairs(chunk_keys(version, count)) do size = size + redis.call('STRLEN', key) end
   return size
 end
@@ -171,11 +172,47 @@ return 1
 """
 )
 
+_HAS_HEADER = " or ".join(f"string.byte(record, 1) == {tag[0]}" for tag in HEADER_TAGS)
+
+# Rebinding signed records (see .renaming): ARGV from ``first`` on holds field,
+# old head, new head of each record; a record is given its new head only if it
+# still starts with the old one (a write may have replaced it meanwhile).
+_REHEAD = """
+local function rehead(first)
+  for i = first, #ARGV, 3 do
+    local record = redis.call('HGET', KEYS[1], ARGV[i])
+    if record and string.sub(record, 1, #ARGV[i + 1]) == ARGV[i + 1] then
+      redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2] .. string.sub(record, #ARGV[i + 1] + 1))
+    end
+  end
+end
+"""
+
+# KEYS: user hash. Returns field, start, field, start... of the records with a
+# header: what a rename rebinds (in the process, which holds the key).
+HEADS = f"""
+local out = {{}}
+local flat = redis.call('HGETALL', KEYS[1])
+for i = 1, #flat, 2 do
+  local record = flat[i + 1]
+  if {_HAS_HEADER} then out[#out + 1] = flat[i]; out[#out + 1] = string.sub(record, 1, 256) end
+end
+return out
+"""
+
+# KEYS: user hash. ARGV: field, old head, new head of each record to rebind.
+REHEAD = _REHEAD + "rehead(1)\n"
+
 # KEYS: old hash, new hash, users set, seen zset, bytes hash. ARGV: prefix,
-# old member, new member. The hash is renamed, so its records (and the chunks
-# they name) move as they are, and so does the user's byte counter.
-RENAME_USER = """
+# old member, new member, then field, old head, new head of each record to
+# rebind. The hash is renamed, so its records (and the chunks they name) move
+# as they are, and so does the user's byte counter. Returns -1 if the new user
+# has values.
+RENAME_USER = (
+    _REHEAD
+    + """
 if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+rehead(4)
 local moved = redis.call('HLEN', KEYS[1])
 redis.call('HDEL', KEYS[5], ARGV[3])
 if moved > 0 then
@@ -194,6 +231,7 @@ if seen then
 end
 return moved
 """
+)
 
 # KEYS: user hash. ARGV: prefix, user member.
 DELETE_USER = _HELPERS + "return drop_user(ARGV[2])\n"

@@ -1,4 +1,14 @@
-"""One Redis server as the engine sees it: a client, its name, and errors that say what to do."""
+"""One Redis server as the engine sees it: a client, its name, and errors that say what to do.
+
+A write sent to the server may be applied even if its reply is lost on the way
+back. So writes (:meth:`Server.run`, :meth:`Server.write`) are sent on a pooled
+connection driven here, which tells the two cases apart: a failure before the
+request left (not connected, not sent whole) changed nothing; one after it may
+have been applied, and raises :class:`~dash_database.exceptions.OutcomeUnknownError`.
+Nothing is ever sent again behind the caller's back: redis-py's automatic retry
+(whose default has changed between versions) is off for the clients made here,
+and never used for writes on a client the app hands in.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +18,11 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+from redis.backoff import NoBackoff
 from redis.commands.core import Script
+from redis.retry import Retry
 
-from ...exceptions import ConnectionFailedError, StorageError
+from ...exceptions import ConnectionFailedError, OutcomeUnknownError, StorageError
 
 logger = logging.getLogger("dash_database")
 
@@ -48,7 +60,10 @@ class Server:
             #: The server's URL, never with its password.
             self.location = redact(target)
             self.client = redis.Redis.from_url(
-                target, socket_timeout=timeout, socket_connect_timeout=timeout
+                target,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                retry=Retry(NoBackoff(), 0),
             )
             self._owns_client = True
         elif isinstance(target, redis.Redis):
@@ -80,17 +95,50 @@ class Server:
             self.fail(exc)
 
     def run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
-        """Run a registered script in one round trip."""
-        # EVALSHA straight away: redis-py's Script.__call__ costs about 30 us
-        # more per call, a fifth of a whole small write on a local server.
+        """Run a registered script in one round trip (a write: see the module)."""
+        # EVALSHA straight away: redis-py's Script.__call__ costs more per call.
         try:
-            try:
-                command = self.client.execute_command  # untyped in redis-py
-                return command("EVALSHA", script.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
-            except redis.exceptions.NoScriptError:
-                return script(keys=keys, args=args)  # loads it (a new or flushed server)
+            return self.write("EVALSHA", script.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            # Not run: the server does not know it (new, or flushed). Load it, run again.
+            self.call(self.client.script_load, script.script)
+            return self.write("EVALSHA", script.sha, len(keys), *keys, *args)
+
+    def write(self, *command: Any) -> Any:
+        """Send a command that changes the server, and return its reply.
+
+        :raises OutcomeUnknownError: the connection failed once it was sent.
+        :raises ConnectionFailedError: it failed before; nothing changed.
+        :raises redis.exceptions.NoScriptError: EVALSHA of a script the server lacks.
+        """
+        pool = self.client.connection_pool
+        try:  # it may connect: a failure here sent nothing
+            # redis-py before 5.3 needs a command name here; later versions warn about one.
+            connection = pool.get_connection(*(() if redis.VERSION >= (5, 3) else command[:1]))
         except redis.RedisError as exc:
             self.fail(exc)
+        try:
+            try:
+                connection.send_command(*command)  # type: ignore[no-untyped-call]
+            except redis.RedisError as exc:
+                connection.disconnect()  # type: ignore[no-untyped-call]
+                self.fail(exc)
+            try:
+                return connection.read_response()
+            except redis.exceptions.NoScriptError:
+                raise
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                # A reply may still come: it must never be read as another call's.
+                connection.disconnect()  # type: ignore[no-untyped-call]
+                raise OutcomeUnknownError(
+                    f"{self.location}: the connection failed after the request was sent "
+                    f"({exc}): the call may have been applied. Read the value back before "
+                    "retrying it"
+                ) from exc
+            except redis.RedisError as exc:
+                self.fail(exc)
+        finally:
+            pool.release(connection)
 
     def close(self) -> None:
         """Close the connections of a client this object made; never deletes data."""

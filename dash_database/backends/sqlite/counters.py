@@ -46,7 +46,7 @@ def _fill_columns(conn: Connection, files: SideFiles) -> None:
             size = length
             if name is not None:
                 file_size = files.size(name)
-                size = length if file_size is None else 1 + file_size
+                size = length if file_size is None else length - len(name) + file_size
             filled.append((_record_user(key), size, key))
         conn.many(f'UPDATE "{sql.VALUES}" SET user = ?, size = ? WHERE key = ?', filled)
         if len(rows) > BATCH:

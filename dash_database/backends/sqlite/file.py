@@ -22,7 +22,8 @@ from sqlitedict import SqliteDict
 from ... import forks, signals
 from ...exceptions import InvalidLocationError, StorageError
 from ...keys import Key, encode_key
-from ...serialization import Codec, Fill, RawValue, codec_for_tag, copy_pieces, is_chunked
+from ...records import is_chunked, split
+from ...serialization import Codec, Fill, RawValue, copy_pieces
 from ...signing import Where
 from ..base import MISSING, Backend, Count, Touch, ValueSize
 from . import counters, user_changes
@@ -109,8 +110,8 @@ def _sizes(rows: sql.Rows, files: SideFiles) -> list[ValueSize]:
         stored: int | None = size
         if name is not None:
             file_size = files.size(name)
-            # Such a record is the tag and a name; the value, the tag and the file.
-            stored = None if file_size is None else 1 + file_size
+            # Such a record is a head and a name; the value, the head and the file.
+            stored = None if file_size is None else size - len(name) + file_size
         sizes.append((*json.loads(key), stored))
     return sizes
 
@@ -166,9 +167,9 @@ class FileBackend(Backend):
         codec = codec or self.codec
         if not is_chunked(record):
             return codec.load_record(record, (user_id, key_name))
-        codec.check_tag(record[:1])
-        with self.files.open(record[1:], user_id, key_name) as file:
-            return codec.load_file(file, (user_id, key_name))
+        head, name = split(record)
+        with self.files.open(name, user_id, key_name) as file:
+            return codec.load_file(head, file, (user_id, key_name))
 
     def get(
         self, user_id: Key, key_name: Key, codec: Codec | None = None, touch: Touch | None = None
@@ -190,12 +191,11 @@ class FileBackend(Backend):
         """Whether a value is stored, without reading it."""
         return bool(self._conn.query(sql.HAS, (sql.record_key(user_id, key_name),)))
 
-    def _encode(self, codec: Codec, fill: Fill) -> tuple[bytes, SideFileWriter]:
+    def _encode(self, fill: Fill) -> tuple[bytes, SideFileWriter]:
         """The record of what ``fill`` writes, and its writer (its side file and size)."""
         out = self.files.writer(self.chunk_size, self._synchronous == "FULL")
         try:
-            fill(out)
-            return out.finish(codec), out
+            return out.finish(fill(out)), out
         except BaseException:
             out.discard()
             raise
@@ -214,12 +214,12 @@ class FileBackend(Backend):
         """Store ``value``; committed when this returns."""
         # Serialized before taking the lock: other threads write meanwhile.
         where = (user_id, key_name)
-        record, out = self._encode(self.codec, lambda out: self.codec.dump(value, out, where))
+        record, out = self._encode(lambda out: self.codec.dump(value, out, where))
         self._put(where, record, out, touch)
 
-    def write_raw(self, user_id: Key, key_name: Key, tag: bytes, pieces: Iterable[bytes]) -> None:
-        """Store bytes serialized elsewhere, as :meth:`set` stores a value."""
-        record, out = self._encode(codec_for_tag(tag), copy_pieces(pieces))
+    def write_raw(self, user_id: Key, key_name: Key, head: bytes, pieces: Iterable[bytes]) -> None:
+        """Store a record read elsewhere, as :meth:`set` stores a value."""
+        record, out = self._encode(copy_pieces(head, pieces))
         self._put((user_id, key_name), record, out, None)
 
     def read_raw(self, user_id: Key, key_name: Key) -> RawValue | None:
@@ -228,10 +228,10 @@ class FileBackend(Backend):
         if not rows:
             return None
         record = bytes(rows[0][0])
-        tag = codec_for_tag(record[:1]).tag
+        head, body = split(record)
         if not is_chunked(record):
-            return tag, iter([record[1:]])
-        return tag, self.files.pieces(record[1:], user_id, key_name, self.chunk_size)
+            return head, iter([body])
+        return head, self.files.pieces(body, user_id, key_name, self.chunk_size)
 
     def update(
         self,
@@ -250,9 +250,9 @@ class FileBackend(Backend):
                     rows = conn.run(sql.GET, (key,))
                     old = self._load(rows[0][0], user_id, key_name, codec) if rows else default
                     new = func(old)
-                    codec = self.codec
+                    codec = codec or self.codec
                     fill: Fill = lambda out: codec.dump(new, out, (user_id, key_name))  # noqa: E731
-                    record, side_file = self._encode(codec, fill)
+                    record, side_file = self._encode(fill)
                     if self.quotas is not None:
                         counters.check(conn, self.quotas, user_id, key_name, side_file.size)
                     conn.change(sql.PUT, (key, record, encode_key(user_id), side_file.size))
@@ -289,7 +289,7 @@ class FileBackend(Backend):
     def rename_user(self, old_id: Key, new_id: Key) -> int:
         """Move the user's records, counters and activity to ``new_id`` in one transaction."""
         with self._conn.writing() as conn:
-            return user_changes.rename(conn, old_id, new_id)
+            return user_changes.rename(conn, old_id, new_id, self.codec)
 
     def delete_user(self, user_id: Key) -> int:
         """Delete the user's values and activity in one transaction."""

@@ -21,7 +21,7 @@ from ... import forks
 from ...exceptions import UserExistsError
 from ...keys import Key
 from ...quotas import Usage
-from ...serialization import ChunkWriter, Codec, Fill, RawValue, codec_for_tag, copy_pieces
+from ...serialization import ChunkWriter, Codec, Fill, RawValue, copy_pieces
 from ...signing import Where
 from ..base import MISSING, Backend, Count, Touch, ValueSize
 
@@ -29,13 +29,13 @@ logger = logging.getLogger("dash_database")
 
 MEMORY = ":memory:"
 
-#: A stored value: the serializer's tag, then the serialized bytes in chunks.
+#: A stored value: its record's head (see :mod:`dash_database.records`), then its body in chunks.
 Record = tuple[bytes, tuple[bytes, ...]]
 
 
 def _size(record: Record) -> int:
-    """The stored bytes of a record: the tag and the serialized bytes."""
-    return 1 + sum(map(len, record[1]))
+    """The stored bytes of a record: its head and its body."""
+    return len(record[0]) + sum(map(len, record[1]))
 
 
 class MemoryBackend(Backend):
@@ -57,19 +57,20 @@ class MemoryBackend(Backend):
         self._total_bytes = 0
         forks.register(self)
 
-    def _encode(self, value: Any, where: Where) -> Record:
-        return self._encode_from(self.codec, lambda out: self.codec.dump(value, out, where))
+    def _encode(self, value: Any, where: Where, codec: Codec | None = None) -> Record:
+        codec = codec or self.codec
+        return self._encode_from(lambda out: codec.dump(value, out, where))
 
-    def _encode_from(self, codec: Codec, fill: Fill) -> Record:
+    def _encode_from(self, fill: Fill) -> Record:
         chunks: list[bytes] = []
         out = ChunkWriter(chunks.append, self.chunk_size)
-        fill(out)
+        head = fill(out)
         if out.tail() or not chunks:
             chunks.append(out.tail())
-        return codec.tag, tuple(chunks)
+        return head, tuple(chunks)
 
     def _decode(self, record: Record, where: Where, codec: Codec | None = None) -> Any:
-        return (codec or self.codec).load(record[1], where)
+        return (codec or self.codec).load(record[0], record[1], where)
 
     def get(
         self, user_id: Key, key_name: Key, codec: Codec | None = None, touch: Touch | None = None
@@ -117,9 +118,9 @@ class MemoryBackend(Backend):
         record = self._values.get(user_id, {}).get(key_name)
         return None if record is None else (record[0], iter(record[1]))
 
-    def write_raw(self, user_id: Key, key_name: Key, tag: bytes, pieces: Iterable[bytes]) -> None:
+    def write_raw(self, user_id: Key, key_name: Key, head: bytes, pieces: Iterable[bytes]) -> None:
         """Store bytes serialized elsewhere, as :meth:`set` stores a value."""
-        record = self._encode_from(codec_for_tag(tag), copy_pieces(pieces))
+        record = self._encode_from(copy_pieces(head, pieces))
         with self._lock:
             self._store(user_id, key_name, record)
 
@@ -136,7 +137,7 @@ class MemoryBackend(Backend):
             record = self._values.get(user_id, {}).get(key_name)
             where = (user_id, key_name)
             new = func(default if record is None else self._decode(record, where, codec))
-            self._store(user_id, key_name, self._encode(new, where))
+            self._store(user_id, key_name, self._encode(new, where, codec))
         return new
 
     def delete(self, user_id: Key, key_name: Key) -> bool:
@@ -178,6 +179,10 @@ class MemoryBackend(Backend):
                     f"user_id={new_id!r} already has values; nothing was moved or changed"
                 )
             values = self._values.pop(old_id, {})
+            for key_name, (head, chunks) in values.items():
+                rebound = self.codec.rebind(head, (old_id, key_name), (new_id, key_name))
+                if rebound is not None:
+                    values[key_name] = (rebound[1], chunks)
             if values:
                 self._values[new_id] = values
                 self._bytes[new_id] = self._bytes.pop(old_id)
@@ -228,13 +233,13 @@ class MemoryBackend(Backend):
         return True
 
     def value_sizes(self, user_id: Key | None) -> list[ValueSize]:
-        """``(user, key, serialized bytes with the tag)`` of one user's values, or everybody's."""
+        """``(user, key, stored bytes)`` of one user's values, or everybody's."""
         with self._lock:
             users = list(self._values) if user_id is None else [user_id]
             return [
-                (user, key, 1 + sum(map(len, chunks)))
+                (user, key, _size(record))
                 for user in users
-                for key, (_, chunks) in self._values.get(user, {}).items()
+                for key, record in self._values.get(user, {}).items()
             ]
 
     def counts(self, user_id: Key | None) -> dict[Key, Count]:
@@ -244,9 +249,9 @@ class MemoryBackend(Backend):
             return {u: (len(self._values[u]), self._bytes[u]) for u in users if u in self._values}
 
     def head(self, user_id: Key, key_name: Key, limit: int) -> bytes | None:
-        """The tag and first ``limit - 1`` serialized bytes of the value, or ``None``."""
+        """The record's head and the first ``limit`` bytes of its body, or ``None``."""
         record = self._values.get(user_id, {}).get(key_name)
-        return None if record is None else (record[0] + record[1][0][: limit - 1])
+        return None if record is None else (record[0] + record[1][0][:limit])
 
     def close(self) -> None:
         """Drop every value."""

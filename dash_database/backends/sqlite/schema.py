@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...keys import Key, encode_key
-from ...serialization import sql_is_chunked
+from ...records import HEADER_TAGS, sql_is_chunked, sql_reference
 
 DURABILITY = {"normal": "NORMAL", "full": "FULL"}
 
@@ -23,15 +23,15 @@ TRASH = "dash_database_trash"
 # Files made by 2.0 have triggers that name this table (2.0 kept a memory
 # database's chunks in it), so it stays, empty, in every file.
 _CHUNKS = "dash_database_chunks"
-_FILE_NAME = "CAST(substr({0}, 2) AS TEXT)"
 
 USERS = "dash_database_users"
 TOTALS = "dash_database_totals"
 PUT_SEEN_VIEW = "dash_database_put_seen"
-#: ``PRAGMA user_version`` of a file made by this version; 3: before the
-#: :data:`PUT_SEEN_VIEW` view; 2: its counters always kept the store's totals;
-#: 0: made before counters.
-VERSION = 4
+#: ``PRAGMA user_version`` of a file made by this version; 4: its triggers read
+#: side-file names only after a tag, not a record header (see
+#: :mod:`dash_database.records`); 3: before the :data:`PUT_SEEN_VIEW` view; 2: its
+#: counters always kept the store's totals; 0: made before counters.
+VERSION = 5
 #: The first version whose records name their user and size, and whose counters are kept.
 COUNTED = 2
 
@@ -76,7 +76,7 @@ _UPSERT = "ON CONFLICT (key) DO UPDATE SET value = excluded.value, size = exclud
 _MARK = "ON CONFLICT (user) DO UPDATE SET seen = max(seen, excluded.seen)"
 # An UPDATE that matches no row writes no page.
 _KEPT = "WHERE bytes IS NOT NULL"
-_OLD_FILE = f'INSERT OR IGNORE INTO "{TRASH}" VALUES ({_FILE_NAME.format("OLD.value")})'
+_OLD_FILE = f'INSERT OR IGNORE INTO "{TRASH}" VALUES ({sql_reference("OLD.value")})'
 TRIGGERS = (
     # A writer that does not fill the new columns (an older version, or
     # sqlitedict itself) would make the counters wrong: it is refused, loudly.
@@ -99,8 +99,11 @@ TRIGGERS = (
     "WHEN NEW.size IS NOT OLD.size "
     f'BEGIN UPDATE "{USERS}" SET bytes = bytes + NEW.size - OLD.size WHERE user = NEW.user; '
     f'UPDATE "{TOTALS}" SET bytes = bytes + NEW.size - OLD.size {_KEPT}; END',
+    # A record whose header alone changes (a rename rebinds a signed value) keeps its file.
     f'CREATE TRIGGER IF NOT EXISTS "{VALUES}_replaced_file" AFTER UPDATE OF value ON "{VALUES}" '
-    f"WHEN OLD.value IS NOT NEW.value AND {sql_is_chunked('OLD.value')} BEGIN {_OLD_FILE}; END",
+    f"WHEN {sql_is_chunked('OLD.value')} "
+    f"AND {sql_reference('OLD.value')} IS NOT {sql_reference('NEW.value')} "
+    f"BEGIN {_OLD_FILE}; END",
     f'CREATE TRIGGER IF NOT EXISTS "{VALUES}_deleted" AFTER DELETE ON "{VALUES}" '
     f'BEGIN UPDATE "{USERS}" SET keys = keys - 1, bytes = bytes - OLD.size WHERE user = OLD.user; '
     f'DELETE FROM "{USERS}" WHERE user = OLD.user AND keys <= 0; '
@@ -132,12 +135,9 @@ _RANGE = "key >= ? AND key < ?"
 KEYS = f'SELECT key FROM "{VALUES}" WHERE {_RANGE}'
 COUNT = f'SELECT count(*) FROM "{VALUES}" WHERE {_RANGE}'
 DELETE_RANGE = f'DELETE FROM "{VALUES}" WHERE {_RANGE}'
-SIZES = (
-    f"SELECT key, length(value), CASE WHEN {sql_is_chunked('value')} "
-    f'THEN {_FILE_NAME.format("value")} END FROM "{VALUES}"'
-)
+SIZES = f'SELECT key, length(value), {sql_reference("value")} FROM "{VALUES}"'
 USER_SIZES = f"{SIZES} WHERE {_RANGE}"
-ALL_FILES = f'SELECT {_FILE_NAME.format("value")} FROM "{VALUES}" WHERE {sql_is_chunked("value")}'
+ALL_FILES = f'SELECT {sql_reference("value")} FROM "{VALUES}" WHERE {sql_is_chunked("value")}'
 TRASHED = f'SELECT name FROM "{TRASH}"'
 UNTRASH = f'DELETE FROM "{TRASH}" WHERE name = ?'
 SEEN = f'SELECT seen FROM "{SESSIONS}" WHERE user = ?'
@@ -151,6 +151,14 @@ FORGET = f'DELETE FROM "{SESSIONS}" WHERE user = ?'
 # A user's records get the new user's prefix; UPDATE fires none of the
 # triggers, so the side files they name stay where they are, unread.
 RENAME_RANGE = f'UPDATE "{VALUES}" SET key = ? || substr(key, ?), user = ? WHERE {_RANGE}'
+# A rename rebinds each signed record to its new user: it reads the records' heads
+# (at most a tag and 255 bytes of header) and rewrites them, never their bodies.
+_HEADERS = ", ".join(f"x'{tag.hex()}'" for tag in HEADER_TAGS)
+HEADS = (
+    f'SELECT key, substr(value, 1, 256) FROM "{VALUES}" '
+    f"WHERE {_RANGE} AND substr(value, 1, 1) IN ({_HEADERS})"
+)
+REHEAD = f'UPDATE "{VALUES}" SET value = CAST(? || substr(value, ?) AS BLOB) WHERE key = ?'
 RENAME_SEEN = f'UPDATE "{SESSIONS}" SET user = ? WHERE user = ?'
 FORGET_IDLE = f'DELETE FROM "{SESSIONS}" WHERE user = ? AND seen < ?'
 

@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 
 from ...exceptions import DeserializationError, StorageError
 from ...keys import Key
-from ...serialization import Codec, is_chunked
+from ...records import continued, is_chunked, split
 from .connection import Connection, hint
 from .schema import ALL_FILES, TRASHED, UNTRASH
 
@@ -60,8 +60,8 @@ class SideFileWriter:
         self._buf = bytearray()
         self._file: BinaryIO | None = None
         self.path: str | None = None
-        #: The value's stored bytes so far: its tag, then what was written.
-        self.size = 1
+        #: The value's stored bytes: its body so far, and its record's head once finished.
+        self.size = 0
 
     def _fail(self, exc: OSError) -> StorageError:
         where = self.path or self._folder
@@ -88,10 +88,12 @@ class SideFileWriter:
             raise self._fail(exc) from exc
         return len(view)
 
-    def finish(self, codec: Codec) -> bytes:
-        """Close the side file, if any; return the record that stands for the value."""
+    def finish(self, head: bytes) -> bytes:
+        """Close the side file, if any; return the record that stands for the value, whose
+        head is ``head`` (see :mod:`dash_database.records`)."""
+        self.size += len(head)
         if self._file is None:
-            return codec.tag + self._buf
+            return head + self._buf
         assert self.path is not None
         try:
             self._file.flush()
@@ -107,7 +109,7 @@ class SideFileWriter:
                     os.close(folder)
         except OSError as exc:
             raise self._fail(exc) from exc
-        return codec.chunked_tag + os.path.basename(self.path).encode()
+        return continued(head) + os.path.basename(self.path).encode()
 
     def discard(self) -> None:
         """Remove the side file of a value whose record was not committed."""
@@ -161,14 +163,16 @@ class SideFiles:
             raise StorageError(f"{path}: {exc}; restore the folder with the database") from exc
 
     def head(self, record: bytes, user_id: Key, key_name: Key, limit: int) -> bytes:
-        """A record's tag and the first ``limit - 1`` bytes of its value (inline or in its file)."""
+        """A record's head (inline form) and the first ``limit`` bytes of its body, inline or
+        in its file."""
+        head, body = split(record)
         if not is_chunked(record):
-            return record[:limit]
+            return head + body[:limit]
         try:
-            with self.open(record[1:], user_id, key_name) as file:
-                return record[:1] + file.read(limit - 1)
+            with self.open(body, user_id, key_name) as file:
+                return head + file.read(limit)
         except FileNotFoundError:
-            return record[:1]
+            return head
 
     def pieces(self, name: bytes, user_id: Key, key_name: Key, size: int) -> Iterator[bytes]:
         """The bytes of a record's side file, ``size`` at a time (opened now, read as asked)."""

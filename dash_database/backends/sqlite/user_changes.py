@@ -7,8 +7,11 @@ racing from another process comes entirely before or entirely after.
 
 from __future__ import annotations
 
+import json
+
 from ...exceptions import UserExistsError
 from ...keys import Key, encode_key
+from ...serialization import Codec
 from . import schema as sql
 from .connection import Connection
 
@@ -37,9 +40,20 @@ def drop_if_idle(conn: Connection, user_id: Key, cutoff: float) -> int:
     return conn.change(sql.FORGET_IDLE, (member, cutoff))
 
 
-def rename(conn: Connection, old_id: Key, new_id: Key) -> int:
+def _rebind(conn: Connection, codec: Codec, old_id: Key, new_id: Key) -> None:
+    """Bind each of the user's signed records to ``new_id`` (see
+    :meth:`.Codec.rebind`), rewriting their heads only; inside a transaction."""
+    for key, start in conn.run(sql.HEADS, sql.user_range(old_id)):
+        key_name = json.loads(key)[1]
+        rebound = codec.rebind(bytes(start), (old_id, key_name), (new_id, key_name))
+        if rebound is not None:
+            conn.change(sql.REHEAD, (rebound[1], rebound[0] + 1, key))
+
+
+def rename(conn: Connection, old_id: Key, new_id: Key, codec: Codec) -> int:
     """Move the user's records, counters and activity to ``new_id``; inside
-    :meth:`Connection.writing`. Return how many values moved.
+    :meth:`Connection.writing`. Return how many values moved. Signed records are
+    bound to ``new_id`` by ``codec`` (their heads alone are rewritten).
 
     :raises UserExistsError: ``new_id`` has values; nothing changed.
     """
@@ -50,6 +64,7 @@ def rename(conn: Connection, old_id: Key, new_id: Key) -> int:
             raise UserExistsError(
                 f"user_id={new_id!r} already has values; nothing was moved or changed"
             )
+        _rebind(conn, codec, old_id, new_id)
         start = len(old_range[0]) + 1  # the first character after the old prefix
         moved = conn.change(sql.RENAME_RANGE, (new_range[0], start, new_member, *old_range))
         for statement in (sql.FORGET, sql.FORGET_COUNT):

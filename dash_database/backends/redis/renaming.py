@@ -1,0 +1,78 @@
+"""Renaming a user on Redis, with its signed records bound to the new id.
+
+A signed record's binding names its user (see :mod:`dash_database.signing`),
+and only this process holds the key, which never goes into a script's
+arguments (``SLOWLOG`` and ``MONITOR`` would show it). So the heads of the
+user's records are read first (one script) and rebound here; the rename script
+gives each record its new head if it still starts with the one read, and
+renames the hash, atomically. A write racing the rename may land in between,
+bound to the old id: a second pass over the renamed hash rebinds those, before
+the rename returns and the new id can be handed to anyone. A write racing it
+to the old id after that goes to the old id, as any later write would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from redis.commands.core import Script
+
+from ...exceptions import UserExistsError
+from ...keys import Key, decode_key
+from ...serialization import Codec
+from . import scripts
+
+#: What the rename script returns when the new id has values.
+TAKEN = -1
+#: Runs a registered script with these keys and arguments (the engine's, which builds the
+#: counters first and turns Redis errors into dash_database's).
+Run = Callable[[Script, list[str], list[Any]], Any]
+
+
+def rebinds(flat: list[bytes], codec: Codec, old_id: Key, new_id: Key) -> list[bytes]:
+    """Field, old head, new head of each record still bound to ``old_id``, from the heads
+    script's answer (field, start, field, start...)."""
+    found: list[bytes] = []
+    for field, start in zip(flat[::2], flat[1::2], strict=True):
+        key_name = decode_key(field)
+        rebound = codec.rebind(bytes(start), (old_id, key_name), (new_id, key_name))
+        if rebound is not None:
+            found += [field, start[: rebound[0]], rebound[1]]
+    return found
+
+
+class Renamer:
+    """The scripts of a rename, registered on one client.
+
+    :param client: the engine's client.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._heads = client.register_script(scripts.HEADS)
+        self._rename = client.register_script(scripts.RENAME_USER)
+        self._rehead = client.register_script(scripts.REHEAD)
+
+    def __call__(
+        self, run: Run, keys: list[str], members: list[str], codec: Codec, ids: tuple[Key, Key]
+    ) -> int:
+        """Rename a user (``ids``: old and new); return how many values moved.
+
+        :param keys: the rename script's keys (the old hash, then the new one first).
+        :param members: its first arguments: the prefix, the old and new members.
+        :raises UserExistsError: the new id has values; nothing changed.
+        """
+        old_id, new_id = ids
+        found = rebinds(run(self._heads, keys[:1], []), codec, old_id, new_id)
+        moved = int(run(self._rename, keys, [*members, *found]))
+        if moved == TAKEN:
+            raise UserExistsError(
+                f"user_id={new_id!r} already has values; nothing was moved or changed"
+            )
+        if codec.signer is not None:
+            # Records written to the old id between the two scripts are bound to it.
+            late = rebinds(run(self._heads, keys[1:2], []), codec, old_id, new_id)
+            if late:
+                run(self._rehead, keys[1:2], late)
+        return moved
