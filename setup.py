@@ -37,9 +37,11 @@ setup(
             "redis>=4.5",
             # The example app in headless Chromium (Debian's chromium-driver),
             # and under gunicorn with 4 workers; the helpers on every Dash
-            # backend (FastAPI and Quart under uvicorn), async callbacks on
-            # Flask, and background callbacks.
-            "dash[async,fastapi,quart,diskcache]>=4.2",
+            # backend (FastAPI and Quart under uvicorn), over WebSocket, async
+            # and streaming callbacks, and background callbacks. The newest
+            # Dash, by exact pin while 4.5.0 is a release candidate; CI also
+            # runs the helpers' tests on each older Dash the README claims.
+            "dash[async,fastapi,quart,diskcache]==4.5.0rc2",
             "selenium>=4.10",
             "gunicorn>=21",
         ],

@@ -21,11 +21,12 @@ every backend).
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -119,6 +120,32 @@ class SessionSettings:
 # Settings per app; an app that is garbage-collected takes its settings along.
 _SETTINGS: weakref.WeakKeyDictionary[Any, SessionSettings] = weakref.WeakKeyDictionary()
 
+# A callback over WebSocket (Dash 4.2+) runs with no request, so no address: Dash
+# shows the peer only to its ``websocket_connect`` hooks. One, registered once per
+# process, keeps it here; it runs in the connection handler's own context, which
+# every callback dispatched from that connection copies (a task, or a worker thread).
+_WEBSOCKET_PEER: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "dash_database_websocket_peer", default=None
+)
+_peer_hook_registered = False
+
+
+def _remember_peer(websocket: Any) -> bool:
+    """A ``websocket_connect`` hook that admits every connection and notes its peer's host
+    (Starlette's ``websocket.client``, Quart's ``websocket.remote_addr``)."""
+    client = getattr(websocket, "client", None)
+    host = getattr(client, "host", None) if client is not None else None
+    _WEBSOCKET_PEER.set(host or getattr(websocket, "remote_addr", None))
+    return True
+
+
+def _register_peer_hook() -> None:
+    global _peer_hook_registered
+    hooks: Any = getattr(dash, "hooks", None)  # Dash 3.0 and later
+    if not _peer_hook_registered and hasattr(hooks, "websocket_connect"):  # Dash 4.2 and later
+        hooks.websocket_connect()(_remember_peer)
+        _peer_hook_registered = True
+
 
 def init_app(
     app: Any,
@@ -145,6 +172,7 @@ def init_app(
         raise TypeError(f"db must be a DashDatabase or AsyncDashDatabase, not {type(db).__name__}")
     first = app not in _SETTINGS
     _SETTINGS[app] = SessionSettings(db, store_id, storage_type)
+    _register_peer_hook()
     if first:
         app.clientside_callback(_HEAL_JS, Output(store_id, "data"), Input(store_id, "data"))
 
@@ -207,11 +235,15 @@ def _checked(session_id: Any, app: Any) -> str:
     try:
         return check_session_id(session_id)
     except InvalidSessionIdError as exc:
-        where = "an unknown address"
+        where = None
         if _in_request(app):
             backend = getattr(app, "backend", None)
             if backend is not None:
-                where = backend.request_adapter().remote_addr or where
+                where = backend.request_adapter().remote_addr
+        else:
+            where = _WEBSOCKET_PEER.get()
+            where = where and f"{where} (WebSocket)"
+        where = where or "an unknown address"
         why = "no session id" if session_id is None else "a malformed session id"
         logger.warning("refused a callback from %s: %s; nothing was read or written", where, why)
         raise SessionIdRefused(str(exc)) from None
@@ -277,8 +309,11 @@ def user_callback(*args: Any, **options: Any) -> Callable[[F], F]:
 
     ``user_callback(app, Output(...), Input(...))``, or in a page module, where
     ``app`` cannot be imported, ``user_callback(Output(...), Input(...))``
-    (``dash.callback``). A sync callback gets a :class:`UserValues`, an
-    ``async def`` one an :class:`AsyncUserValues`, whatever the face of the db.
+    (``dash.callback``). A sync callback gets a :class:`UserValues`; an
+    ``async def`` one, and a streaming one (an ``async def`` generator, Dash 4.5),
+    an :class:`AsyncUserValues`, whatever the face of the db. Each write is
+    committed when it is made, so a stream's writes between yields are kept even
+    if the stream is cut short.
     Pass ``Output``, ``Input`` and ``State`` positionally; the session's
     ``State`` is added for you.
 
@@ -299,7 +334,24 @@ def user_callback(*args: Any, **options: Any) -> Callable[[F], F]:
     app_ref = weakref.ref(app) if app is not None else (lambda: None)
 
     def decorate(func: F) -> F:
-        if inspect.iscoroutinefunction(func):
+        # Dash streams a callback whose registered function is itself an async
+        # generator function (Dash 4.5), so the wrapper keeps the kind it wraps.
+        if inspect.isasyncgenfunction(func):
+
+            @functools.wraps(func)
+            async def with_streaming_user(*values: Any) -> AsyncIterator[Any]:
+                *values_, session_id = values
+                stream = func(async_user_values(session_id, app_ref()), *values_)
+                try:
+                    async for frame in stream:
+                        yield frame
+                finally:
+                    # A stream cut short (the tab closed): the writes made so far are
+                    # committed; the user's generator gets to run its own cleanup.
+                    await stream.aclose()
+
+            register(*dependencies, state, **options)(with_streaming_user)
+        elif inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)
             async def with_async_user(*values: Any) -> Any:

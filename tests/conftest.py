@@ -50,6 +50,40 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Any:
     return report
 
 
+_DESELECTED = pytest.StashKey[str]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With DASH_DATABASE_DASH_MATRIX=1 (CI's run of the Dash helpers on each Dash version
+    we claim), a test of a Dash feature newer than the installed Dash is deselected, and
+    the run says so; otherwise every test runs (and, under CI, must pass)."""
+    if os.environ.get("DASH_DATABASE_DASH_MATRIX") != "1":
+        return
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    installed = Version(version("dash"))
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        marker = item.get_closest_marker("needs_dash")
+        too_new = marker is not None and Version(marker.args[0]) > installed
+        (dropped if too_new else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+        features = sorted({m.args[1] for i in dropped if (m := i.get_closest_marker("needs_dash"))})
+        config.stash[_DESELECTED] = (
+            f"Dash {installed} lacks {', '.join(features)}: {len(dropped)} tests deselected"
+        )
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
+    """Say which tests a run on an older Dash left out, and why."""
+    return [config.stash[_DESELECTED]] if _DESELECTED in config.stash else []
+
+
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     """The clock every database in the test reads."""

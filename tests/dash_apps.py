@@ -61,12 +61,27 @@ def _wait_for_port(port: int, seconds: float = 20) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
+def _recording(asgi_app: Any, paths: list[str]) -> Any:
+    """``asgi_app``, noting the path of every HTTP request it serves in ``paths``."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            paths.append(scope["path"])
+        await asgi_app(scope, receive, send)
+
+    return app
+
+
 @contextmanager
-def serve(app: Dash) -> Iterator[str]:
-    """Serve ``app`` on a free port: Werkzeug for Flask, uvicorn for FastAPI and Quart."""
+def serve(app: Dash, paths: list[str] | None = None) -> Iterator[str]:
+    """Serve ``app`` on a free port: Werkzeug for Flask, uvicorn for FastAPI and Quart.
+
+    :param paths: uvicorn only: gets the path of every HTTP request served.
+    """
     port = free_port()
     server: Any
-    if app.backend.__class__.__name__.startswith("Flask"):
+    # Before Dash 4.2 every app is a Flask app, with no backend attribute.
+    if type(getattr(app, "backend", None)).__name__.startswith(("Flask", "NoneType")):
         from werkzeug.serving import make_server
 
         server = make_server("127.0.0.1", port, app.server, threaded=True)
@@ -75,7 +90,8 @@ def serve(app: Dash) -> Iterator[str]:
     else:
         import uvicorn
 
-        config = uvicorn.Config(app.server, host="127.0.0.1", port=port, log_level="warning")
+        asgi = app.server if paths is None else _recording(app.server, paths)
+        config = uvicorn.Config(asgi, host="127.0.0.1", port=port, log_level="warning")
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)
 
@@ -134,5 +150,117 @@ def pattern_app(db: DashDatabase) -> Dash:
         before = user.get("fields")
         user["fields"] = values
         return f"Stored {values}; before: {before}"
+
+    return app
+
+
+def streaming_app(
+    backend: str,
+    db: DashDatabase,
+    websocket: bool,
+    gate: threading.Event | None = None,
+    ended: threading.Event | None = None,
+) -> Dash:
+    """An app whose ``user_callback`` is an async generator (Dash 4.5): each of its three
+    frames reads the session and writes to it; after the last, it writes that it finished.
+
+    :param gate: if given, the stream waits for it after each frame (a slow model).
+    :param ended: if given, set when a stream ends, however it ends.
+    """
+    import asyncio
+
+    app = Dash(__name__, backend=backend, websocket_callbacks=websocket)
+    init_app(app, db)
+
+    def layout() -> html.Div:
+        return html.Div([session_store(app), html.Button("Ask", id="ask"), html.Div(id="answer")])
+
+    app.layout = layout
+
+    @user_callback(app, Output("answer", "children"), Input("ask", "n_clicks"))
+    async def answer(user: AsyncUserValues, clicks: int | None) -> Any:
+        if not clicks:
+            yield "Ask something."
+            return
+        try:
+            await user.set("finished", False)
+            for frame in range(1, 4):
+                total = await user.get("frames", 0) + 1
+                await user.set("frames", total)
+                yield f"frame {frame}: {total} in this session"
+                if gate is not None:
+                    await asyncio.to_thread(gate.wait, 30)
+                await asyncio.sleep(0.05)  # the model thinking: frames arrive apart
+            await user.set("finished", True)
+        finally:
+            if ended is not None:
+                ended.set()
+
+    return app
+
+
+def websocket_app(backend: str, db: DashDatabase, callback: str) -> Dash:
+    """The README app with every callback over WebSocket (Dash 4.2+), and login and logout
+    buttons; its ``user_callback`` functions are sync or ``async def``."""
+    from dash_database.dash import end_session, rotate_session
+
+    app = Dash(__name__, backend=backend, websocket_callbacks=True)
+    init_app(app, db)
+
+    def layout() -> html.Div:
+        buttons = [
+            html.Button(label, id=label.lower().replace(" ", "")) for label in ("Log in", "Log out")
+        ]
+        return html.Div(
+            [
+                session_store(app),
+                dcc.Input(id="name"),
+                html.Div(id="greeting"),
+                *buttons,
+                html.Div(id="status"),
+            ]
+        )
+
+    app.layout = layout
+    greeting = (Output("greeting", "children"), Input("name", "value"))
+    login = (Output("status", "children"), Input("login", "n_clicks"))
+    logout = (Output("status", "children", allow_duplicate=True), Input("logout", "n_clicks"))
+    if callback == "sync":
+
+        @user_callback(app, *greeting)
+        def greet(user: UserValues, name: str | None) -> str:
+            previous = user.get("name")
+            if name:
+                user["name"] = name
+            return f"Hello {name}! (last time: {previous})"
+
+        @user_callback(app, *login, prevent_initial_call=True)
+        def log_in(user: UserValues, _: int) -> str:
+            rotate_session(user)
+            return "Logged in."
+
+        @user_callback(app, *logout, prevent_initial_call=True)
+        def log_out(user: UserValues, _: int) -> str:
+            end_session(user)
+            return "Logged out."
+
+    else:
+
+        @user_callback(app, *greeting)
+        async def greet_async(user: AsyncUserValues, name: str | None) -> str:
+            previous = await user.get("name")
+            if name:
+                await user.set("name", name)
+            return f"Hello {name}! (last time: {previous})"
+
+        @user_callback(app, *login, prevent_initial_call=True)
+        async def log_in_async(user: AsyncUserValues, _: int) -> str:
+            rotate_session(user)
+            return "Logged in."
+
+        @user_callback(app, *logout, prevent_initial_call=True)
+        async def log_out_async(user: AsyncUserValues, _: int) -> str:
+            end_session(user)
+            return "Logged out."
 
     return app

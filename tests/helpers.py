@@ -7,12 +7,14 @@ Fixtures live in ``conftest.py``; everything else a test file imports lives here
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import inspect
 import os
 import pathlib
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -316,6 +318,19 @@ def open_backend(name: str, tmp_path: Path, redis_url: str = "", **options: Any)
     if name == "sqlite-path":
         return DashDatabase(tmp_path / "store.sqlite3", **options)
     raise ValueError(name)
+
+
+def load_example(relative: str, name: str) -> Any:
+    """Import ``examples/<relative>`` as a fresh module called ``name`` (it reads its
+    settings from the environment when imported)."""
+    path = Path(__file__).resolve().parent.parent / "examples" / relative
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # as an import would: Dash pages look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 def callback_body(output: str, inputs: list[Any], state: list[Any]) -> dict[str, Any]:

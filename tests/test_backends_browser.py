@@ -23,6 +23,8 @@ from browser import wait_for_text
 from dash_apps import readme_app, serve
 from helpers import require
 
+pytestmark = pytest.mark.needs_dash("4.2", "the FastAPI and Quart backends")
+
 STORE = "dash-database-session"
 SERVERS = {"flask": "werkzeug", "fastapi": "uvicorn", "quart": "uvicorn"}
 
@@ -63,6 +65,19 @@ def stored_id(driver: WebDriver, storage: str) -> Any:
     return json.loads(driver.execute_script(f"return {storage}.getItem('{STORE}')") or "null")
 
 
+def keeps_a_session_and_a_tab_apart(driver: WebDriver, url: str) -> None:
+    """A name said in a tab is there after a reload; a new tab starts a session of its own
+    (then closes, leaving the first tab current)."""
+    assert open_page(driver, url) == "Hello None! (last time: None)"
+    assert say(driver, "alice") == "Hello alice! (last time: None)"
+    assert reload(driver) == "Hello None! (last time: alice)"
+    first = driver.current_window_handle
+    driver.switch_to.new_window("tab")
+    assert open_page(driver, url) == "Hello None! (last time: None)"  # a tab of its own
+    driver.close()
+    driver.switch_to.window(first)
+
+
 def refused_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     """The log records of refused session ids."""
     return [r for r in caplog.records if r.getMessage().startswith("refused a callback")]
@@ -91,13 +106,7 @@ def test_the_readme_app_keeps_tabs_apart_and_heals_a_tampered_id(
     app = readme_app(backend, db, callback)
     browser = new_browser()
     with serve(app) as url, caplog.at_level(logging.WARNING, logger="dash_database"):
-        assert open_page(browser, url) == "Hello None! (last time: None)"
-        assert say(browser, "alice") == "Hello alice! (last time: None)"
-        assert reload(browser) == "Hello None! (last time: alice)"
-        first = browser.current_window_handle
-        browser.switch_to.new_window("tab")
-        assert open_page(browser, url) == "Hello None! (last time: None)"  # a tab of its own
-        browser.switch_to.window(first)
+        keeps_a_session_and_a_tab_apart(browser, url)
 
         browser.execute_script(f"sessionStorage.setItem('{STORE}', JSON.stringify('abc'))")
         browser.get(url)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,23 +17,19 @@ from dash_database import DashDatabase
 
 from browser import wait_for_text
 from dash_apps import background_app, pattern_app, serve
-from helpers import require
+from helpers import load_example, require
 
 PAGES_APP = Path(__file__).resolve().parent.parent / "examples" / "pages_app" / "app.py"
 
 
+@pytest.mark.needs_dash("3.1", "async callbacks")
 def test_pages_use_the_session_without_importing_app(
     tmp_path: Path, new_browser: Callable[[], WebDriver], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A note written on one page (sync callback) is read on another (async), per tab."""
     monkeypatch.setenv("DASH_DATABASE_PATH", str(tmp_path / "pages.sqlite3"))
     monkeypatch.syspath_prepend(str(PAGES_APP.parent))
-    spec = importlib.util.spec_from_file_location("pages_example", PAGES_APP)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["pages_example"] = module
-    spec.loader.exec_module(module)
+    module = load_example("pages_app/app.py", "pages_example")
     browser = new_browser()
     with serve(module.app) as url:
         browser.get(url)
@@ -97,19 +92,12 @@ def test_a_pattern_matching_callback_gets_the_sessions_values(
     db.close()
 
 
-LOGIN_APP = Path(__file__).resolve().parent.parent / "examples" / "login_app.py"
-
-
 def test_login_rotates_the_session_and_logout_ends_it(
     tmp_path: Path, new_browser: Callable[[], WebDriver], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Values survive login under a new id; the old id reads nothing; logout empties it."""
     monkeypatch.setenv("DASH_DATABASE_PATH", str(tmp_path / "login.sqlite3"))
-    spec = importlib.util.spec_from_file_location("login_example", LOGIN_APP)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_example("login_app.py", "login_example")
     browser = new_browser()
 
     def session_id() -> str:
