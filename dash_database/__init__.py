@@ -5,7 +5,8 @@ from .async_database import AsyncDashDatabase
 from .async_views import AsyncInspector, AsyncUserValues
 from .database import DashDatabase
 from .inspection import Inspector, UserSummary
-from .sessions import Stats, UserStats, new_session_id
+from .sessions import new_session_id
+from .stats import Stats, UserStats
 from .user_values import UserValues
 
 __all__ = [

@@ -1,23 +1,30 @@
-"""Activity and expiry: when each user was last seen, and dropping idle users.
+"""Activity and expiry, decided here and applied by the engines: when each user was last seen.
 
-Every read or write records the user's activity, at most once per refresh
-interval per user and process, so that reads stay reads. With
-``expire_after``, a user idle for longer is dropped: invisible at once, and
-deleted by :meth:`Activity.purge`, a few at a time in the background of other
-calls, or all at once by ``purge_expired``.
+Every call for a user records its activity, at most once per refresh interval
+per user and process, so that reads stay reads. With ``expire_after``, a user
+idle for longer is dropped: invisible at once, and deleted first by the next
+call that touches it, a few at a time in the background of other calls, or all
+at once by ``purge_expired``.
+
+This module decides and never acts: :meth:`Activity.decide` says what a call
+must do (a :class:`Touch`, or nothing), the engine applies it in the same call
+as the operation, atomically, and reports the stored activity back to
+:meth:`Activity.learn`. The rule an engine applies is :meth:`Touch.outcome`,
+written once here; the Lua form (``backends/redis/scripts.py``) and the SQL
+form (``backends/sqlite/schema.py``) are tested against it on one table of
+cases (``tests/contract/test_contract_rules.py``).
 """
 
 from __future__ import annotations
 
-import logging
+import math
 import threading
+import typing
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from . import sessions
-from .backends.base import Backend, Touch
+from . import clock
 from .keys import Key
-
-logger = logging.getLogger("dash_database")
 
 #: Activity is written at most once per this fraction of ``expire_after``
 #: per user and process, so that reads stay reads.
@@ -34,8 +41,40 @@ SEEN_CACHE_SIZE = 100_000
 Progress = Callable[[int], None]
 
 
+@dataclass(frozen=True)
+class Touch:
+    """What one call must do about its user's activity, applied by the engine in the same
+    call as the operation (see :meth:`outcome`).
+
+    :param now: the time of the call.
+    :param refresh_before: record ``now`` if the stored activity is older than this
+        (a write: ``inf``, always).
+    :param drop_before: with expiry: a user last active before this is deleted first.
+    :param create: record ``now`` for a user with no activity (a write); a read never
+        creates a user.
+    """
+
+    now: float
+    refresh_before: float
+    drop_before: float | None
+    create: bool
+
+    def outcome(self, seen: float | None) -> tuple[bool, float | None]:
+        """What applying this touch to a user whose stored activity is ``seen`` does:
+        whether the user is dropped first, and the activity to store (``None``: none).
+
+        The stored activity never moves back: a write records ``max(seen, now)``.
+        """
+        drop = self.drop_before is not None and seen is not None and seen < self.drop_before
+        if drop:
+            seen = None
+        if seen is None:
+            return drop, self.now if self.create else None
+        return drop, max(seen, self.now) if seen < self.refresh_before else None
+
+
 class Activity:
-    """One database's activity bookkeeping, shared by its threads.
+    """One database's activity decisions, and what its engine reported, shared by threads.
 
     :param expire_after: seconds of inactivity after which a user is dropped,
         or ``None`` for never.
@@ -48,8 +87,8 @@ class Activity:
         # GIL; the lock makes each change, and the purge's check-and-set, one
         # step, so that only one thread per interval starts a purge.
         self._lock = threading.Lock()
-        # The last activity this process recorded or read per user: never later
-        # than the stored one, so a fresh entry proves the user is not idle.
+        # The last activity the engine reported per user: never later than the
+        # stored one, so a fresh entry proves the user is not idle.
         self._seen: dict[Key, float] = {}
         self._next_purge = 0.0
 
@@ -64,99 +103,52 @@ class Activity:
         """Whether a user last active at ``seen`` is dropped at ``when``."""
         return self.expire_after is not None and seen < when - self.grace()
 
-    def record(
-        self, backend: Backend, user_id: Key, write: bool, carry: bool = False
-    ) -> Touch | None:
-        """Record that ``user_id`` reads (or, if ``write``, writes) now; drop it first if expired.
+    def cutoff(self, when: float) -> float | None:
+        """A user last active before this is dropped at ``when`` (``None``: no expiry)."""
+        return None if self.expire_after is None else when - self.grace()
 
-        A read never creates a user's record: unknown ids leave no trace.
+    @typing.overload
+    def decide(self, user_id: Key, write: bool) -> Touch | None: ...
+    @typing.overload
+    def decide(self, user_id: Key, write: bool, force: typing.Literal[True]) -> Touch: ...
+    def decide(self, user_id: Key, write: bool, force: bool = False) -> Touch | None:
+        """What a call for ``user_id`` (a write, or not) must do about its activity now:
+        ``None`` when this process learned it lately, so that there is nothing to do.
 
-        :param carry: the caller's next engine call can take a :class:`Touch`: if the engine
-            takes one, return it instead of recording here (one round trip less on Redis;
-            on SQLite one commit, and no read first); the caller then reports success to
-            :meth:`carried`.
+        :param force: record now whatever was learned (``touch()``), but never create.
         """
-        when = sessions.now()
+        when = clock.now()
         cached = self._seen.get(user_id)
-        purge_due = self.expire_after is not None and when >= self._next_purge
-        if purge_due:
-            with self._lock:  # checked again: one thread per interval starts a purge
-                purge_due = when >= self._next_purge
-                if purge_due:
-                    self._next_purge = when + self.refresh
-        touch = None
-        if cached is not None and when - cached < self.refresh:
-            pass  # recorded lately by this process: not idle, nothing to record
-        elif carry and (backend.takes_touch or (write and backend.writes_take_touch)):
-            cutoff = None if self.expire_after is None else when - self.grace()
-            touch = Touch(when, when - self.refresh, cutoff, write)
-        else:
-            seen = backend.seen(user_id)
-            if seen is not None and self.is_expired(seen, when):
-                backend.delete_idle_user(user_id, when - self.grace())
-                seen = None
-            if (seen is None or when - seen >= self.refresh) and (write or seen is not None):
-                backend.mark_seen(user_id, when, create=write)
-                seen = when
-            if seen is not None:
-                self._remember(user_id, seen)
-        if purge_due:
-            self.purge(backend, when - self.grace(), PURGE_BATCH)
-        return touch
+        if not force and cached is not None and when - cached < self.refresh:
+            return None  # recorded lately: not idle, nothing to record
+        refresh_before = math.inf if write or force else when - self.refresh
+        return Touch(when, refresh_before, self.cutoff(when), create=write)
 
-    def carried(self, user_id: Key, touch: Touch | None) -> None:
-        """The engine's call that carried ``touch`` succeeded: a write's activity is now
-        stored, so the user's next calls need not record it (a refused write caches nothing)."""
-        if touch is not None and touch.create:
-            self._remember(user_id, touch.now)
-
-    def _remember(self, user_id: Key, seen: float) -> None:
+    def learn(self, user_id: Key, seen: float | None) -> None:
+        """Remember the activity the engine reported after a call (``None``: none stored)."""
+        if seen is None:
+            return
         with self._lock:
             if len(self._seen) >= SEEN_CACHE_SIZE:
                 self._seen.clear()
             self._seen[user_id] = seen
 
-    def live_users(self, backend: Backend) -> list[Key]:
-        """Every user holding a value and not expired, in no particular order."""
-        users = backend.users()
-        if self.expire_after is None:
-            return users
-        seen, when = backend.sessions(), sessions.now()
-        return [user for user in users if not self.is_expired(seen.get(user, when), when)]
-
     def forget(self, *user_ids: Key) -> None:
-        """Drop the cached activity of users that were deleted or renamed."""
+        """Drop what was learned of users that were deleted or renamed."""
         with self._lock:
             for user_id in user_ids:
                 self._seen.pop(user_id, None)
 
-    def purge(
-        self, backend: Backend, cutoff: float, limit: int | None, progress: Progress | None = None
-    ) -> int:
-        """Delete up to ``limit`` users (``None``: all) last active before ``cutoff``."""
-        removed = 0
-        while limit is None or removed < limit:
-            batch = backend.idle_users(cutoff, PURGE_BATCH if limit is None else limit - removed)
-            if not batch:
-                break
-            for user_id in batch:
-                removed += backend.delete_idle_user(user_id, cutoff)
-                self.forget(user_id)
-                if progress is not None:
-                    progress(removed)
-        if removed:
-            logger.info("%s: purged %d idle users", backend.location, removed)
-        return removed
-
-    def purge_all(self, backend: Backend, idle: float | None, progress: Progress | None) -> int:
-        """Delete every user idle for ``idle`` seconds (``None``: past expiry); return how many.
-
-        Users stored before their activity was recorded get it recorded now.
-        """
-        when = sessions.now()
-        recorded = backend.sessions()
-        for user_id in backend.users():
-            if user_id not in recorded:
-                backend.mark_seen(user_id, when, create=True)
-        cutoff = when - (self.grace() if idle is None else idle)
-        return self.purge(backend, cutoff, None, progress)
+    def purge_due(self) -> float | None:
+        """The cutoff of a background purge, if one is due now in this process (at most one
+        thread per refresh interval gets it); else ``None``."""
+        if self.expire_after is None:
+            return None
+        when = clock.now()
+        if when < self._next_purge:
+            return None
+        with self._lock:  # checked again: one thread per interval starts a purge
+            if when < self._next_purge:
+                return None
+            self._next_purge = when + self.refresh
+        return when - self.grace()

@@ -25,8 +25,8 @@ from .copying import CopyReport
 from .database import DashDatabase, Duration
 from .keys import Key, check_key
 from .resigning import SignReport
-from .sessions import Stats, UserStats
 from .signing import SecretKey
+from .stats import Stats, UserStats
 
 
 class _OpenedLater(DashDatabase):

@@ -13,7 +13,7 @@ from .database import DashDatabase
 from .exceptions import KeyNotFoundError
 from .inspection import Inspector, UserSummary
 from .keys import Key
-from .sessions import Stats, UserStats
+from .stats import Stats, UserStats
 
 
 class AsyncUserValues:

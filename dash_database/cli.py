@@ -23,11 +23,9 @@ from .database import DashDatabase
 from .exceptions import DashDatabaseError, DeserializationError
 from .export import to_json, type_name
 from .keys import Key
-from .records import body_start
-from .serialization import kind_name
-from .signing import LEGACY_HEADER_SIZE, LEGACY_MAGIC
+from .serialization import kind_name, serialized_start
 
-__all__ = ["Progress", "main", "parse_duration"]
+__all__ = ["ProgressBar", "main", "parse_duration"]
 
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 #: The environment variable the CLI reads the secret key from (one key per line).
@@ -72,7 +70,7 @@ class CommandError(Exception):
         self.code = code
 
 
-class Progress:
+class ProgressBar:
     """A progress bar on stderr when it is a terminal; silent in pipes and files.
 
     :param label: what is counted.
@@ -152,13 +150,10 @@ class Cli:
         keys = [key for key in os.environ.get(SECRET_KEY_VARIABLE, "").splitlines() if key]
         self.secret_key = keys or None
         self.db = DashDatabase(args.location, prefix=args.prefix, secret_key=self.secret_key)
-        # One reader per serializer, opened when first needed.
-        self._readers: dict[str, DashDatabase] = {}
 
     def close(self) -> None:
-        """Close every database this run opened."""
-        for db in (self.db, *self._readers.values()):
-            db.close()
+        """Close the database this run opened."""
+        self.db.close()
 
     def emit(self, data: Any, lines: list[str]) -> None:
         """Write ``data`` as JSON with --json, else the text ``lines``."""
@@ -216,14 +211,6 @@ class Cli:
             [f"{key!s:<44} {_size(size):>14}" for key, size in sizes.items()],
         )
 
-    def _reader(self, serializer: str) -> DashDatabase:
-        if serializer not in self._readers:
-            location, prefix = self.args.location, self.args.prefix
-            self._readers[serializer] = DashDatabase(
-                location, serializer=serializer, prefix=prefix, secret_key=self.secret_key
-            )
-        return self._readers[serializer]
-
     def _value(self, user_id: Key, key: Key, size: int | None) -> tuple[dict[str, Any], Any]:
         """A description of one value, and the value (``None`` when it was not loaded)."""
         head = self.db.inspect.head(user_id, key, PREVIEW_BYTES)
@@ -233,15 +220,12 @@ class Cli:
         info: dict[str, Any] = {"key": key, "bytes": size, "serializer": serializer}
         unpickle = self.args.unsafe_unpickle
         try:
-            value = self._reader(serializer).inspect.value(user_id, key, unpickle=unpickle)
+            value = self.db.inspect.value(user_id, key, unpickle=unpickle)
         except DeserializationError as exc:
             if serializer == "json" or unpickle or "is not plain data" not in str(exc):
                 raise
-            # A pickle's opcodes name its type: read it from the first bytes, unsigned.
-            data = head[body_start(head) :]
-            if data.startswith(LEGACY_MAGIC):
-                data = data[LEGACY_HEADER_SIZE:]
-            return {**info, "type": _pickled_type(data), "note": _UNSAFE}, None
+            # A pickle's opcodes name its type: read it from its first bytes.
+            return {**info, "type": _pickled_type(serialized_start(head)), "note": _UNSAFE}, None
         return {**info, "type": type_name(value)}, value
 
     def show(self) -> None:
@@ -268,7 +252,7 @@ class Cli:
             self.emit({"would_purge": len(idle), "users": data}, [summary, *lines])
             return
         removed = self.db.purge_expired(
-            older_than=self.args.older_than, progress=Progress("purging", len(idle))
+            older_than=self.args.older_than, progress=ProgressBar("purging", len(idle))
         )
         self.emit({"purged_users": removed}, [f"purged {removed:,} users"])
 
@@ -294,7 +278,7 @@ class Cli:
         if self.args.all == bool(self.args.users):
             raise UsageError("export takes USER names or --all (not both, not neither)")
         users = self.db.list_users() if self.args.all else [self._user(u) for u in self.args.users]
-        progress = Progress("exporting", len(users))
+        progress = ProgressBar("exporting", len(users))
         when = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         self.out.write(f'{{"exported_at": "{when}", "users": [\n')
         for done, user_id in enumerate(users, 1):
@@ -308,7 +292,7 @@ class Cli:
         args = self.args
         existing = self.db.list_users()
         users = None if args.users is None else [_pick(text, existing) for text in args.users]
-        progress = Progress("copying", len(existing) if users is None else len(users))
+        progress = ProgressBar("copying", len(existing) if users is None else len(users))
         target = DashDatabase(args.destination, prefix=args.to_prefix, secret_key=self.secret_key)
         with target:
             report = self.db.copy_to(target, users, args.overwrite, progress)
@@ -328,7 +312,7 @@ class Cli:
                 f"{SECRET_KEY_VARIABLE} (one key per line, the first signs); it is never "
                 "read from the command line"
             )
-        progress = Progress("signing", self.db.stats().keys)
+        progress = ProgressBar("signing", self.db.stats().keys)
         trust = self.args.trust_unsigned_values
         report = self.db.sign_values(progress, trust_unsigned=trust)
         lines = [f"signed {report.signed:,} values"]

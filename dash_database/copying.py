@@ -82,11 +82,11 @@ def copy_records(
     :param overwrite: replace values that differ at the destination.
     :param progress: called with the running count of users.
     """
-    chosen = source.users() if users is None else [u for u in users if source.count(u)]
+    chosen = source.users() if users is None else [u for u in users if source.counts(u)]
     counts = {"copied": 0, "unchanged": 0, "replaced": 0, "kept": 0}
     activity = source.sessions()
     for done, user_id in enumerate(chosen, 1):
-        for key_name in source.keys(user_id):
+        for key_name in source.keys(user_id, None)[0]:
             existing = destination.read_raw(user_id, key_name)
             if existing is not None:
                 raw = source.read_raw(user_id, key_name)

@@ -1,8 +1,11 @@
-"""The public entry point: :class:`DashDatabase`, argument checks and calls.
+"""The public entry point: :class:`DashDatabase`, argument checks and one engine call each.
 
-The work is done by small objects it holds: an engine (:mod:`.backends`),
-which checks the :class:`~.quotas.Quotas` inside each write, an
-:class:`~.activity.Activity` tracker and an :class:`~.inspection.Inspector`.
+Each public call checks the closed state and its arguments, asks the
+:class:`~.activity.Activity` what it must do about the user's activity, makes
+one call to the engine (:mod:`.backends.base` lists which), which applies that
+activity and checks the :class:`~.quotas.Quotas` in the same transaction, and
+tells the ``Activity`` what the engine reported. An :class:`~.inspection.Inspector`
+holds the operators' read-only views.
 """
 
 from __future__ import annotations
@@ -12,19 +15,20 @@ import datetime
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
-from . import sessions
-from .activity import Activity, Progress
-from .backends.base import MISSING, Backend, Touch
+from . import purging
+from .activity import PURGE_BATCH, Activity, Progress, Touch
+from .backends.base import Backend
 from .backends.locations import Location, open_backend
+from .clock import to_seconds
 from .copying import CopyReport, copy_records
 from .exceptions import DatabaseClosedError, KeyNotFoundError, ReentrantCallError
 from .inspection import Inspector
-from .keys import Key, check_key, sort_keys
+from .keys import MISSING, Key, check_key, sort_keys
 from .quotas import Quotas
 from .resigning import SignReport, sign_values, upgrade_legacy
 from .serialization import Codec
-from .sessions import Stats, UserStats, to_seconds
 from .signing import SecretKey, Signer
+from .stats import Stats, UserStats
 from .user_values import UserValues
 
 _IF_NOT_EXISTS = ("ignore", "raise")
@@ -39,16 +43,6 @@ _UPDATING: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar(
 )
 
 Duration = float | datetime.timedelta
-
-
-def _engine(
-    location: Location, codec: Codec, quotas: Quotas, connect: bool, options: dict[str, Any]
-) -> Backend:
-    """The engine of ``location``, writing with ``codec`` and checking ``quotas``."""
-    backend = open_backend(location, codec, connect=connect, **options)
-    # The engine checks them inside each write's transaction (see .quotas).
-    backend.quotas = quotas if any(quotas.limits()) else None
-    return backend
 
 
 class DashDatabase:
@@ -100,9 +94,16 @@ class DashDatabase:
         expiry = None if expire_after is None else to_seconds("expire_after", expire_after)
         self._activity = Activity(expiry)
         codec = Codec(serializer, signer=None if secret_key is None else Signer(secret_key))
-        options = {"timeout": timeout, "durability": durability, "prefix": prefix}
         quotas = Quotas(max_keys_per_user, max_bytes_per_user, max_total_bytes)
-        self._backend = _engine(db_location, codec, quotas, self._connect, options)
+        self._backend = open_backend(
+            db_location,
+            codec,
+            quotas if any(quotas.limits()) else None,
+            timeout=timeout,
+            durability=durability,
+            prefix=prefix,
+            connect=self._connect,
+        )
         #: Read-only views for operators; see :class:`~dash_database.inspection.Inspector`.
         self.inspect = Inspector(self._open, self._activity)
 
@@ -116,20 +117,26 @@ class DashDatabase:
             raise DatabaseClosedError(f"{self!r} is closed; open a new {self._face} to use it")
         return self._backend
 
-    # Each call checks, in this order: the closed state, the arguments, then
-    # records activity, so that a refused call leaves no trace.
-    def _user(self, user_id: Key, write: bool = False) -> tuple[Backend, Key]:
+    # Each call checks, in this order: the closed state, the arguments, then decides
+    # about the user's activity (a pure decision), so that a refused call leaves no trace.
+    def _user(self, user_id: Key, write: bool = False) -> tuple[Backend, Key, Touch | None]:
         backend, user_id = self._open(), check_key("user_id", user_id)
-        self._activity.record(backend, user_id, write)
-        return backend, user_id
+        return backend, user_id, self._activity.decide(user_id, write)
 
-    def _value(  # with carry, the activity may come back, for the engine's call to record
-        self, user_id: Key, key_name: Key, write: bool = False, carry: bool = False
+    def _value(
+        self, user_id: Key, key_name: Key, write: bool = False
     ) -> tuple[Backend, Key, Key, Touch | None]:
-        backend, user_id = self._open(), check_key("user_id", user_id)
-        key_name = check_key("key_name", key_name)
-        touch = self._activity.record(backend, user_id, write, carry)
-        return backend, user_id, key_name, touch
+        backend, user_id, touch = self._user(user_id, write)
+        return backend, user_id, check_key("key_name", key_name), touch
+
+    def _learn(self, user_id: Key, seen: float | None) -> None:
+        """Note what the engine reported; once per refresh interval, purge a few idle users."""
+        if seen is not None:
+            self._activity.learn(user_id, seen)
+        if self._activity.expire_after is not None:
+            cutoff = self._activity.purge_due()
+            if cutoff is not None:
+                purging.purge(self._backend, self._activity, cutoff, PURGE_BATCH)
 
     def store_user_value(self, user_id: Key, key_name: Key, value: Any) -> None:
         """Store ``value`` (picklable; with ``serializer="json"``, a JSON value) under ``key_name``
@@ -140,9 +147,8 @@ class DashDatabase:
         :raises ~dash_database.exceptions.QuotaExceededError: it would pass a quota.
         :raises ~dash_database.exceptions.StorageError: the engine refused it.
         """
-        backend, user_id, key_name, touch = self._value(user_id, key_name, True, carry=True)
-        backend.set(user_id, key_name, value, touch)
-        self._activity.carried(user_id, touch)
+        backend, user_id, key_name, touch = self._value(user_id, key_name, write=True)
+        self._learn(user_id, backend.set(user_id, key_name, value, touch))
 
     def get_user_value(self, user_id: Key, key_name: Key, default: Any = None) -> Any:
         """Return the value stored under ``key_name`` for ``user_id``, or ``default``.
@@ -150,24 +156,31 @@ class DashDatabase:
         :raises ~dash_database.exceptions.DeserializationError: the stored value cannot
             be read back (the other serializer's, damaged, or, with a key, not signed by it).
         """
-        backend, user_id, key_name, touch = self._value(user_id, key_name, carry=True)
-        value = backend.get(user_id, key_name, touch=touch)
+        backend, user_id, key_name, touch = self._value(user_id, key_name)
+        value, seen = backend.get(user_id, key_name, touch)
+        self._learn(user_id, seen)
         return default if value is MISSING else value
 
     def has_user_value(self, user_id: Key, key_name: Key) -> bool:
         """Whether the user has a value under ``key_name``, without reading it."""
-        backend, user_id, key_name, _ = self._value(user_id, key_name)
-        return backend.contains(user_id, key_name)
+        backend, user_id, key_name, touch = self._value(user_id, key_name)
+        found, seen = backend.contains(user_id, key_name, touch)
+        self._learn(user_id, seen)
+        return found
 
     def count_user_values(self, user_id: Key) -> int:
         """How many values the user has, without reading them."""
-        backend, user_id = self._user(user_id)
-        return backend.count(user_id)
+        return len(self._keys(user_id))
 
     def list_stored_user_keys(self, user_id: Key) -> list[Key]:
         """Return the user's key names: ints in numeric order, then strs in code-point order."""
-        backend, user_id = self._user(user_id)
-        return sort_keys(backend.keys(user_id))
+        return sort_keys(self._keys(user_id))
+
+    def _keys(self, user_id: Key) -> list[Key]:
+        backend, user_id, touch = self._user(user_id)
+        keys, seen = backend.keys(user_id, touch)
+        self._learn(user_id, seen)
+        return keys
 
     def delete_user_value(self, user_id: Key, key_name: Key, if_not_exists: str = "ignore") -> None:
         """Delete one value of the user.
@@ -178,8 +191,10 @@ class DashDatabase:
         """
         if if_not_exists not in _IF_NOT_EXISTS:
             raise ValueError(f"if_not_exists must be 'ignore' or 'raise', not {if_not_exists!r}")
-        backend, user_id, key_name, _ = self._value(user_id, key_name)
-        if not backend.delete(user_id, key_name) and if_not_exists == "raise":
+        backend, user_id, key_name, touch = self._value(user_id, key_name)
+        deleted, seen = backend.delete(user_id, key_name, touch)
+        self._learn(user_id, seen)
+        if not deleted and if_not_exists == "raise":
             raise KeyNotFoundError(f"user_id={user_id!r} has no value named key_name={key_name!r}")
 
     def delete_all_user_values(self, user_id: Key) -> None:
@@ -216,17 +231,22 @@ class DashDatabase:
         """
         if not callable(func):
             raise TypeError(f"func must be callable, not {type(func).__name__}")
-        backend, user_id, key_name, _ = self._value(user_id, key_name, write=True)
+        backend, user_id, key_name, touch = self._value(user_id, key_name, write=True)
         token = _UPDATING.set(_UPDATING.get() | {id(self)})
         try:
-            return backend.update(user_id, key_name, func, default)
+            new, seen = backend.update(user_id, key_name, func, default, touch)
         finally:
             _UPDATING.reset(token)
+        self._learn(user_id, seen)
+        return new
 
     def copy_to(
-        self, destination: DashDatabase, users: Iterable[Key] | None = None,
-        overwrite: bool = False, progress: Progress | None = None,
-    ) -> CopyReport:  # fmt: skip
+        self,
+        destination: DashDatabase,
+        users: Iterable[Key] | None = None,
+        overwrite: bool = False,
+        progress: Progress | None = None,
+    ) -> CopyReport:
         """Copy users' values, as stored, and activity to another store (:mod:`.copying`)."""
         return copy_records(self._open(), destination._open(), users, overwrite, progress)
 
@@ -242,12 +262,15 @@ class DashDatabase:
 
     def list_users(self) -> list[Key]:
         """Return every user id that holds at least one value, in the order of keys."""
-        return sort_keys(self._activity.live_users(self._open()))
+        return sort_keys(purging.live_users(self._open(), self._activity))
 
     def touch(self, user_id: Key) -> None:
         """Record activity for the user now, extending its session, without reading its values."""
-        backend, user_id = self._user(user_id)
-        backend.mark_seen(user_id, sessions.now(), create=False)
+        backend, user_id = self._open(), check_key("user_id", user_id)
+        # Whatever this process learned lately: a user idle past expiry is dropped,
+        # one with activity gets now, and one without stays without.
+        _, seen = backend.contains(user_id, "", self._activity.decide(user_id, False, force=True))
+        self._learn(user_id, seen)
 
     def purge_expired(
         self, older_than: Duration | None = None, progress: Progress | None = None
@@ -264,7 +287,7 @@ class DashDatabase:
         if older_than is None and self._activity.expire_after is None:
             raise ValueError("pass older_than, or open the database with expire_after")
         idle = None if older_than is None else to_seconds("older_than", older_than)
-        removed = self._activity.purge_all(backend, idle, progress)
+        removed = purging.purge_all(backend, self._activity, idle, progress)
         backend.collect_garbage()
         return removed
 

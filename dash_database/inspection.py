@@ -11,12 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import sessions
+from . import clock
 from .activity import Activity
-from .backends.base import MISSING, Backend
+from .backends.base import Backend
+from .clock import to_seconds
 from .exceptions import KeyNotFoundError
 from .keys import Key, check_key, sort_keys
-from .sessions import Stats, UserStats, to_seconds
+from .serialization import Codec, kind_name
+from .stats import Stats, UserStats
 
 
 def _stats(users: int, sizes: list[int | None]) -> Stats:
@@ -60,7 +62,7 @@ class Inspector:
     def users(self) -> list[UserSummary]:
         """Every live user with its values, bytes and last activity, in the order of ids."""
         backend = self._backend()
-        seen, when = backend.sessions(), sessions.now()
+        seen, when = backend.sessions(), clock.now()
         counts = backend.counts(None)
         return [
             UserSummary(user, *counts[user], seen.get(user))
@@ -77,7 +79,7 @@ class Inspector:
             users = self.users()
             return Stats(len(users), sum(u.keys for u in users), sum(u.bytes for u in users))
         backend = self._backend()
-        seen, when = backend.sessions(), sessions.now()
+        seen, when = backend.sessions(), clock.now()
         live = [
             (user, size)
             for user, _, size in backend.value_sizes(None)
@@ -92,7 +94,7 @@ class Inspector:
         """
         backend, user_id = self._backend(), check_key("user_id", user_id)
         seen = backend.seen(user_id)
-        if seen is not None and self._activity.is_expired(seen, sessions.now()):
+        if seen is not None and self._activity.is_expired(seen, clock.now()):
             return UserStats(keys=0, bytes=0, last_activity=None)
         if not check:
             keys, stored = backend.counts(user_id).get(user_id, (0, 0))
@@ -112,21 +114,24 @@ class Inspector:
         return backend.head(user_id, check_key("key_name", key_name), limit)
 
     def value(self, user_id: Key, key_name: Key, *, unpickle: bool = False) -> Any:
-        """The stored value, decoded without running code unless ``unpickle``.
+        """The stored value, decoded by the serializer that wrote it (whichever the store's
+        is), without running code unless ``unpickle``.
 
-        :param unpickle: with ``serializer="pickle"``, unpickle anything, which
-            runs code chosen by whoever wrote the value: only for stores whose
-            every writer you trust. Without it, only plain data loads.
+        :param unpickle: for a pickled value, unpickle anything, which runs code
+            chosen by whoever wrote the value: only for stores whose every writer
+            you trust. Without it, only plain data loads.
         :raises ~dash_database.exceptions.KeyNotFoundError: no such value.
         :raises ~dash_database.exceptions.DeserializationError: not plain data
-            (without ``unpickle``), or damaged.
+            (without ``unpickle``), damaged, or (with a key) not signed by it.
         """
         backend, user_id = self._backend(), check_key("user_id", user_id)
-        codec = None if unpickle else backend.codec.plain()
-        value = backend.get(user_id, check_key("key_name", key_name), codec)
-        if value is MISSING:
+        key_name = check_key("key_name", key_name)
+        raw = backend.read_raw(user_id, key_name)
+        if raw is None:
             raise KeyNotFoundError(f"user_id={user_id!r} has no value named {key_name!r}")
-        return value
+        head, pieces = raw
+        codec = Codec(kind_name(head), plain_only=not unpickle, signer=backend.codec.signer)
+        return codec.load(head, pieces, (user_id, key_name))
 
     def last_activity(self, user_id: Key) -> float | None:
         """The user's last recorded activity (``time.time()``), or ``None``."""
@@ -136,4 +141,4 @@ class Inspector:
     def idle_users(self, older_than: float) -> list[Key]:
         """Users idle for more than ``older_than`` seconds, oldest first."""
         backend = self._backend()
-        return backend.idle_users(sessions.now() - to_seconds("older_than", older_than), 2**62)
+        return backend.idle_users(clock.now() - to_seconds("older_than", older_than), 2**62)

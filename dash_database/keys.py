@@ -1,11 +1,23 @@
-"""What a user id or a key name may be, and how it is checked."""
+"""How a value is addressed: what a user id or a key name may be, and how it is checked."""
 
 from __future__ import annotations
 
+import enum
 import json
 
 #: A user id or a key name. ``123`` and ``"123"`` are different, as in a dict.
 Key = str | int
+#: Whose value a record is: ``(user_id, key_name)``.
+Where = tuple[Key, Key]
+
+
+class Missing(enum.Enum):
+    """Marks "no value stored" where ``None`` is a valid stored value."""
+
+    MISSING = enum.auto()
+
+
+MISSING = Missing.MISSING
 
 #: The largest int id, in bits: its text stays under Python's 4,300-digit
 #: int-to-str limit (2**14_000 has 4,215 digits).

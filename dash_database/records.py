@@ -59,6 +59,13 @@ def has_header(record: bytes | memoryview) -> bool:
     return bytes(record[:1]) in HEADER_TAGS
 
 
+def stored_size(head_bytes: int, body_bytes: int) -> int:
+    """The bytes a value takes in a store, which quotas and counters count: its record's head
+    and its body, wherever the body is (inline, a side file, Redis chunks). The Lua form is
+    ``stored_size`` in ``backends/redis/scripts.py``; one table of cases checks both."""
+    return head_bytes + body_bytes
+
+
 def make_header(flags: int, kind: bytes, fields: bytes) -> bytes:
     """A header of this version; ``fields`` are those of ``flags``, in order."""
     return bytes((VERSION, FIXED + len(fields), flags)) + kind + fields

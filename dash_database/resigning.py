@@ -23,11 +23,11 @@ from typing import Any, NamedTuple
 
 from . import records
 from .activity import Progress
-from .backends.base import MISSING, Backend
+from .backends.base import Backend
 from .exceptions import DeserializationError
-from .keys import Key
+from .keys import Key, Where
 from .serialization import ChunkReader, Codec, Readable, Seekable, Writable, kind_name
-from .signing import LEGACY_HEADER_SIZE, LEGACY_MAGIC, Signer, Where
+from .signing import LEGACY_HEADER_SIZE, LEGACY_MAGIC, Signer
 
 logger = logging.getLogger("dash_database")
 
@@ -53,13 +53,7 @@ class Checked(NamedTuple):
     data: bytes
 
 
-class _Gone(Exception):
-    """The value was deleted since it was listed."""
-
-
 def _same(value: Any) -> Any:
-    if value is MISSING:
-        raise _Gone
     return value
 
 
@@ -122,17 +116,16 @@ def sign_values(
     if signer is None:
         raise ValueError("open the store with a secret_key to sign its values")
     resealer = Resealer(backend.codec, trust_unsigned)
-    signed, refusals, looked = 0, [], 0
+    signed, looked = 0, 0
+    refusals: list[tuple[Key, Key, str]] = []
     for user_id in backend.users():
-        for key_name in backend.keys(user_id):
+        for key_name in backend.keys(user_id, None)[0]:
             looked += 1
             try:
                 head = backend.head(user_id, key_name, LEGACY_HEADER_SIZE)
                 if head is not None and not signer.signed_by_current_key(head):
-                    backend.update(user_id, key_name, _same, MISSING, resealer)
-                    signed += 1
-            except _Gone:
-                pass
+                    # False: deleted since it was listed.
+                    signed += backend.recode(user_id, key_name, resealer, _same)
             except DeserializationError as exc:
                 refusals.append((user_id, key_name, str(exc)))
                 logger.warning("%s: not signed: %s", backend.location, exc)
@@ -147,13 +140,11 @@ def upgrade_legacy(backend: Backend, user_id: Key) -> None:
     if backend.codec.signer is None:
         return
     resealer = Resealer(backend.codec, trust_unsigned=False)
-    for key_name in backend.keys(user_id):
+    for key_name in backend.keys(user_id, None)[0]:
         try:
             head = backend.head(user_id, key_name, len(LEGACY_MAGIC))
             if head is None or records.has_header(head) or not head[1:].startswith(LEGACY_MAGIC):
                 continue
-            backend.update(user_id, key_name, _same, MISSING, resealer)
-        except _Gone:
-            pass
+            backend.recode(user_id, key_name, resealer, _same)
         except DeserializationError as exc:
             logger.warning("%s: left as it is: %s", backend.location, exc)

@@ -20,7 +20,8 @@ from typing import Any, Protocol
 
 from . import records
 from .exceptions import DashDatabaseError, DeserializationError, SerializationError
-from .signing import LEGACY_HEADER_SIZE, LEGACY_MAGIC, Signer, Where, refuse_signed
+from .keys import Where
+from .signing import LEGACY_HEADER_SIZE, LEGACY_MAGIC, Signer, refuse_signed
 
 #: Bytes per chunk. Below it a value is stored in one record.
 CHUNK_SIZE = 8 * 1024 * 1024
@@ -351,6 +352,14 @@ def kind_name(head: bytes) -> str:
     if name is None:
         raise DeserializationError(f"stored record has unknown tag {bytes(head[:1])!r}; damaged")
     return name
+
+
+def serialized_start(start: bytes) -> bytes:
+    """The first serialized bytes of a value, from the start of its record (its head, then
+    its body: :meth:`~.backends.base.Maintenance.head`), past any signing header; not
+    checked, so only for naming what the bytes are, never for loading them."""
+    data = start[records.body_start(start) :]
+    return data[LEGACY_HEADER_SIZE:] if data.startswith(LEGACY_MAGIC) else data
 
 
 def copy_pieces(head: bytes, pieces: Iterable[bytes]) -> Fill:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import datetime
 import re
 import secrets
-import time
-from dataclasses import dataclass
 from typing import Any
 
 from .exceptions import InvalidSessionIdError
+from .stats import Stats, UserStats
+
+# 2.3 and earlier defined these two here; they still import from here.
+__all__ = ["SESSION_ID_PATTERN", "Stats", "UserStats", "check_session_id", "new_session_id"]
 
 #: Bytes of randomness in a session id (256 bits, beyond any guessing).
 SESSION_ID_BYTES = 32
@@ -47,64 +48,3 @@ def check_session_id(session_id: Any) -> str:
         "(22 to 128 characters of A-Z a-z 0-9 _ -); the browser sent a malformed or "
         "edited id: reload the page to get a fresh session"
     )
-
-
-def now() -> float:
-    """The current time for session activity; tests replace it with a controllable clock."""
-    return time.time()
-
-
-def to_seconds(argument: str, value: float | datetime.timedelta) -> float:
-    """Return a duration given as seconds or a ``timedelta``, in seconds.
-
-    :raises TypeError: neither a number nor a ``timedelta``.
-    :raises ValueError: not more than zero.
-    """
-    if isinstance(value, datetime.timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        raise TypeError(
-            f"{argument} must be seconds (int or float) or a datetime.timedelta, "
-            f"not {type(value).__name__}"
-        )
-    if not seconds > 0:
-        raise ValueError(f"{argument} must be more than 0 seconds, not {value!r}")
-    return seconds
-
-
-@dataclass(frozen=True)
-class Stats:
-    """What a database holds (expired users excluded).
-
-    :param users: users holding at least one value.
-    :param keys: values stored.
-    :param bytes: bytes the serialized values take in storage.
-    :param missing: with ``check=True``, values whose data is missing (a side
-        file or chunk removed behind the store's back) or whose record is
-        damaged, and their bytes are not counted; else ``None`` (not checked).
-    """
-
-    users: int
-    keys: int
-    bytes: int
-    missing: int | None = None
-
-
-@dataclass(frozen=True)
-class UserStats:
-    """What one user holds.
-
-    :param keys: values stored.
-    :param bytes: bytes the serialized values take in storage.
-    :param last_activity: when the user last read or wrote (``time.time()``
-        seconds, recorded at most once per refresh interval), or ``None``.
-    :param missing: with ``check=True``, values whose data is missing or whose
-        record is damaged; else ``None`` (not checked).
-    """
-
-    keys: int
-    bytes: int
-    last_activity: float | None
-    missing: int | None = None

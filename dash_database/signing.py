@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from . import records
 from .exceptions import DeserializationError
-from .keys import Key
+from .keys import Where
 
 logger = logging.getLogger("dash_database")
 
@@ -56,8 +56,6 @@ RECOMMENDED_KEY_BYTES = 32
 
 #: One secret key, or several for rotation (the first signs, every one verifies).
 SecretKey = str | bytes | Sequence[str | bytes]
-#: Whose value a record is: ``(user_id, key_name)``.
-Where = tuple[Key, Key]
 #: A value's keyed MAC state, and what each of its frames' MAC input starts with.
 Context = tuple[Any, bytes]
 

@@ -6,14 +6,7 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any, Protocol
 
 from .exceptions import KeyNotFoundError
-from .keys import Key, check_key
-
-
-class _Missing:
-    """The default that tells a missing value from a stored ``None``."""
-
-
-_MISSING = _Missing()
+from .keys import MISSING, Key, check_key
 
 
 class ValueStore(Protocol):
@@ -42,8 +35,8 @@ class UserValues(MutableMapping[Key, Any]):
         self.user_id = user_id
 
     def __getitem__(self, key_name: Key) -> Any:
-        value = self._db.get_user_value(self.user_id, key_name, _MISSING)
-        if value is _MISSING:
+        value = self._db.get_user_value(self.user_id, key_name, MISSING)
+        if value is MISSING:
             raise KeyNotFoundError(f"user_id={self.user_id!r} has no value named {key_name!r}")
         return value
 

@@ -20,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [entry for entry in sys.path if Path(entry or os.getcwd()).resolve() != ROOT]
 
-import dash_database.sessions  # noqa: E402
+import dash_database.clock  # noqa: E402
 from dash_database import DashDatabase  # noqa: E402
 
 from helpers import Clock, OpenDb, RedisServer, open_backend, require_redis_server  # noqa: E402
@@ -88,7 +88,7 @@ def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     """The clock every database in the test reads."""
     fake = Clock()
-    monkeypatch.setattr(dash_database.sessions, "now", fake)
+    monkeypatch.setattr(dash_database.clock, "now", fake)
     return fake
 
 

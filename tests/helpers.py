@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 
 from dash_database import AsyncDashDatabase, DashDatabase, UserValues
+from dash_database.backends.memory import MemoryBackend
 from dash_database.backends.sqlite.file import FileBackend
-from dash_database.backends.sqlite.memory import MemoryBackend
 from dash_database.serialization import Codec
 from dash_database.signing import FRAME
 
@@ -95,7 +95,17 @@ def write_with(db: DashDatabase, codec: Codec, user: Any, key: Any, value: Any) 
     engine = db._backend
     own, engine.codec = engine.codec, codec
     try:
-        engine.set(user, key, value)
+        engine.set(user, key, value, None)
+    finally:
+        engine.codec = own
+
+
+def read_with(db: DashDatabase, codec: Codec, user: Any, key: Any) -> Any:
+    """The value as a reader using ``codec`` would read it (no key, another key...)."""
+    engine = db._backend
+    own, engine.codec = engine.codec, codec
+    try:
+        return engine.get(user, key, None)[0]
     finally:
         engine.codec = own
 

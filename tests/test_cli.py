@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from dash_database import DashDatabase
-from dash_database.cli import Progress, main, parse_duration
+from dash_database.cli import ProgressBar, main, parse_duration
 
 from helpers import Clock, require_redis_server
 
@@ -194,7 +194,7 @@ def test_progress_bar_only_on_a_terminal() -> None:
 
     terminal, pipe = Terminal(), io.StringIO()
     for stream in (terminal, pipe):
-        bar = Progress("purging", 4, stream)
+        bar = ProgressBar("purging", 4, stream)
         for done in range(1, 5):
             bar(done)
     assert terminal.getvalue().endswith("\rpurging [" + "#" * 30 + "] 4/4\n")

@@ -38,7 +38,7 @@ def snapshot(db: DashDatabase) -> dict[Any, Any]:
     engine = db._backend
     values = {}
     for user in engine.users():
-        for key in engine.keys(user):
+        for key in engine.keys(user, None)[0]:
             tag, pieces = engine.read_raw(user, key)  # type: ignore[misc]
             values[(user, key)] = (tag, hashlib.sha256(b"".join(pieces)).hexdigest())
     return {"values": values, "activity": engine.sessions()}

@@ -84,7 +84,7 @@ def test_replace_update_and_delete_remove_the_old_file(db: DashDatabase) -> None
 def test_idle_user_purge_removes_its_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Expiring a user removes its side files with its records."""
     clock = [1_000_000.0]
-    monkeypatch.setattr("dash_database.sessions.now", lambda: clock[0])
+    monkeypatch.setattr("dash_database.clock.now", lambda: clock[0])
     db = DashDatabase(tmp_path / "db.sqlite3", expire_after=60)
     backend(db).chunk_size = 1024
     db.store_user_value(1, "a", BIG)

@@ -1,7 +1,9 @@
-"""Check the package's layout: small modules and classes, no import loops, thin ``__init__``.
+"""Check the package's layout: no import loops, thin ``__init__``, and decisions apart from I/O.
 
 Run by ``.ci/run``: ``python tools/check_layout.py``. Exits 1 and lists every
-breach; prints one summary line otherwise.
+breach; prints one summary line otherwise. A module over :data:`WARN_MODULE_LINES`
+lines is only a warning: size is a smell to look at, not a rule (split modules by
+purpose, never by size, and never squeeze a line to pass).
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import pathlib
 import sys
 
 PACKAGE = "dash_database"
-MAX_MODULE_LINES = 400
-MAX_CLASS_LINES = 250
+WARN_MODULE_LINES = 500
+#: Modules that decide and never act: they may import no engine (``backends``).
+PURE = ("dash_database.activity", "dash_database.quotas", "dash_database.records")
 
 
 def module_name(path: pathlib.Path, root: pathlib.Path) -> str:
@@ -88,13 +91,8 @@ def main() -> int:
         text = path.read_text(encoding="utf-8")
         tree = ast.parse(text)
         lines = text.count("\n")
-        if lines > MAX_MODULE_LINES:
-            problems.append(f"{path}: {lines} lines (at most {MAX_MODULE_LINES})")
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ClassDef):
-                size = (node.end_lineno or node.lineno) - node.lineno + 1
-                if size > MAX_CLASS_LINES:
-                    problems.append(f"{path}: class {node.name} has {size} lines")
+        if lines > WARN_MODULE_LINES:
+            print(f"warning: {path}: {lines} lines; is it one idea?")
         is_package = path.name == "__init__.py"
         if is_package:
             problems += [f"{path}: {breach}" for breach in init_breaches(tree)]
@@ -106,10 +104,14 @@ def main() -> int:
     cycle = find_cycle(graph)
     if cycle:
         problems.append("import loop: " + " -> ".join(cycle))
+    for name in PURE:
+        engines = sorted(m for m in graph[name] if m.startswith(f"{PACKAGE}.backends"))
+        if engines:
+            problems.append(f"{name} decides and never acts, but imports {', '.join(engines)}")
     for problem in problems:
         print(problem)
     if not problems:
-        print(f"layout: {len(files)} modules, none over {MAX_MODULE_LINES} lines, no import loop")
+        print(f"layout: {len(files)} modules, no import loop, {', '.join(PURE)} import no engine")
     return 1 if problems else 0
 
 

@@ -186,6 +186,6 @@ def main() -> None:
         result = frame(name, location, int(number))
     else:
         engine = ADAPTERS[name].open(location)
-        result = small(engine, int(number))
+        result = (threads if workload == "threads" else small)(engine, int(number))
         engine.close()
     print(json.dumps(result))

@@ -1,18 +1,42 @@
-"""The small contract every storage engine implements.
+"""The contract every storage engine implements: the calls an app makes, and maintenance.
 
-:class:`~dash_database.DashDatabase` checks arguments and the closed state,
-then calls these methods: one for the operation itself, and, around it, the
-few that its activity tracker needs (:meth:`Backend.seen`,
-:meth:`Backend.mark_seen`...). Nothing else reaches an engine. The contract
-test suite runs unchanged over every engine.
+:class:`Engine` holds the calls an app makes. :class:`~dash_database.DashDatabase`
+checks the arguments and the closed state, asks :class:`~..activity.Activity` what the
+call must do about the user's activity (a :class:`~..activity.Touch`, or ``None``), and
+makes exactly one engine call:
+
+=========================  ==================  ======================================
+public method              engine call         returns, beside the user's activity
+=========================  ==================  ======================================
+``get_user_value``         :meth:`Engine.get`       the value, or :data:`~..keys.MISSING`
+``store_user_value``       :meth:`Engine.set`       nothing
+``update_user_value``      :meth:`Engine.update`    the new value
+``delete_user_value``      :meth:`Engine.delete`    whether it existed
+``has_user_value``         :meth:`Engine.contains`  whether it exists
+``list_stored_user_keys``  :meth:`Engine.keys`      the key names
+``count_user_values``      :meth:`Engine.keys`      (their number)
+``delete_all_user_values`` :meth:`Engine.delete_user`
+``rename_user``            :meth:`Engine.rename_user` (values signed by 2.3 are signed
+                           again first, see :func:`~..resigning.upgrade_legacy`)
+=========================  ==================  ======================================
+
+The first six apply the touch in the same call, atomically with the operation (one
+SQLite transaction where it must write, one Redis script), by the one rule of
+:meth:`~..activity.Touch.outcome`, and return the user's stored activity after the
+call (``None``: none, or not read) for :meth:`~..activity.Activity.learn`. Once per
+refresh interval, with expiry, a call also purges a few idle users through
+:class:`Maintenance`.
+
+:class:`Maintenance` holds the calls that operators, copies and clean-ups make. An
+engine implements both; ``codec``, ``quotas`` and ``chunk_size`` are given to its
+constructor and never change.
 
 Every engine keeps counters, each user's values and their stored bytes and
 the store's total, in the same transaction (or script) as every write, delete,
-rename and purge: :meth:`Backend.counts` reads them in time that follows the
-number of users, not of values, and writes check :attr:`Backend.quotas`
-against them inside that transaction, so racing writers never pass a limit.
-A value's stored bytes are its record's head and body (see :mod:`..records`): its
-tag, its header if it has one, and its serialized (and maybe signed) bytes.
+rename and purge: :meth:`Maintenance.counts` reads them in time that follows the
+number of users, not of values, and writes check the quotas against them inside
+that transaction, so racing writers never pass a limit. A value's stored bytes
+are its record's head and body (:func:`~..records.stored_size`).
 
 Engines treat everything they read back as untrusted: another process, an
 older version or an attacker may have written it. A record that names data
@@ -24,24 +48,17 @@ skipped (never followed) by deletes and clean-ups.
 from __future__ import annotations
 
 import abc
-import enum
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from ..activity import Touch
 from ..keys import Key
 from ..quotas import Quotas
 from ..serialization import CHUNK_SIZE, Codec, RawValue
 
-
-class Missing(enum.Enum):
-    """Marks "no value stored" where ``None`` is a valid stored value."""
-
-    MISSING = enum.auto()
-
-
-MISSING = Missing.MISSING
-
+T = TypeVar("T")
+#: A result, and the user's stored activity after the call (``None``: none, or not read).
+Seen = tuple[T, float | None]
 #: ``(user, key, stored bytes)``; the bytes are ``None`` where the value's
 #: data is missing or its record is damaged.
 ValueSize = tuple[Key, Key, int | None]
@@ -49,84 +66,32 @@ ValueSize = tuple[Key, Key, int | None]
 Count = tuple[int, int]
 
 
-@dataclass(frozen=True)
-class Touch:
-    """Activity to record in the same call as a read or write (engines whose
-    :attr:`Backend.takes_touch` is true), instead of in calls of its own.
+class Engine(abc.ABC):
+    """The calls an app makes to one storage engine (see the module).
 
-    :param now: the time of the call (``time.time()``).
-    :param stale_before: record ``now`` only if the stored activity is older than this.
-    :param cutoff: with expiry, a user last active before this is deleted first.
-    :param create: a write: record ``now`` whatever the stored activity, adding it if
-        missing. The caller then remembers ``now`` as stored, so an engine that kept an
-        older time would let the user expire up to one refresh interval early.
-    """
-
-    now: float
-    stale_before: float
-    cutoff: float | None
-    create: bool
-
-
-class Backend(abc.ABC):
-    """One storage engine for per-user values.
-
-    :param codec: turns values into bytes and back.
+    :param codec: turns values into records and back.
+    :param quotas: the limits each write checks inside its transaction; ``None``: none.
+    :param chunk_size: values larger than this many bytes are streamed in pieces
+        (chunks or a side file), never held as one ``bytes`` object.
     """
 
     #: Where the data lives, as shown by ``repr(db)`` (never with a password).
     location: str
 
-    def __init__(self, codec: Codec) -> None:
-        self.codec = codec
-        #: Values larger than this many serialized bytes are streamed in pieces
-        #: (chunks or a side file), never held as one ``bytes`` object.
-        self.chunk_size = CHUNK_SIZE
-        #: The limits each write checks inside its transaction; ``None``: no limits.
-        self.quotas: Quotas | None = None
-
-    #: Whether :meth:`get` and :meth:`set` take a :class:`Touch`, recording activity in the
-    #: same round trip (Redis); otherwise the activity tracker calls :meth:`seen` and
-    #: :meth:`mark_seen` itself.
-    takes_touch = False
-    #: Whether :meth:`set` alone takes a :class:`Touch`, applying it in the write's own
-    #: transaction (SQLite: one commit, and no read of the activity first); reads do not.
-    writes_take_touch = False
+    def __init__(self, codec: Codec, quotas: Quotas | None, chunk_size: int = CHUNK_SIZE) -> None:
+        self.codec, self.quotas, self.chunk_size = codec, quotas, chunk_size
 
     @abc.abstractmethod
-    def get(
-        self, user_id: Key, key_name: Key, codec: Codec | None = None, touch: Touch | None = None
-    ) -> Any:
-        """Return the stored value, or :data:`MISSING`.
-
-        :param codec: decode with this codec instead (the CLI's restricted unpickler).
-        :param touch: record this activity first, in the same call (see :attr:`takes_touch`).
-        """
+    def get(self, user_id: Key, key_name: Key, touch: Touch | None) -> Seen[Any]:
+        """The stored value, or :data:`~..keys.MISSING`."""
 
     @abc.abstractmethod
-    def read_raw(self, user_id: Key, key_name: Key) -> RawValue | None:
-        """The value as stored, never decoded: its record's head (inline form) and its body
-        as a stream of pieces (a large value is never held whole); ``None`` if there is none.
-
-        :raises ~dash_database.exceptions.DeserializationError: a damaged head."""
-
-    @abc.abstractmethod
-    def write_raw(self, user_id: Key, key_name: Key, head: bytes, pieces: Iterable[bytes]) -> None:
-        """Store a record read by :meth:`read_raw`, as :meth:`set` stores a value."""
-
-    @abc.abstractmethod
-    def contains(self, user_id: Key, key_name: Key) -> bool:
-        """Whether a value is stored, without reading it."""
-
-    @abc.abstractmethod
-    def set(self, user_id: Key, key_name: Key, value: Any, touch: Touch | None = None) -> None:
+    def set(self, user_id: Key, key_name: Key, value: Any, touch: Touch | None) -> float | None:
         """Store ``value``; committed when this returns. It is serialized before any lock.
+        A refused write records no activity.
 
-        :param touch: record this activity in the same transaction (see :attr:`takes_touch`
-            and :attr:`writes_take_touch`).
         :raises ~dash_database.exceptions.QuotaExceededError: the write would pass
-            one of :attr:`quotas`; nothing changed. (:meth:`write_raw` and
-            :meth:`update` check them too.)
+            one of the quotas; nothing changed. (:meth:`update` checks them too.)
         """
 
     @abc.abstractmethod
@@ -136,25 +101,21 @@ class Backend(abc.ABC):
         key_name: Key,
         func: Callable[[Any], Any],
         default: Any,
-        codec: Codec | None = None,
-    ) -> Any:
-        """Atomically store and return ``func(old value or default)``.
-
-        :param codec: decode the old value, and encode the new one, with this codec
-            (signing a store in place).
-        """
+        touch: Touch | None,
+    ) -> Seen[Any]:
+        """Atomically store and return ``func(old value or default)``."""
 
     @abc.abstractmethod
-    def delete(self, user_id: Key, key_name: Key) -> bool:
-        """Delete one value; return whether it existed."""
+    def delete(self, user_id: Key, key_name: Key, touch: Touch | None) -> Seen[bool]:
+        """Delete one value; whether it existed."""
 
     @abc.abstractmethod
-    def keys(self, user_id: Key) -> list[Key]:
+    def contains(self, user_id: Key, key_name: Key, touch: Touch | None) -> Seen[bool]:
+        """Whether a value is stored, without reading it."""
+
+    @abc.abstractmethod
+    def keys(self, user_id: Key, touch: Touch | None) -> Seen[list[Key]]:
         """The user's key names, in no particular order."""
-
-    @abc.abstractmethod
-    def count(self, user_id: Key) -> int:
-        """How many values the user has."""
 
     @abc.abstractmethod
     def delete_user(self, user_id: Key) -> int:
@@ -170,20 +131,33 @@ class Backend(abc.ABC):
         """
 
     @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections and files; called once."""
+
+
+class Maintenance(abc.ABC):
+    """The calls that operators, copies, signing and clean-ups make to one storage engine."""
+
+    @abc.abstractmethod
+    def counts(self, user_id: Key | None) -> dict[Key, Count]:
+        """``(values, stored bytes)`` of one user (``None``: of every user holding a value),
+        from the counters."""
+
     def users(self) -> list[Key]:
         """Every user id holding at least one value, in no particular order."""
-
-    @abc.abstractmethod
-    def seen(self, user_id: Key) -> float | None:
-        """The user's last recorded activity (a ``time.time()``), or ``None``."""
-
-    @abc.abstractmethod
-    def mark_seen(self, user_id: Key, when: float, create: bool) -> None:
-        """Record activity at ``when``, never moving it back; add the user only if ``create``."""
+        return list(self.counts(None))
 
     @abc.abstractmethod
     def sessions(self) -> dict[Key, float]:
         """Every recorded user's last activity."""
+
+    def seen(self, user_id: Key) -> float | None:
+        """The user's last recorded activity, or ``None``."""
+        return self.sessions().get(user_id)
+
+    @abc.abstractmethod
+    def mark_seen(self, user_id: Key, when: float, create: bool) -> None:
+        """Record activity at ``when``, never moving it back; add the user only if ``create``."""
 
     @abc.abstractmethod
     def idle_users(self, cutoff: float, limit: int) -> list[Key]:
@@ -195,16 +169,39 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def value_sizes(self, user_id: Key | None) -> list[ValueSize]:
-        """The stored size of one user's values (``None``: everybody's)."""
+        """The stored size of one user's values (``None``: everybody's), read from each."""
 
     @abc.abstractmethod
-    def counts(self, user_id: Key | None) -> dict[Key, Count]:
-        """``(values, stored bytes)`` of one user (``None``: of every user), from the counters;
-        a user without values is left out."""
+    def read_raw(self, user_id: Key, key_name: Key) -> RawValue | None:
+        """The value as stored, never decoded: its record's head (inline form) and its body
+        as a stream of pieces (a large value is never held whole); ``None`` if there is none.
+
+        :raises ~dash_database.exceptions.DeserializationError: a damaged head."""
 
     @abc.abstractmethod
+    def write_raw(self, user_id: Key, key_name: Key, head: bytes, pieces: Iterable[bytes]) -> None:
+        """Store a record read by :meth:`read_raw`, checked against the quotas."""
+
     def head(self, user_id: Key, key_name: Key, limit: int) -> bytes | None:
         """A record's head (inline form) and the first ``limit`` bytes of its body, or ``None``."""
+        raw = self.read_raw(user_id, key_name)
+        if raw is None:
+            return None
+        head, pieces = raw
+        body = b""
+        for piece in pieces:
+            body += piece[: limit - len(body)]
+            if len(body) >= limit:
+                break
+        return head + body
+
+    @abc.abstractmethod
+    def recode(self, user_id: Key, key_name: Key, codec: Codec, func: Callable[[Any], Any]) -> bool:
+        """Atomically replace a value with ``func(old)``, both decoded and encoded by
+        ``codec`` (signing a store in place); whether there was a value.
+
+        :raises ~dash_database.exceptions.DeserializationError: ``codec`` refused it.
+        """
 
     def collect_garbage(self) -> int:
         """Remove what writers that died halfway left behind; return how many items.
@@ -213,6 +210,6 @@ class Backend(abc.ABC):
         """
         return 0
 
-    @abc.abstractmethod
-    def close(self) -> None:
-        """Release connections and files; called once."""
+
+class Backend(Engine, Maintenance):
+    """An engine: both halves of the contract."""

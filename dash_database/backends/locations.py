@@ -6,10 +6,11 @@ import os
 from typing import Any
 
 from ..exceptions import DependencyMissingError
+from ..quotas import Quotas
 from ..serialization import Codec
 from .base import Backend
+from .memory import MEMORY, MemoryBackend
 from .sqlite.file import FileBackend
-from .sqlite.memory import MEMORY, MemoryBackend
 from .sqlite.schema import check_durability
 
 #: ``None``, ``":memory:"``, a file path, a Redis URL, or a ``redis.Redis`` client.
@@ -29,13 +30,14 @@ def is_redis(location: Location) -> bool:
 def open_backend(
     location: Location,
     codec: Codec,
+    quotas: Quotas | None,
     *,
     timeout: float,
     durability: str,
     prefix: str | None,
     connect: bool = True,
 ) -> Backend:
-    """Open the engine that serves ``location``.
+    """Open the engine that serves ``location``, writing with ``codec``, under ``quotas``.
 
     :param connect: Redis only: reach the server now, so that a wrong URL fails
         here; ``False`` leaves it to the first call (the async face).
@@ -47,8 +49,8 @@ def open_backend(
             raise ValueError("prefix applies to Redis only; a SQLite file holds one app's data")
         check_durability(durability)
         if location is not None and os.fspath(location) == MEMORY:
-            return MemoryBackend(codec)
-        return FileBackend(location, codec, timeout=timeout, durability=durability)
+            return MemoryBackend(codec, quotas)
+        return FileBackend(location, codec, quotas, timeout=timeout, durability=durability)
     if durability != "normal":
         raise ValueError(
             "durability applies to SQLite only; for Redis set appendonly yes and "
@@ -65,4 +67,4 @@ def open_backend(
             '(from a clone: pip install ".[redis]")'
         ) from exc
     prefix = DEFAULT_PREFIX if prefix is None else prefix
-    return RedisBackend(location, codec, timeout=timeout, prefix=prefix, connect=connect)
+    return RedisBackend(location, codec, quotas, timeout=timeout, prefix=prefix, connect=connect)

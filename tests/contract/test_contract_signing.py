@@ -21,6 +21,7 @@ from helpers import (
     SERIALIZERS,
     Marker,
     OpenDb,
+    read_with,
     value_for,
     write_with,
 )
@@ -84,29 +85,27 @@ def test_no_pickle_runs_before_the_signature_is_checked(open_db: OpenDb, tmp_pat
     with pytest.raises(DeserializationError, match="is not signed"):
         db.update_user_value("u", "k", lambda old: old)
     assert not marker.exists()
-    engine = db._backend
-    engine.get("u", "k", Codec("pickle"))  # the control: without a key, it runs
+    read_with(db, Codec("pickle"), "u", "k")  # the control: without a key, it runs
     assert marker.exists()
 
 
 def test_rotation_reads_old_keys_and_sign_values_moves_to_the_new_one(open_db: OpenDb) -> None:
     """Written with the old key; read with [new, old]; after sign_values, with new alone."""
     db = open_db(secret_key=[KEY, OLD_KEY])
-    engine = db._backend
     write_with(db, Codec("pickle", signer=Signer(OLD_KEY)), "u", "old", "from the old key")
     write_with(db, Codec("pickle"), "u", "unsigned", "from before keys")
     db.store_user_value("u", "new", "from the new key")
     assert db.get_user_value("u", "old") == "from the old key"
     new_alone = Codec("pickle", signer=Signer(KEY))
     with pytest.raises(DeserializationError, match="not in secret_key"):
-        engine.get("u", "old", new_alone)
+        read_with(db, new_alone, "u", "old")
     report = db.sign_values()
     assert (report.signed, report.refused) == (1, 1)  # the old key's; the unsigned one refused
     assert [(user, key) for user, key, _ in report.refusals] == [("u", "unsigned")]
     assert db.sign_values().signed == 0  # nothing left to sign
     assert db.sign_values(trust_unsigned=True).signed == 1  # the explicit choice
     for key in ("old", "unsigned", "new"):
-        assert engine.get("u", key, new_alone).startswith("from")
+        assert read_with(db, new_alone, "u", key).startswith("from")
 
 
 def test_sign_values_refuses_altered_values_and_needs_a_key(
@@ -159,9 +158,9 @@ def test_rotation_signs_nothing_planted_and_runs_nothing(open_db: OpenDb, tmp_pa
     ]
     assert all("is not signed" in why for _, _, why in report.refusals)
     new_alone = Codec("pickle", signer=Signer(KEY))  # the old key retired
-    assert db._backend.get("alice", "cart", new_alone) == ["apple"]
+    assert read_with(db, new_alone, "alice", "cart") == ["apple"]
     with pytest.raises(DeserializationError, match="is not signed"):
-        db._backend.get("bob", "role", new_alone)
+        read_with(db, new_alone, "bob", "role")
     assert not marker.exists()
 
 

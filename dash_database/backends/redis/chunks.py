@@ -17,10 +17,9 @@ from typing import Any, NamedTuple
 import redis
 
 from ...exceptions import DashDatabaseError, DeserializationError
-from ...keys import Key
-from ...records import continued, is_chunked, split
+from ...keys import Key, Where
+from ...records import continued, is_chunked, split, stored_size
 from ...serialization import ChunkWriter, Codec, Fill
-from ...signing import Where
 from .scripts import MAX_CHUNKS
 from .server import Server
 
@@ -88,7 +87,7 @@ class Chunks:
         for key in keys:
             pipe.strlen(key)
         lengths = self._server.call(pipe.execute)
-        return None if 0 in lengths else len(head) + sum(lengths)
+        return None if 0 in lengths else stored_size(len(head), sum(lengths))
 
     def head(self, record: bytes, user_id: Key, key_name: Key, limit: int) -> bytes:
         """The head of ``record`` (inline form) and the first ``limit`` bytes of its body."""
@@ -141,7 +140,7 @@ class Chunks:
             self.discard(written)
             raise
         reference = f"{version}:{len(written)}".encode()
-        return Written(continued(head) + reference, written, len(head) + size)
+        return Written(continued(head) + reference, written, stored_size(len(head), size))
 
     def discard(self, keys: list[str]) -> None:
         """Delete the pending chunks of a value whose record was not committed."""

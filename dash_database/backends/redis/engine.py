@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -33,11 +34,13 @@ from typing import Any
 
 from redis.commands.core import Script
 
+from ...activity import Touch
 from ...exceptions import StorageError
-from ...keys import Key, decode_key, encode_key
+from ...keys import MISSING, Key, Where, decode_key, encode_key
+from ...quotas import Quotas
 from ...records import is_chunked, split
-from ...serialization import Codec, RawValue, copy_pieces
-from ..base import MISSING, Backend, Count, Touch, ValueSize
+from ...serialization import CHUNK_SIZE, Codec, RawValue, copy_pieces
+from ..base import Backend, Count, Seen, ValueSize
 from . import counters, renaming, scripts
 from .chunks import Chunks, ChunkVanished, Written
 from .server import Server, redact
@@ -60,8 +63,14 @@ def _touch_arg(touch: Touch | None) -> str:
     """A script's touch argument (see :mod:`.scripts`); empty for none."""
     if touch is None:
         return ""
-    cutoff = "" if touch.cutoff is None else repr(touch.cutoff)
-    return f"{touch.now!r}:{touch.stale_before!r}:{cutoff}:{'1' if touch.create else '0'}"
+    refresh = "" if math.isinf(touch.refresh_before) else repr(touch.refresh_before)
+    drop = "" if touch.drop_before is None else repr(touch.drop_before)
+    return f"{touch.now!r}:{refresh}:{drop}:{'1' if touch.create else '0'}"
+
+
+def _seen(score: Any) -> float | None:
+    """A script's answer for the user's activity (``False`` or ``None``: none)."""
+    return None if score is None or score is False else float(score)
 
 
 class RedisBackend(Backend):
@@ -69,7 +78,8 @@ class RedisBackend(Backend):
 
     :param target: a ``redis://``, ``rediss://`` or ``unix://`` URL, or a
         ready ``redis.Redis`` client (which :meth:`close` leaves open).
-    :param codec: the serializer.
+    :param codec: the serializer (see :class:`~..base.Engine` for it, ``quotas`` and
+        ``chunk_size``).
     :param timeout: seconds to wait for the server to connect or answer, and
         for a contended update to get through.
     :param prefix: the start of every key written.
@@ -77,12 +87,18 @@ class RedisBackend(Backend):
     :raises ConnectionFailedError: the server cannot be reached.
     """
 
-    takes_touch = True
-
     def __init__(
-        self, target: object, codec: Codec, *, timeout: float, prefix: str, connect: bool = True
+        self,
+        target: object,
+        codec: Codec,
+        quotas: Quotas | None = None,
+        chunk_size: int = CHUNK_SIZE,
+        *,
+        timeout: float,
+        prefix: str,
+        connect: bool = True,
     ) -> None:
-        super().__init__(codec)
+        super().__init__(codec, quotas, chunk_size)
         self._server = Server(target, timeout)
         self._client = self._server.client
         self.location = self._server.location
@@ -92,6 +108,7 @@ class RedisBackend(Backend):
         self._counters = counters.Counters(self._server, prefix)
         self._set: Script = self._client.register_script(scripts.SET)
         self._get: Script = self._client.register_script(scripts.GET)
+        self._touch: Script = self._client.register_script(scripts.TOUCH)
         self._delete: Script = self._client.register_script(scripts.DELETE)
         self._delete_user: Script = self._client.register_script(scripts.DELETE_USER)
         self._rename = renaming.Renamer(self._client)
@@ -120,30 +137,42 @@ class RedisBackend(Backend):
         keys = self._chunks.keys_of(reference, user_id, key_name)
         return codec.load(head, self._chunks.read(keys), (user_id, key_name))
 
-    def get(
-        self, user_id: Key, key_name: Key, codec: Codec | None = None, touch: Touch | None = None
-    ) -> Any:
-        """Return the stored value, or :data:`MISSING`."""
-        field, args = encode_key(key_name), None
+    def get(self, user_id: Key, key_name: Key, touch: Touch | None) -> Seen[Any]:
+        """The stored value, or :data:`~dash_database.keys.MISSING`."""
+        field, args, seen = encode_key(key_name), None, None
         if touch is not None:
             args = [self._prefix, field, encode_key(user_id), _touch_arg(touch)]
         for _ in range(_READ_ATTEMPTS):
             if args is None:
                 record = self._server.call(self._client.hget, self._hash(user_id), field)
             else:  # the read and its activity in one round trip, once
-                record, args = self._run(self._get, self._script_keys(user_id), args), None
+                record, score = self._run(self._get, self._script_keys(user_id), args)
+                record, seen, args = record or None, _seen(score), None
             if record is None:
-                return MISSING
+                return MISSING, seen
             try:
-                return self._load(record, user_id, key_name, codec)
+                return self._load(record, user_id, key_name), seen
             except ChunkVanished:
                 continue  # replaced while we read it: read the new value
         raise StorageError(f"{self.location}: the value kept changing while it was read; retry")
 
-    def contains(self, user_id: Key, key_name: Key) -> bool:
+    def _touched(self, user_id: Key, touch: Touch | None) -> float | None:
+        """Apply ``touch`` alone, before a call that needs no script; the stored activity."""
+        if touch is None:
+            return None
+        args = [self._prefix, encode_key(user_id), _touch_arg(touch)]
+        return _seen(self._run(self._touch, self._script_keys(user_id), args))
+
+    def contains(self, user_id: Key, key_name: Key, touch: Touch | None) -> Seen[bool]:
         """Whether a value is stored, without reading it."""
-        field = encode_key(key_name)
-        return bool(self._server.call(self._client.hexists, self._hash(user_id), field))
+        seen, field = self._touched(user_id, touch), encode_key(key_name)
+        return bool(self._server.call(self._client.hexists, self._hash(user_id), field)), seen
+
+    def keys(self, user_id: Key, touch: Touch | None) -> Seen[list[Key]]:
+        """The user's key names, from the user's own hash."""
+        seen = self._touched(user_id, touch)
+        fields = self._server.call(self._client.hkeys, self._hash(user_id))
+        return [decode_key(field) for field in fields], seen
 
     def _store(
         self, user_id: Key, key_name: Key, written: Written, expect: Any = (), touch: Any = None
@@ -170,10 +199,12 @@ class RedisBackend(Backend):
             raise self.quotas.error(which, user_id, key_name, written.size, figure)
         return bool(status == 1)
 
-    def set(self, user_id: Key, key_name: Key, value: Any, touch: Touch | None = None) -> None:
+    def set(self, user_id: Key, key_name: Key, value: Any, touch: Touch | None) -> float | None:
         """Store ``value``; committed when this returns."""
         written = self._chunks.write(self.codec, value, (user_id, key_name), self.chunk_size)
         self._store(user_id, key_name, written, touch=touch)
+        # A write stores at least its time (see Touch.outcome): no read back needed.
+        return None if touch is None else touch.now
 
     def read_raw(self, user_id: Key, key_name: Key) -> RawValue | None:
         """The value as stored, never decoded; ``None`` if there is none."""
@@ -190,38 +221,42 @@ class RedisBackend(Backend):
         written = self._chunks.write_from(copy_pieces(head, pieces), self.chunk_size)
         self._store(user_id, key_name, written)
 
-    def update(
+    def _compare_and_set(
         self,
-        user_id: Key,
-        key_name: Key,
+        where: Where,
+        codec: Codec,
         func: Callable[[Any], Any],
         default: Any,
-        codec: Codec | None = None,
-    ) -> Any:
-        """Atomically store and return ``func(old value or default)``: optimistic, a
+        touch: Touch | None,
+    ) -> tuple[bool, Any]:
+        """Store ``func(old value or default)``, both through ``codec``: optimistic, a
         compare-and-set of the key's record (so writes to the user's other keys do not get
-        in the way), with ``func`` run again on a changed value until the timeout.
+        in the way), with ``func`` run again on a changed value until the timeout. Whether
+        there was an old value, and the new one; with ``default`` :data:`MISSING`, only a
+        stored value is replaced.
 
         :raises StorageError: the value kept changing for longer than the timeout.
         """
+        user_id, key_name = where
         field = encode_key(key_name)
         deadline = time.monotonic() + self._timeout
         tries = 0
         while True:
             tries += 1
             record = self._server.call(self._client.hget, self._hash(user_id), field)
+            if record is None and default is MISSING:
+                return False, MISSING
             try:
                 old = default if record is None else self._load(record, user_id, key_name, codec)
             except ChunkVanished:
                 pass  # replaced while we read it: try again
             else:
                 new = func(old)
-                writer = codec or self.codec
-                written = self._chunks.write(writer, new, (user_id, key_name), self.chunk_size)
+                written = self._chunks.write(codec, new, where, self.chunk_size)
                 # Stored only if the key's record is still the one read (None: absent).
                 expect = ["absent", b""] if record is None else ["equal", record]
-                if self._store(user_id, key_name, written, expect):
-                    return new
+                if self._store(user_id, key_name, written, expect, touch):
+                    return record is not None, new
             if time.monotonic() >= deadline:
                 raise StorageError(
                     f"{self.location}: key_name={key_name!r} of user_id={user_id!r} was "
@@ -231,19 +266,27 @@ class RedisBackend(Backend):
             # Spread the retries of updaters that lost the same race.
             time.sleep(random.uniform(0, MAX_BACKOFF_SECONDS))
 
-    def delete(self, user_id: Key, key_name: Key) -> bool:
-        """Delete one value; return whether it existed."""
+    def update(
+        self,
+        user_id: Key,
+        key_name: Key,
+        func: Callable[[Any], Any],
+        default: Any,
+        touch: Touch | None,
+    ) -> Seen[Any]:
+        """Atomically store and return ``func(old value or default)`` (a compare-and-set)."""
+        _, new = self._compare_and_set((user_id, key_name), self.codec, func, default, touch)
+        return new, None if touch is None else touch.now
+
+    def recode(self, user_id: Key, key_name: Key, codec: Codec, func: Callable[[Any], Any]) -> bool:
+        """Atomically replace a stored value with ``func(old)``, through ``codec``."""
+        return self._compare_and_set((user_id, key_name), codec, func, MISSING, None)[0]
+
+    def delete(self, user_id: Key, key_name: Key, touch: Touch | None) -> Seen[bool]:
+        """Delete one value; whether it existed."""
+        seen = self._touched(user_id, touch)
         args = [self._prefix, encode_key(key_name), encode_key(user_id)]
-        return bool(self._run(self._delete, self._script_keys(user_id), args))
-
-    def keys(self, user_id: Key) -> list[Key]:
-        """The user's key names, from the user's own hash."""
-        fields = self._server.call(self._client.hkeys, self._hash(user_id))
-        return [decode_key(field) for field in fields]
-
-    def count(self, user_id: Key) -> int:
-        """How many values the user has."""
-        return int(self._server.call(self._client.hlen, self._hash(user_id)))
+        return bool(self._run(self._delete, self._script_keys(user_id), args)), seen
 
     def delete_user(self, user_id: Key) -> int:
         """Delete all the user's values in one script, hence atomically."""

@@ -73,14 +73,18 @@ local function drop_user(member)
 end
 local function touch(member, text)
   if text == '' then return nil end
-  local now, stale, cutoff, create = string.match(text, '^([^:]*):([^:]*):([^:]*):([01])$')
+  local now, refresh, drop, create = string.match(text, '^([^:]*):([^:]*):([^:]*):([01])$')
   local seen = redis.call('ZSCORE', SEEN, member)
   seen = seen and tonumber(seen)
-  if seen and cutoff ~= '' and seen < tonumber(cutoff) then
+  if seen and drop ~= '' and seen < tonumber(drop) then
     drop_user(member)
     seen = nil
   end
-  if create == '1' or (seen and seen <= tonumber(stale)) then return now end
+  if not seen then
+    if create == '1' then return now end
+    return nil
+  end
+  if refresh == '' or seen < tonumber(refresh) then return now end
   return nil
 end
 local function mark(member, now)
@@ -88,14 +92,12 @@ local function mark(member, now)
 end
 """
 
-# A touch is the activity a read or write records in the same script (see
-# Backend.takes_touch), one argument "now:stale:cutoff:create": the time; older
-# activity than "stale" is moved to the time; a user idle since before "cutoff"
-# (empty: no expiry) is deleted first; "1" (a write) records the time even over
-# fresher activity, since the process then remembers that time as stored: were it
-# not, the user could expire up to one refresh interval early. An empty argument:
-# no touch. touch() deletes, and returns the time that mark() records once the
-# call succeeds: a refused write records none.
+# A touch (dash_database.activity.Touch) is the activity a call records in the
+# same script, one argument "now:refresh_before:drop_before:create" (empty
+# fields: always refresh, no expiry); an empty argument: no touch. touch()
+# follows Touch.outcome: it drops an idle user first, and returns the time that
+# mark() records, never moving the stored one back (ZADD GT), once the call
+# succeeds: a refused write records none.
 
 # KEYS: user hash. ARGV: prefix, field, record, user member, touch, and
 # "grace:size:max_keys:max_user_bytes:max_total_bytes" (a limit of 0: none), then
@@ -152,8 +154,16 @@ return 1
 
 # KEYS: user hash. ARGV: prefix, field, user member, touch. One round trip for
 # a read and its activity.
+# Returns the record (false: none) and the user's stored activity (false: none).
 GET = _HELPERS + (
-    "mark(ARGV[3], touch(ARGV[3], ARGV[4]))\nreturn redis.call('HGET', KEYS[1], ARGV[2])\n"
+    "mark(ARGV[3], touch(ARGV[3], ARGV[4]))\n"
+    "return {redis.call('HGET', KEYS[1], ARGV[2]), redis.call('ZSCORE', SEEN, ARGV[3])}\n"
+)
+
+# KEYS: user hash. ARGV: prefix, user member, touch. The touch alone (before a call
+# that needs no script); returns the user's stored activity (false: none).
+TOUCH = _HELPERS + (
+    "mark(ARGV[2], touch(ARGV[2], ARGV[3]))\nreturn redis.call('ZSCORE', SEEN, ARGV[2])\n"
 )
 
 # KEYS: user hash. ARGV: prefix, field, user member.

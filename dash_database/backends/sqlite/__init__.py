@@ -1,6 +1,5 @@
-"""The embedded engines: a SQLite file shared by threads and processes, and a memory store."""
+"""The SQLite file engine, shared by threads and processes."""
 
 from .file import FileBackend
-from .memory import MemoryBackend
 
-__all__ = ["FileBackend", "MemoryBackend"]
+__all__ = ["FileBackend"]

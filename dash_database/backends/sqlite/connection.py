@@ -17,12 +17,16 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from ...exceptions import StorageError
 from .schema import Rows
+
+#: Runs one statement and returns its rows: :meth:`Connection.query` (on this thread's
+#: reader) or :meth:`Connection.run` (on the writer, inside a transaction).
+Run = Callable[[str, tuple[Any, ...]], Rows]
 
 logger = logging.getLogger("dash_database")
 

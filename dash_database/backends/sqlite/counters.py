@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import logging
 
+from ...activity import Touch
 from ...keys import Key, encode_key
 from ...quotas import Quotas, Usage
-from ..base import Touch
+from ...records import stored_size
 from . import schema as sql
 from . import user_changes
 from .connection import Connection
@@ -46,7 +47,7 @@ def _fill_columns(conn: Connection, files: SideFiles) -> None:
             size = length
             if name is not None:
                 file_size = files.size(name)
-                size = length if file_size is None else length - len(name) + file_size
+                size = length if file_size is None else stored_size(length - len(name), file_size)
             filled.append((_record_user(key), size, key))
         conn.many(f'UPDATE "{sql.VALUES}" SET user = ?, size = ? WHERE key = ?', filled)
         if len(rows) > BATCH:
@@ -115,20 +116,25 @@ def check(conn: Connection, quotas: Quotas, user_id: Key, key_name: Key, size: i
 
 
 def put(
-    conn: Connection, quotas: Quotas | None, user_id: Key, key_name: Key, record: bytes,
-    size: int, touch: Touch | None = None,
-) -> None:  # fmt: skip
+    conn: Connection,
+    quotas: Quotas | None,
+    user_id: Key,
+    key_name: Key,
+    record: bytes,
+    size: int,
+    touch: Touch | None = None,
+) -> None:
     """Write one record of ``size`` stored bytes, checked against ``quotas``; inside
     :meth:`~.connection.Connection.writing`.
 
-    :param touch: a write's activity (see :class:`~dash_database.backends.base.Touch`),
-        recorded in the same commit: an idle user is dropped first, then ``touch.now`` is
-        recorded, never moving the stored time back.
+    :param touch: a write's activity (see :class:`~dash_database.activity.Touch`),
+        applied in the same commit.
     """
     member = encode_key(user_id)
     row = (f"[{member},{encode_key(key_name)}]", record, member, size)
-    if quotas is None and (touch is None or touch.cutoff is None):
-        # One statement: atomic without a transaction.
+    if quotas is None and (touch is None or touch.drop_before is None):
+        # One statement: atomic without a transaction. A write's touch always stores
+        # its time, never moving the stored one back (Touch.outcome): the view's upsert.
         if touch is None:
             conn.change(sql.PUT, row)
         else:
@@ -136,9 +142,7 @@ def put(
         return
     with conn.transaction():
         if touch is not None:
-            if touch.cutoff is not None:
-                user_changes.drop_if_idle(conn, user_id, touch.cutoff)
-            conn.change(sql.MARK, (member, touch.now))
+            user_changes.touch(conn, user_id, touch)
         if quotas is not None:
             check(conn, quotas, user_id, key_name, size)
         conn.change(sql.PUT, row)

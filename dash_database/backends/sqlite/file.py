@@ -20,15 +20,16 @@ from typing import Any
 from sqlitedict import SqliteDict
 
 from ... import forks, signals
+from ...activity import Touch
 from ...exceptions import InvalidLocationError, StorageError
-from ...keys import Key, encode_key
-from ...records import is_chunked, split
-from ...serialization import Codec, Fill, RawValue, copy_pieces
-from ...signing import Where
-from ..base import MISSING, Backend, Count, Touch, ValueSize
+from ...keys import MISSING, Key, Where, encode_key
+from ...quotas import Quotas
+from ...records import is_chunked, split, stored_size
+from ...serialization import CHUNK_SIZE, Codec, Fill, RawValue, copy_pieces
+from ..base import Backend, Count, Seen, T, ValueSize
 from . import counters, user_changes
 from . import schema as sql
-from .connection import Connection, hint
+from .connection import Connection, Run, hint
 from .side_files import SideFiles, SideFileWriter
 
 logger = logging.getLogger("dash_database")
@@ -111,7 +112,7 @@ def _sizes(rows: sql.Rows, files: SideFiles) -> list[ValueSize]:
         if name is not None:
             file_size = files.size(name)
             # Such a record is a head and a name; the value, the head and the file.
-            stored = None if file_size is None else size - len(name) + file_size
+            stored = None if file_size is None else stored_size(size - len(name), file_size)
         sizes.append((*json.loads(key), stored))
     return sizes
 
@@ -121,23 +122,24 @@ class FileBackend(Backend):
 
     :param location: a file path, or ``None`` for a private temporary file
         removed on close and at interpreter exit.
-    :param codec: the serializer.
+    :param codec: the serializer (see :class:`~..base.Engine` for it, ``quotas`` and
+        ``chunk_size``).
     :param timeout: seconds to wait for another connection's write lock.
     :param durability: ``"normal"`` (survives a process crash) or ``"full"``
         (also survives power loss, with an fsync per commit).
     """
 
-    writes_take_touch = True
-
     def __init__(
         self,
         location: str | os.PathLike[str] | None,
         codec: Codec,
+        quotas: Quotas | None = None,
+        chunk_size: int = CHUNK_SIZE,
         *,
         timeout: float,
         durability: str,
     ) -> None:
-        super().__init__(codec)
+        super().__init__(codec, quotas, chunk_size)
         self._timeout = timeout
         self._synchronous = sql.check_durability(durability)
         self._finalizer: weakref.finalize[[str, int], FileBackend] | None = None
@@ -171,25 +173,52 @@ class FileBackend(Backend):
         with self.files.open(name, user_id, key_name) as file:
             return codec.load_file(head, file, (user_id, key_name))
 
-    def get(
-        self, user_id: Key, key_name: Key, codec: Codec | None = None, touch: Touch | None = None
-    ) -> Any:
-        """Return the stored value, or :data:`MISSING`."""
+    def _read(self, user_id: Key, touch: Touch | None, read: Callable[[Run], T]) -> Seen[T]:
+        """``read`` (of the file, through a query runner), with ``touch`` applied first: when
+        the user's stored activity needs nothing, a plain read; else in one write transaction.
+        A touch comes once per refresh interval per user and process (see ``Activity``)."""
+        if touch is None:
+            return read(self._conn.query), None
+        rows = self._conn.query(sql.SEEN, (encode_key(user_id),))
+        seen: float | None = rows[0][0] if rows else None
+        drop, store = touch.outcome(seen)
+        if not drop and store is None:
+            return read(self._conn.query), seen
+        with self._conn.writing() as conn:
+            with conn.transaction():
+                seen = user_changes.touch(conn, user_id, touch)
+                result = read(conn.run)
+            self.files.empty_trash(conn)
+        return result, seen
+
+    def get(self, user_id: Key, key_name: Key, touch: Touch | None) -> Seen[Any]:
+        """The stored value, or :data:`~dash_database.keys.MISSING`."""
         key = sql.record_key(user_id, key_name)
         for _ in range(_READ_ATTEMPTS):
-            rows = self._conn.query(sql.GET, (key,))
+            if touch is None:  # the path of most reads: one query
+                rows, seen = self._conn.query(sql.GET, (key,)), None
+            else:
+                rows, seen = self._read(user_id, touch, lambda run: run(sql.GET, (key,)))
             try:
-                return self._load(rows[0][0], user_id, key_name, codec) if rows else MISSING
+                return (self._load(rows[0][0], user_id, key_name) if rows else MISSING), seen
             except FileNotFoundError:
-                continue  # replaced or deleted since we read its record: read it again
+                touch = None  # replaced or deleted since we read its record: read it again
         raise StorageError(
             f"{self.location}: the side file of key_name={key_name!r} of user_id={user_id!r} "
             f"is missing from {self.files.folder}; restore the folder with the database file"
         )
 
-    def contains(self, user_id: Key, key_name: Key) -> bool:
+    def contains(self, user_id: Key, key_name: Key, touch: Touch | None) -> Seen[bool]:
         """Whether a value is stored, without reading it."""
-        return bool(self._conn.query(sql.HAS, (sql.record_key(user_id, key_name),)))
+        key = sql.record_key(user_id, key_name)
+        return self._read(user_id, touch, lambda run: bool(run(sql.HAS, (key,))))
+
+    def keys(self, user_id: Key, touch: Touch | None) -> Seen[list[Key]]:
+        """The user's key names, from one index range."""
+        span = sql.user_range(user_id)
+        return self._read(
+            user_id, touch, lambda run: [json.loads(row[0])[1] for row in run(sql.KEYS, span)]
+        )
 
     def _encode(self, fill: Fill) -> tuple[bytes, SideFileWriter]:
         """The record of what ``fill`` writes, and its writer (its side file and size)."""
@@ -210,12 +239,14 @@ class FileBackend(Backend):
                 raise
             self.files.empty_trash(conn)
 
-    def set(self, user_id: Key, key_name: Key, value: Any, touch: Touch | None = None) -> None:
+    def set(self, user_id: Key, key_name: Key, value: Any, touch: Touch | None) -> float | None:
         """Store ``value``; committed when this returns."""
         # Serialized before taking the lock: other threads write meanwhile.
         where = (user_id, key_name)
         record, out = self._encode(lambda out: self.codec.dump(value, out, where))
         self._put(where, record, out, touch)
+        # A write stores at least its time (see Touch.outcome): no read back needed.
+        return None if touch is None else touch.now
 
     def write_raw(self, user_id: Key, key_name: Key, head: bytes, pieces: Iterable[bytes]) -> None:
         """Store a record read elsewhere, as :meth:`set` stores a value."""
@@ -233,51 +264,80 @@ class FileBackend(Backend):
             return head, iter([body])
         return head, self.files.pieces(body, user_id, key_name, self.chunk_size)
 
+    def _replace(
+        self,
+        conn: Connection,
+        where: Where,
+        codec: Codec,
+        func: Callable[[Any], Any],
+        default: Any,
+        side_files: list[SideFileWriter],
+    ) -> tuple[bool, Any]:
+        """Store ``func(old value or default)``, both through ``codec``, inside a
+        transaction; whether there was an old value, and the new one."""
+        user_id, key_name = where
+        key = sql.record_key(user_id, key_name)
+        rows = conn.run(sql.GET, (key,))
+        if not rows and default is MISSING:
+            return False, MISSING  # only a stored value is replaced
+        new = func(self._load(rows[0][0], user_id, key_name, codec) if rows else default)
+        record, side_file = self._encode(lambda out: codec.dump(new, out, where))
+        side_files.append(side_file)
+        if self.quotas is not None:
+            counters.check(conn, self.quotas, user_id, key_name, side_file.size)
+        conn.change(sql.PUT, (key, record, encode_key(user_id), side_file.size))
+        return bool(rows), new
+
+    def _rewrite(
+        self,
+        where: Where,
+        touch: Touch | None,
+        codec: Codec,
+        func: Callable[[Any], Any],
+        default: Any,
+    ) -> tuple[bool, Any, float | None]:
+        """:meth:`_replace` in one write transaction, with ``touch`` applied in it."""
+        side_files: list[SideFileWriter] = []
+        with self._conn.writing() as conn:
+            try:
+                with conn.transaction():
+                    seen = None if touch is None else user_changes.touch(conn, where[0], touch)
+                    existed, new = self._replace(conn, where, codec, func, default, side_files)
+            except BaseException:
+                for side_file in side_files:
+                    side_file.discard()
+                raise
+            self.files.empty_trash(conn)
+        return existed, new, seen
+
     def update(
         self,
         user_id: Key,
         key_name: Key,
         func: Callable[[Any], Any],
         default: Any,
-        codec: Codec | None = None,
-    ) -> Any:
+        touch: Touch | None,
+    ) -> Seen[Any]:
         """Atomically store and return ``func(old value or default)``."""
-        key = sql.record_key(user_id, key_name)
-        side_file: SideFileWriter | None = None
+        _, new, seen = self._rewrite((user_id, key_name), touch, self.codec, func, default)
+        return new, seen
+
+    def recode(self, user_id: Key, key_name: Key, codec: Codec, func: Callable[[Any], Any]) -> bool:
+        """Atomically replace a stored value with ``func(old)``, through ``codec``."""
+        return self._rewrite((user_id, key_name), None, codec, func, MISSING)[0]
+
+    def delete(self, user_id: Key, key_name: Key, touch: Touch | None) -> Seen[bool]:
+        """Delete one value; whether it existed."""
+        key, seen = sql.record_key(user_id, key_name), None
         with self._conn.writing() as conn:
-            try:
+            if touch is None:
+                deleted = conn.change(sql.DELETE, (key,)) > 0
+            else:
                 with conn.transaction():
-                    rows = conn.run(sql.GET, (key,))
-                    old = self._load(rows[0][0], user_id, key_name, codec) if rows else default
-                    new = func(old)
-                    codec = codec or self.codec
-                    fill: Fill = lambda out: codec.dump(new, out, (user_id, key_name))  # noqa: E731
-                    record, side_file = self._encode(fill)
-                    if self.quotas is not None:
-                        counters.check(conn, self.quotas, user_id, key_name, side_file.size)
-                    conn.change(sql.PUT, (key, record, encode_key(user_id), side_file.size))
-            except BaseException:
-                if side_file is not None:
-                    side_file.discard()
-                raise
+                    seen = user_changes.touch(conn, user_id, touch)
+                    deleted = conn.change(sql.DELETE, (key,)) > 0
             self.files.empty_trash(conn)
-        return new
-
-    def delete(self, user_id: Key, key_name: Key) -> bool:
-        """Delete one value; return whether it existed."""
-        with self._conn.writing() as conn:
-            deleted = conn.change(sql.DELETE, (sql.record_key(user_id, key_name),)) > 0
-            self.files.empty_trash(conn)
-        return deleted
-
-    def keys(self, user_id: Key) -> list[Key]:
-        """The user's key names, from one index range."""
-        rows = self._conn.query(sql.KEYS, sql.user_range(user_id))
-        return [json.loads(row[0])[1] for row in rows]
-
-    def count(self, user_id: Key) -> int:
-        """How many values the user has."""
-        return int(self._conn.query(sql.COUNT, sql.user_range(user_id))[0][0])
+        return deleted, seen
 
     def _drop_user(self, user_id: Key, cutoff: float | None) -> int:
         """Delete the user's values and activity at once (with a cutoff: only if idle)."""

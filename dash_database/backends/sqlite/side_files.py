@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 
 from ...exceptions import DeserializationError, StorageError
 from ...keys import Key
-from ...records import continued, is_chunked, split
+from ...records import continued, is_chunked, split, stored_size
 from .connection import Connection, hint
 from .schema import ALL_FILES, TRASHED, UNTRASH
 
@@ -91,7 +91,7 @@ class SideFileWriter:
     def finish(self, head: bytes) -> bytes:
         """Close the side file, if any; return the record that stands for the value, whose
         head is ``head`` (see :mod:`dash_database.records`)."""
-        self.size += len(head)
+        self.size = stored_size(len(head), self.size)
         if self._file is None:
             return head + self._buf
         assert self.path is not None

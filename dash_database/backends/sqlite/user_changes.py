@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+from ...activity import Touch
 from ...exceptions import UserExistsError
 from ...keys import Key, encode_key
 from ...serialization import Codec
@@ -72,3 +73,20 @@ def rename(conn: Connection, old_id: Key, new_id: Key, codec: Codec) -> int:
         for statement in (sql.RENAME_SEEN, sql.RENAME_COUNT):
             conn.change(statement, (new_member, encode_key(old_id)))
     return moved
+
+
+def touch(conn: Connection, user_id: Key, touch: Touch) -> float | None:
+    """Apply ``touch`` (see :meth:`~dash_database.activity.Touch.outcome`) inside a
+    transaction: drop the user if idle, then record its activity. Return what is stored."""
+    member = encode_key(user_id)
+    rows = conn.run(sql.SEEN, (member,))
+    seen: float | None = rows[0][0] if rows else None
+    drop, store = touch.outcome(seen)
+    if drop:
+        assert touch.drop_before is not None
+        drop_if_idle(conn, user_id, touch.drop_before)
+        seen = None
+    if store is not None:
+        conn.change(sql.MARK, (member, store))  # an upsert that never moves it back
+        seen = store
+    return seen

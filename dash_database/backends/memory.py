@@ -17,13 +17,14 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ... import forks
-from ...exceptions import UserExistsError
-from ...keys import Key
-from ...quotas import Usage
-from ...serialization import ChunkWriter, Codec, Fill, RawValue, copy_pieces
-from ...signing import Where
-from ..base import MISSING, Backend, Count, Touch, ValueSize
+from .. import forks
+from ..activity import Touch
+from ..exceptions import UserExistsError
+from ..keys import MISSING, Key, Where
+from ..quotas import Quotas, Usage
+from ..records import stored_size
+from ..serialization import CHUNK_SIZE, ChunkWriter, Codec, Fill, RawValue, copy_pieces
+from .base import Backend, Count, Seen, ValueSize
 
 logger = logging.getLogger("dash_database")
 
@@ -34,21 +35,19 @@ Record = tuple[bytes, tuple[bytes, ...]]
 
 
 def _size(record: Record) -> int:
-    """The stored bytes of a record: its head and its body."""
-    return len(record[0]) + sum(map(len, record[1]))
+    """The stored bytes of a record."""
+    return stored_size(len(record[0]), sum(map(len, record[1])))
 
 
 class MemoryBackend(Backend):
-    """Values in this process's memory.
-
-    :param codec: the serializer.
-    """
+    """Values in this process's memory (see :class:`~.base.Engine` for the parameters)."""
 
     location = MEMORY
-    writes_take_touch = True
 
-    def __init__(self, codec: Codec) -> None:
-        super().__init__(codec)
+    def __init__(
+        self, codec: Codec, quotas: Quotas | None = None, chunk_size: int = CHUNK_SIZE
+    ) -> None:
+        super().__init__(codec, quotas, chunk_size)
         self._lock = threading.Lock()
         self._values: dict[Key, dict[Key, Record]] = {}
         self._seen: dict[Key, float] = {}
@@ -69,20 +68,43 @@ class MemoryBackend(Backend):
             chunks.append(out.tail())
         return head, tuple(chunks)
 
-    def _decode(self, record: Record, where: Where, codec: Codec | None = None) -> Any:
-        return (codec or self.codec).load(record[0], record[1], where)
+    def _touch(self, user_id: Key, touch: Touch | None, done: bool = True) -> float | None:
+        """Apply ``touch`` (if ``done``: a refused write records nothing); under the lock.
+        Return the user's stored activity."""
+        if touch is None:
+            return self._seen.get(user_id)
+        drop, seen = touch.outcome(self._seen.get(user_id))
+        if drop:
+            del self._seen[user_id]
+            self._drop(user_id)
+        if seen is not None and done:
+            self._seen[user_id] = seen
+        return self._seen.get(user_id)
 
-    def get(
-        self, user_id: Key, key_name: Key, codec: Codec | None = None, touch: Touch | None = None
-    ) -> Any:
-        """Return the stored value, or :data:`MISSING`."""
-        # A record is immutable and replaced whole, so it is read outside the lock.
-        record = self._values.get(user_id, {}).get(key_name)
-        return MISSING if record is None else self._decode(record, (user_id, key_name), codec)
+    def get(self, user_id: Key, key_name: Key, touch: Touch | None) -> Seen[Any]:
+        """The stored value, or :data:`~dash_database.keys.MISSING`."""
+        if touch is None:  # a record is immutable and replaced whole: read outside the lock
+            record = self._values.get(user_id, {}).get(key_name)
+            seen = None
+        else:
+            with self._lock:
+                seen = self._touch(user_id, touch)
+                record = self._values.get(user_id, {}).get(key_name)
+        if record is None:
+            return MISSING, seen
+        return self.codec.load(record[0], record[1], (user_id, key_name)), seen
 
-    def contains(self, user_id: Key, key_name: Key) -> bool:
+    def contains(self, user_id: Key, key_name: Key, touch: Touch | None) -> Seen[bool]:
         """Whether a value is stored."""
-        return key_name in self._values.get(user_id, {})
+        with self._lock:
+            seen = self._touch(user_id, touch)
+            return key_name in self._values.get(user_id, {}), seen
+
+    def keys(self, user_id: Key, touch: Touch | None) -> Seen[list[Key]]:
+        """The user's key names."""
+        with self._lock:
+            seen = self._touch(user_id, touch)
+            return list(self._values.get(user_id, {})), seen
 
     def _store(self, user_id: Key, key_name: Key, record: Record) -> None:
         """Check the quotas and store ``record``; under the lock."""
@@ -103,26 +125,13 @@ class MemoryBackend(Backend):
         else:
             self._bytes.pop(user_id, None)
 
-    def set(self, user_id: Key, key_name: Key, value: Any, touch: Touch | None = None) -> None:
+    def set(self, user_id: Key, key_name: Key, value: Any, touch: Touch | None) -> float | None:
         """Store ``value``."""
         record = self._encode(value, (user_id, key_name))  # before the lock, as on a file
         with self._lock:
-            if touch is not None and touch.cutoff is not None:
-                self._drop_if_idle(user_id, touch.cutoff)
+            self._touch(user_id, touch, done=False)  # drops an idle user first
             self._store(user_id, key_name, record)
-            if touch is not None:  # only once stored: a refused write records no activity
-                self._seen[user_id] = max(self._seen.get(user_id, touch.now), touch.now)
-
-    def read_raw(self, user_id: Key, key_name: Key) -> RawValue | None:
-        """The value as stored, never decoded; ``None`` if there is none."""
-        record = self._values.get(user_id, {}).get(key_name)
-        return None if record is None else (record[0], iter(record[1]))
-
-    def write_raw(self, user_id: Key, key_name: Key, head: bytes, pieces: Iterable[bytes]) -> None:
-        """Store bytes serialized elsewhere, as :meth:`set` stores a value."""
-        record = self._encode_from(copy_pieces(head, pieces))
-        with self._lock:
-            self._store(user_id, key_name, record)
+            return self._touch(user_id, touch)  # only once stored
 
     def update(
         self,
@@ -130,35 +139,42 @@ class MemoryBackend(Backend):
         key_name: Key,
         func: Callable[[Any], Any],
         default: Any,
-        codec: Codec | None = None,
-    ) -> Any:
+        touch: Touch | None,
+    ) -> Seen[Any]:
         """Atomically store and return ``func(old value or default)``."""
         with self._lock:
-            record = self._values.get(user_id, {}).get(key_name)
-            where = (user_id, key_name)
-            new = func(default if record is None else self._decode(record, where, codec))
-            self._store(user_id, key_name, self._encode(new, where, codec))
+            self._touch(user_id, touch, done=False)
+            new = self._replace(user_id, key_name, self.codec, func, default)
+            return new, self._touch(user_id, touch)
+
+    def _replace(
+        self, user_id: Key, key_name: Key, codec: Codec, func: Callable[[Any], Any], default: Any
+    ) -> Any:
+        """Store and return ``func(old value or default)`` through ``codec``; under the lock."""
+        record, where = self._values.get(user_id, {}).get(key_name), (user_id, key_name)
+        new = func(default if record is None else codec.load(record[0], record[1], where))
+        self._store(user_id, key_name, self._encode(new, where, codec))
         return new
 
-    def delete(self, user_id: Key, key_name: Key) -> bool:
-        """Delete one value; return whether it existed."""
+    def recode(self, user_id: Key, key_name: Key, codec: Codec, func: Callable[[Any], Any]) -> bool:
+        """Atomically replace a value with ``func(old)``, through ``codec``."""
         with self._lock:
+            if key_name not in self._values.get(user_id, {}):
+                return False
+            self._replace(user_id, key_name, codec, func, None)
+            return True
+
+    def delete(self, user_id: Key, key_name: Key, touch: Touch | None) -> Seen[bool]:
+        """Delete one value; whether it existed."""
+        with self._lock:
+            seen = self._touch(user_id, touch)
             values = self._values.get(user_id, {})
             old = values.pop(key_name, None)
             if not values:
                 self._values.pop(user_id, None)
             if old is not None:
                 self._count(user_id, -_size(old))
-        return old is not None
-
-    def keys(self, user_id: Key) -> list[Key]:
-        """The user's key names."""
-        with self._lock:
-            return list(self._values.get(user_id, {}))
-
-    def count(self, user_id: Key) -> int:
-        """How many values the user has."""
-        return len(self._values.get(user_id, {}))
+        return old is not None, seen
 
     def delete_user(self, user_id: Key) -> int:
         """Delete the user's values and activity."""
@@ -192,10 +208,16 @@ class MemoryBackend(Backend):
                 self._seen[new_id] = seen
             return len(values)
 
-    def users(self) -> list[Key]:
-        """Every user id holding at least one value."""
+    def counts(self, user_id: Key | None) -> dict[Key, Count]:
+        """``(values, stored bytes)`` of one user, or of every user, from the counters."""
         with self._lock:
-            return list(self._values)
+            users = list(self._values) if user_id is None else [user_id]
+            return {u: (len(self._values[u]), self._bytes[u]) for u in users if u in self._values}
+
+    def sessions(self) -> dict[Key, float]:
+        """Every user's last recorded activity."""
+        with self._lock:
+            return dict(self._seen)
 
     def seen(self, user_id: Key) -> float | None:
         """The user's last recorded activity, or ``None``."""
@@ -208,11 +230,6 @@ class MemoryBackend(Backend):
             if old is not None or create:
                 self._seen[user_id] = when if old is None else max(old, when)
 
-    def sessions(self) -> dict[Key, float]:
-        """Every user's last recorded activity."""
-        with self._lock:
-            return dict(self._seen)
-
     def idle_users(self, cutoff: float, limit: int) -> list[Key]:
         """Up to ``limit`` users last active before ``cutoff``, oldest first."""
         idle = ((seen, user) for user, seen in self.sessions().items() if seen < cutoff)
@@ -221,16 +238,12 @@ class MemoryBackend(Backend):
     def delete_idle_user(self, user_id: Key, cutoff: float) -> bool:
         """Delete the user if it was last active before ``cutoff``."""
         with self._lock:
-            return self._drop_if_idle(user_id, cutoff)
-
-    def _drop_if_idle(self, user_id: Key, cutoff: float) -> bool:
-        """Remove the user if it was last active before ``cutoff``; under the lock."""
-        seen = self._seen.get(user_id)
-        if seen is None or seen >= cutoff:
-            return False
-        del self._seen[user_id]
-        self._drop(user_id)
-        return True
+            seen = self._seen.get(user_id)
+            if seen is None or seen >= cutoff:
+                return False
+            del self._seen[user_id]
+            self._drop(user_id)
+            return True
 
     def value_sizes(self, user_id: Key | None) -> list[ValueSize]:
         """``(user, key, stored bytes)`` of one user's values, or everybody's."""
@@ -242,16 +255,16 @@ class MemoryBackend(Backend):
                 for key, record in self._values.get(user, {}).items()
             ]
 
-    def counts(self, user_id: Key | None) -> dict[Key, Count]:
-        """``(values, stored bytes)`` of one user, or of every user, from the counters."""
-        with self._lock:
-            users = list(self._values) if user_id is None else [user_id]
-            return {u: (len(self._values[u]), self._bytes[u]) for u in users if u in self._values}
-
-    def head(self, user_id: Key, key_name: Key, limit: int) -> bytes | None:
-        """The record's head and the first ``limit`` bytes of its body, or ``None``."""
+    def read_raw(self, user_id: Key, key_name: Key) -> RawValue | None:
+        """The value as stored, never decoded; ``None`` if there is none."""
         record = self._values.get(user_id, {}).get(key_name)
-        return None if record is None else (record[0] + record[1][0][:limit])
+        return None if record is None else (record[0], iter(record[1]))
+
+    def write_raw(self, user_id: Key, key_name: Key, head: bytes, pieces: Iterable[bytes]) -> None:
+        """Store a record read elsewhere, as :meth:`set` stores a value."""
+        record = self._encode_from(copy_pieces(head, pieces))
+        with self._lock:
+            self._store(user_id, key_name, record)
 
     def close(self) -> None:
         """Drop every value."""
