@@ -5,27 +5,25 @@ checks the arguments and the closed state, asks :class:`~..activity.Activity` wh
 call must do about the user's activity (a :class:`~..activity.Touch`, or ``None``), and
 makes exactly one engine call:
 
-=========================  ==================  ======================================
-public method              engine call         returns, beside the user's activity
-=========================  ==================  ======================================
-``get_user_value``         :meth:`Engine.get`       the value, or :data:`~..keys.MISSING`
-``store_user_value``       :meth:`Engine.set`       nothing
-``update_user_value``      :meth:`Engine.update`    the new value
-``delete_user_value``      :meth:`Engine.delete`    whether it existed
-``has_user_value``         :meth:`Engine.contains`  whether it exists
-``list_stored_user_keys``  :meth:`Engine.keys`      the key names
-``count_user_values``      :meth:`Engine.keys`      (their number)
-``delete_all_user_values`` :meth:`Engine.delete_user`
-``rename_user``            :meth:`Engine.rename_user` (values signed by 2.3 are signed
-                           again first, see :func:`~..resigning.upgrade_legacy`)
-=========================  ==================  ======================================
+* ``get_user_value``: :meth:`Engine.get`, the value or :data:`~..keys.MISSING`;
+* ``store_user_value``: :meth:`Engine.set`;
+* ``update_user_value``: :meth:`Engine.update`, the new value;
+* ``delete_user_value``: :meth:`Engine.delete`, whether it existed;
+* ``has_user_value``: :meth:`Engine.contains`, whether it exists;
+* ``list_stored_user_keys`` and ``count_user_values``: :meth:`Engine.keys`;
+* ``touch``: :meth:`Engine.contains` of no key, with a touch that records now;
+* ``delete_all_user_values``: :meth:`Engine.delete_user`;
+* ``rename_user``: :meth:`Engine.rename_user` (values signed by 2.3 are first signed
+  again through :meth:`Maintenance.recode`, see :func:`~..resigning.upgrade_legacy`).
 
-The first six apply the touch in the same call, atomically with the operation (one
-SQLite transaction where it must write, one Redis script), by the one rule of
-:meth:`~..activity.Touch.outcome`, and return the user's stored activity after the
-call (``None``: none, or not read) for :meth:`~..activity.Activity.learn`. Once per
-refresh interval, with expiry, a call also purges a few idle users through
-:class:`Maintenance`.
+:meth:`Engine.get`, ``set``, ``update``, ``delete``, ``contains`` and ``keys`` apply the
+touch in the same call, by the one rule of :meth:`~..activity.Touch.outcome`, atomically
+with the operation where it writes: on SQLite, a plain read when the stored activity
+needs nothing, else one transaction; on Redis, one script for a read or a write (the
+touch's own script before ``keys``, ``contains`` and ``delete``). They return the user's
+stored activity after the call (``None``: none, or not read) for
+:meth:`~..activity.Activity.learn`. Once per refresh interval, with expiry, a public
+call also purges a few idle users through :class:`Maintenance`.
 
 :class:`Maintenance` holds the calls that operators, copies and clean-ups make. An
 engine implements both; ``codec``, ``quotas`` and ``chunk_size`` are given to its

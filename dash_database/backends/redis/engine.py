@@ -335,8 +335,8 @@ class RedisBackend(Backend):
 
     def value_sizes(self, user_id: Key | None) -> list[ValueSize]:
         """``(user, key, stored bytes)`` for one user's values, or everybody's."""
-        records = {u: self._server.call(self._client.hgetall, self._hash(u)) for u in (
-            self.users() if user_id is None else [user_id])}  # fmt: skip
+        users = self.users() if user_id is None else [user_id]
+        records = {u: self._server.call(self._client.hgetall, self._hash(u)) for u in users}
         pairs = [(u, decode_key(f), r) for u, rs in records.items() for f, r in rs.items()]
         return [(u, k, self._chunks.stored_size(r, u, k)) for u, k, r in pairs]
 
