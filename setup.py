@@ -24,8 +24,12 @@ setup(
     install_requires=["sqlitedict>=2.1,<3"],
     extras_require={
         "redis": ["redis>=4.5"],
-        # The example app and the DataFrame how-to use pandas.
-        "dash": ["dash>=2.17", "pandas>=2"],
+        # serializer="data" for DataFrames and arrays; before 14.0.1 pyarrow unpickles
+        # extension types on read (CVE-2023-47248).
+        "data": ["pyarrow>=14.0.1", "numpy>=1.22", "pandas>=2"],
+        "zstd": ["zstandard>=0.22"],
+        # The example app keeps its DataFrame with serializer="data" (pandas, pyarrow).
+        "dash": ["dash>=2.17", "pandas>=2", "pyarrow>=14.0.1"],
         "test": [
             "pytest>=7",
             "pytest-cov>=5",
@@ -33,6 +37,8 @@ setup(
             "mypy>=1.8",
             "ruff>=0.5",
             "pandas>=2",
+            "pyarrow>=14.0.1",
+            "zstandard>=0.22",
             # The contract suite also runs on Redis, with a real redis-server.
             "redis>=4.5",
             # The example app in headless Chromium (Debian's chromium-driver),

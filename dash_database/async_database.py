@@ -58,6 +58,8 @@ class AsyncDashDatabase:
         max_bytes_per_user: int | None = None,
         max_total_bytes: int | None = None,
         secret_key: SecretKey | None = None,
+        compress: str | None = None,
+        compress_level: int | None = None,
     ) -> None:
         #: The sync face over the same engine, for code that is not async.
         self.sync = _OpenedLater(
@@ -71,6 +73,8 @@ class AsyncDashDatabase:
             max_bytes_per_user=max_bytes_per_user,
             max_total_bytes=max_total_bytes,
             secret_key=secret_key,
+            compress=compress,
+            compress_level=compress_level,
         )
         #: Read-only views for operators; see :class:`~dash_database.inspection.Inspector`.
         self.inspect = AsyncInspector(self.sync.inspect)

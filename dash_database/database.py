@@ -15,7 +15,7 @@ import datetime
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
-from . import purging
+from . import compression, purging
 from .activity import PURGE_BATCH, Activity, Progress, Touch
 from .backends.base import Backend
 from .backends.locations import Location, open_backend
@@ -51,8 +51,10 @@ class DashDatabase:
     :param db_location: ``None``: a private temporary file (one per process);
         ``":memory:"``: this process's memory; a SQLite file path, shared by every
         thread and process that opens it (under gunicorn); or a ``redis://`` URL.
-    :param serializer: ``"pickle"`` (any picklable value) or ``"json"`` (JSON
-        values only; nothing stored can run code when read).
+    :param serializer: ``"pickle"`` (any picklable value), ``"json"`` (JSON
+        values only), or ``"data"`` (JSON values, bytes, dates, tuples and sets,
+        DataFrames, Series and NumPy arrays, in formats that never run code when
+        read: :mod:`.dataformats`).
     :param timeout: seconds a write waits for another's lock (on Redis, for a
         contended update) before :class:`~dash_database.exceptions.StorageError`.
     :param durability: SQLite only: ``"normal"`` survives a crash of any
@@ -65,6 +67,9 @@ class DashDatabase:
     :param max_total_bytes: ... that would make the whole store take more bytes.
     :param secret_key: sign every value, and refuse to read one that is unsigned,
         altered or moved (:mod:`.signing`); in a list, the first signs, all verify.
+    :param compress: ``"zstd"``: compress each value written (the ``zstd`` extra);
+        values written either way read back (:mod:`.compression`).
+    :param compress_level: the zstd level (default 3).
     :raises ValueError: unknown ``serializer`` or ``durability``, or an option
         that does not apply to this kind of location.
     :raises ~dash_database.exceptions.InvalidLocationError: ``db_location``
@@ -89,11 +94,15 @@ class DashDatabase:
         max_bytes_per_user: int | None = None,
         max_total_bytes: int | None = None,
         secret_key: SecretKey | None = None,
+        compress: str | None = None,
+        compress_level: int | None = None,
     ) -> None:
         self._closed = False
         expiry = None if expire_after is None else to_seconds("expire_after", expire_after)
         self._activity = Activity(expiry)
-        codec = Codec(serializer, signer=None if secret_key is None else Signer(secret_key))
+        compression.check(compress, compress_level)
+        signer = None if secret_key is None else Signer(secret_key)
+        codec = Codec(serializer, signer=signer, compress=compress, level=compress_level)
         quotas = Quotas(max_keys_per_user, max_bytes_per_user, max_total_bytes)
         self._backend = open_backend(
             db_location,

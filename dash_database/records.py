@@ -14,16 +14,21 @@ The header (version 1)::
     version (1) | length (1: the header's bytes, these two included) | flags (1) | kind (1)
     | the fields of each flag that is set, in the order of the flags
 
-``kind`` names the serializer by its 2.x tag (``P`` or ``J``). The flags:
+``kind`` names the format of the serialized bytes: ``P`` (pickle) and ``J`` (JSON), as
+2.x tags did, and the code-free serializer's ``B``, ``T``, ``A`` and ``N``
+(:mod:`.dataformats`). The flags:
 
 * :data:`SIGNED`: the body is signed frames; fields: key fingerprint (4), record id
   (16), binding (32). See :mod:`.signing`.
-* :data:`CHECKSUMMED` and :data:`COMPRESSED`: reserved. A record with a flag this
-  version does not know was written by a newer one, and is refused, never misread.
+* :data:`COMPRESSED`: the serialized bytes are compressed (before any signing); fields:
+  the algorithm (1: zstd) and the serialized bytes' length (8), which reading never
+  passes. See :mod:`.compression`.
+* :data:`CHECKSUMMED`: reserved. A record with a flag this version does not know was
+  written by a newer one, and is refused, never misread.
 
-Only a record that needs a flag carries a header: an unsigned value keeps the 2.x
-layout, which every 2.x version reads. The rules "does the body continue elsewhere"
-and "where does the body start" live here, and so do their SQL and Lua forms
+Only a record that needs a header carries one: an unsigned, uncompressed pickle or JSON
+value keeps the 2.x layout, which every 2.x version reads. The rules "does the body
+continue elsewhere" and "where does the body start" live here, and so do their SQL and Lua forms
 (:func:`sql_reference`, :func:`lua_body_start`), generated from them.
 """
 
@@ -35,8 +40,6 @@ from .exceptions import DeserializationError
 CHUNKED_TAGS = (b"p", b"j", b"h")
 #: The tags of records with a header.
 HEADER_TAGS = (b"H", b"h")
-#: The serializer kinds, by name.
-KINDS = {"pickle": b"P", "json": b"J"}
 
 VERSION = 1
 #: The fixed part of a header: version, length, flags, kind.
@@ -44,8 +47,8 @@ FIXED = 4
 SIGNED = 1
 CHECKSUMMED = 2
 COMPRESSED = 4
-#: The flags this version reads, and the bytes of each one's fields.
-FIELD_SIZES = {SIGNED: 4 + 16 + 32}
+#: The flags this version reads, and the bytes of each one's fields, in the order they come.
+FIELD_SIZES = {SIGNED: 4 + 16 + 32, COMPRESSED: 1 + 8}
 KNOWN_FLAGS = sum(FIELD_SIZES)
 
 
@@ -116,6 +119,15 @@ def kind(head: bytes) -> bytes:
 def flags(head: bytes) -> int:
     """The header flags of a record that starts with ``head`` (0 without a header)."""
     return head[3] if has_header(head) and len(head) > 3 else 0
+
+
+def fields(head: bytes, flag: int) -> bytes:
+    """The fields of ``flag`` in a checked head (see :func:`body_start`); empty if unset."""
+    if not flags(head) & flag:
+        return b""
+    before = (size for other, size in FIELD_SIZES.items() if other < flag and flags(head) & other)
+    start = 1 + FIXED + sum(before)
+    return head[start : start + FIELD_SIZES[flag]]
 
 
 def continued(head: bytes) -> bytes:

@@ -47,10 +47,13 @@ class SignReport:
 
 
 class Checked(NamedTuple):
-    """A value's serialized bytes, checked against its signature, never decoded."""
+    """A value's stored bytes (serialized, maybe compressed), checked against its signature,
+    never decoded; and the record's flags and fields other than the signature's."""
 
     kind: bytes
     data: bytes
+    flags: int
+    fields: bytes
 
 
 def _same(value: Any) -> Any:
@@ -86,21 +89,22 @@ class Resealer(Codec):
 
     def _check(self, head: bytes, stream: Readable, where: Where) -> Checked:
         kind_name(head)  # a kind this library writes, or refused as damaged
-        kind = records.kind(head)
-        if records.has_header(head):
+        kind, compressed = records.kind(head), records.fields(head, records.COMPRESSED)
+        flags = records.flags(head) & records.COMPRESSED
+        if records.has_header(head) and records.flags(head) & records.SIGNED:
             context = self._signer.open_head(head, where)
         else:
             start = stream.read(LEGACY_HEADER_SIZE)
             if not start.startswith(LEGACY_MAGIC) and self._trust_unsigned:
-                return Checked(kind, start + stream.read())
+                return Checked(kind, start + stream.read(), flags, compressed)
             context = self._signer.legacy_context(start, where, kind_name(head))
-        return Checked(kind, b"".join(self._signer.frames(stream, context)))
+        return Checked(kind, b"".join(self._signer.frames(stream, context)), flags, compressed)
 
     def dump(self, value: Any, out: Writable, where: Where) -> bytes:
         """Write the checked bytes signed by the current key; return the record's head."""
         signing = self._signer.start(out, value.kind)
         signing.write(value.data)
-        return signing.finish(where)
+        return signing.finish(where, value.flags, value.fields)
 
 
 def sign_values(

@@ -18,16 +18,21 @@ import pickle
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
-from . import records
+from . import dataformats, records
+from .compression import DEFAULT_LEVEL, Compressor, Decompressed
 from .exceptions import DashDatabaseError, DeserializationError, SerializationError
 from .keys import Where
+from .records import COMPRESSED
 from .signing import LEGACY_HEADER_SIZE, LEGACY_MAGIC, Signer, refuse_signed
 
 #: Bytes per chunk. Below it a value is stored in one record.
 CHUNK_SIZE = 8 * 1024 * 1024
 
-SERIALIZERS = ("pickle", "json")
-_NAMES = {kind: name for name, kind in records.KINDS.items()}
+#: Each serializer, and the kinds of record it writes and reads (see :mod:`.records`).
+KINDS = {"pickle": (b"P",), "json": (b"J",), "data": dataformats.KINDS}
+SERIALIZERS = tuple(KINDS)
+# The serializer a kind names, for reading: JSON is read as JSON whoever wrote it.
+_NAMES = {kind: name for name in ("data", "json", "pickle") for kind in KINDS[name]}
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
 
@@ -177,49 +182,91 @@ class Codec:
     codec with a :class:`~dash_database.signing.Signer` signs the bytes for
     that user and key, and checks them before a byte is deserialized.
 
-    :param name: ``"pickle"`` or ``"json"``.
+    :param name: ``"pickle"``, ``"json"`` or ``"data"`` (:mod:`.dataformats`).
     :param plain_only: pickle only: load plain data and refuse the rest
         (:class:`PlainUnpickler`), for readers that do not trust the store.
     :param signer: sign and verify with these keys; ``None``: unsigned values.
+    :param compress: ``"zstd"`` compresses what it writes (:mod:`.compression`); it reads
+        compressed and uncompressed records alike.
+    :param level: the compression level.
     :raises ValueError: ``name`` is not a known serializer.
     """
 
-    def __init__(self, name: str, plain_only: bool = False, signer: Signer | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        plain_only: bool = False,
+        signer: Signer | None = None,
+        compress: str | None = None,
+        level: int | None = None,
+    ) -> None:
         if name not in SERIALIZERS:
             raise ValueError(f"serializer must be one of {SERIALIZERS}, not {name!r}")
         self.name = name
         self._unpickler = PlainUnpickler if plain_only else pickle.Unpickler
         self.signer = signer
-        #: The serializer's kind in a record (see :mod:`.records`).
-        self.kind = records.KINDS[name]
+        self.compress, self.level = compress, level
+        #: The kinds of record this codec reads; pickle's and JSON's one is also their 2.x tag.
+        self.kinds = KINDS[name]
+        self.kind = self.kinds[0] if name != "data" else None
 
     def plain(self) -> Codec:
         """This codec, loading plain data only (see ``plain_only``)."""
-        return Codec(self.name, plain_only=True, signer=self.signer)
+        return Codec(self.name, True, self.signer, self.compress, self.level)
 
     def dump(self, value: Any, out: Writable, where: Where) -> bytes:
-        """Write the body of ``value``'s record (serialized and, with a signer, signed) to
-        ``out``; return the record's head, in its inline form.
+        """Write the body of ``value``'s record (serialized, maybe compressed, and with a
+        signer, signed) to ``out``; return the record's head, in its inline form.
 
         :raises SerializationError: the value cannot be serialized; errors raised
             by ``out`` itself (a storage error) pass through unchanged.
         """
-        signing = None if self.signer is None else self.signer.start(out, self.kind)
+        kind = self.kind or dataformats.kind_of(value)
+        signing = None if self.signer is None else self.signer.start(out, kind)
+        target: Writable = signing or out
+        compressing = None
+        if self.compress is not None:
+            compressing = Compressor(target, self.level or DEFAULT_LEVEL)
+            target = compressing
         try:
-            if self.name == "json":
-                _check_json(value, "value")
-                (signing or out).write(json.dumps(value, ensure_ascii=False).encode())
-            else:
+            if kind == b"P":
                 # Protocol 5 writes large buffers (numpy, pandas) straight to
                 # ``out`` without first copying them into one bytes object.
-                pickle.Pickler(signing or out, protocol=5).dump(value)
+                pickle.Pickler(target, protocol=5).dump(value)
+            elif self.name == "json":
+                _check_json(value, "value")
+                target.write(json.dumps(value, ensure_ascii=False).encode())
+            else:
+                dataformats.dump(value, kind, target)
         except DashDatabaseError:
             raise
         except Exception as exc:  # pickle raises many types for one meaning
             raise SerializationError(
                 f"value cannot be stored with serializer={self.name!r}: {exc}"
             ) from exc
-        return self.kind if signing is None else signing.finish(where)
+        flags, fields = (0, b"") if compressing is None else (COMPRESSED, compressing.finish())
+        if signing is not None:
+            return signing.finish(where, flags, fields)
+        if not flags and kind in (b"P", b"J"):
+            return kind  # the 2.x layout, which every 2.x version reads
+        return b"H" + records.make_header(flags, kind, fields)
+
+    def check_kind(self, head: bytes) -> None:
+        """Raise a clear error if a record was written by another serializer.
+
+        :raises DeserializationError: the record's kind is not one this codec reads.
+        """
+        kind = records.kind(head)
+        if kind not in self.kinds:
+            other = _NAMES.get(kind)
+            if other is None:
+                raise DeserializationError(
+                    f"stored record has unknown kind {kind!r}; it is damaged"
+                )
+            raise DeserializationError(
+                f"the value was stored with serializer={other!r}, but this DashDatabase "
+                f"uses serializer={self.name!r}; open it with serializer={other!r} to read it"
+            )
 
     def rebind(self, start: bytes, old: Where, new: Where) -> tuple[int, bytes] | None:
         """For a record that starts with ``start`` (its head at least), moved from ``old`` to
@@ -234,23 +281,6 @@ class Codec:
             return None
         head = self.signer.rebind(start[:length], old, new)
         return None if head is None else (length, head)
-
-    def check_kind(self, head: bytes) -> None:
-        """Raise a clear error if a record was written by another serializer.
-
-        :raises DeserializationError: the record's kind is not this codec's.
-        """
-        kind = records.kind(head)
-        if kind != self.kind:
-            other = _NAMES.get(kind)
-            if other is None:
-                raise DeserializationError(
-                    f"stored record has unknown kind {kind!r}; it is damaged"
-                )
-            raise DeserializationError(
-                f"the value was stored with serializer={other!r}, but this DashDatabase "
-                f"uses serializer={self.name!r}; open it with serializer={other!r} to read it"
-            )
 
     def _signed(self, head: bytes, stream: Readable, where: Where) -> Readable:
         """The serialized bytes of a signed record, whose head is ``head`` and whose body is
@@ -268,6 +298,13 @@ class Codec:
             context = self.signer.legacy_context(header, where, self.name)
         return ChunkReader(self.signer.frames(stream, context))
 
+    def _unsigned(self, head: bytes, stream: Readable, where: Where) -> Readable:
+        """The serialized bytes of a record read without a key (a signed one is refused)."""
+        self.check_kind(head)
+        first = stream.read(len(LEGACY_MAGIC))
+        refuse_signed(head, first, where)
+        return ChunkReader(itertools.chain([first], iter(lambda: stream.read(CHUNK_SIZE), b"")))
+
     def load(self, head: bytes, chunks: Iterable[bytes], where: Where) -> Any:
         """Rebuild a value from its record's head and its body, given as chunks.
 
@@ -276,12 +313,14 @@ class Codec:
             without one, signed.
         """
         if self.signer is not None:
-            return self._decode(self._signed(head, ChunkReader(chunks), where))
+            return self._decode(head, self._signed(head, ChunkReader(chunks), where))
+        if records.has_header(head):
+            return self._decode(head, self._unsigned(head, ChunkReader(chunks), where))
         self.check_kind(head)
         chunks = iter(chunks)
         first = next(chunks, b"")
         refuse_signed(head, bytes(first[: len(LEGACY_MAGIC)]), where)
-        return self._decode(ChunkReader(itertools.chain([first], chunks)))
+        return self._decode(head, ChunkReader(itertools.chain([first], chunks)))
 
     def load_file(self, head: bytes, file: Seekable, where: Where) -> Any:
         """Rebuild a value from its record's head and its body, read from ``file``.
@@ -289,17 +328,26 @@ class Codec:
         :raises DeserializationError: as :meth:`load`.
         """
         if self.signer is not None:
-            return self._decode(self._signed(head, file, where))
+            return self._decode(head, self._signed(head, file, where))
+        if records.has_header(head):
+            return self._decode(head, self._unsigned(head, file, where))
         self.check_kind(head)
         refuse_signed(head, file.read(len(LEGACY_MAGIC)), where)
         file.seek(0)  # and the unpickler reads the file itself: no copy in between
-        return self._decode(file)
+        return self._decode(head, file)
 
-    def _decode(self, file: Readable) -> Any:
+    def _decode(self, head: bytes, file: Readable) -> Any:
+        """The value of the serialized bytes in ``file``, of the record whose head is ``head``."""
+        compressed = records.fields(head, COMPRESSED)
+        if compressed:
+            file = Decompressed(file, compressed)
+        kind = records.kind(head)
         try:
-            if self.name == "json":
+            if kind == b"P":
+                return self._unpickler(file).load()
+            if kind == b"J":
                 return json.loads(file.read())
-            return self._unpickler(file).load()
+            return dataformats.load(kind, file)
         except DashDatabaseError:
             raise  # the backend failed to deliver a chunk, or a signature: its own error
         except Exception as exc:
@@ -323,10 +371,15 @@ class Codec:
                 data = self.signer.one_frame(head, body, where)
                 if data is not None and len(data) < 4096:
                     data = bytes(data)
-            if data is None:  # several frames, signed by 2.3, or refused: the general path
+            if (
+                data is None
+                or records.flags(head) & COMPRESSED
+                or (head[:1] == b"H" and (records.kind(head) not in (b"P", b"J")))
+            ):
+                # several frames, signed by 2.3, compressed, code-free, or refused
                 return self.load(head, [bytes(body)], where)
         try:
-            if self.name == "json":
+            if self.kind == b"J":
                 return json.loads(bytes(data))
             if self._unpickler is pickle.Unpickler:
                 return pickle.loads(data)  # the C fast path, for every normal read
@@ -344,7 +397,7 @@ RawValue = tuple[bytes, Iterator[bytes]]
 
 
 def kind_name(head: bytes) -> str:
-    """The serializer that wrote the record whose head is ``head``.
+    """The serializer that reads the record whose head is ``head``.
 
     :raises DeserializationError: not a kind of this library.
     """

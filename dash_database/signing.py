@@ -9,11 +9,11 @@ flag, whose fields are the signing key's fingerprint, a random *record id*, and 
 Each frame's MAC (keyed BLAKE2b-256) covers the record id, the frame's number and
 whether it is the last, then its data: frames cannot be reordered, cut short or
 mixed from two values (a side file swapped while it is read), and each is checked
-before the unpickler sees a byte of it. The binding is a MAC of the header (record
-id, serializer, flags) and of the user id and key name: the value cannot be moved
-to another user or key. A rename rewrites the binding alone (:meth:`Signer.rebind`),
-after checking the old one, so it never reads or rewrites a value's data, and a
-forged record is not laundered by it.
+before the unpickler sees a byte of it. The binding is a MAC of the rest of the
+header (record id, format, flags and their fields) and of the user id and key name:
+the value cannot be moved to another user or key, nor its flags changed. A rename
+rewrites the binding alone (:meth:`Signer.rebind`), after checking the old one, so it
+never reads or rewrites a value's data, and a forged record is not laundered by it.
 
 The fingerprint (a MAC of a constant, never the key) tells "signed with a key not
 in the list" apart from "altered". Values signed by 2.3 carry no header: their
@@ -53,6 +53,10 @@ _FRAME_DOMAIN, _BINDING_DOMAIN = b"\x01", b"\x02"
 _ONLY_FRAME = bytes(8) + b"\x01"
 #: Keys shorter than this many bytes work, with a warning.
 RECOMMENDED_KEY_BYTES = 32
+# Where the signed fields sit in a record's head (tag, fixed header, then SIGNED's fields).
+_PRINT_AT = 1 + records.FIXED
+_ID_AT = _PRINT_AT + FINGERPRINT_SIZE
+_BINDING = slice(_ID_AT + RECORD_ID_SIZE, _ID_AT + RECORD_ID_SIZE + MAC_SIZE)
 
 #: One secret key, or several for rotation (the first signs, every one verifies).
 SecretKey = str | bytes | Sequence[str | bytes]
@@ -152,13 +156,29 @@ class Signer:
         context = (self._keys[self.fingerprint], _FRAME_DOMAIN + record_id)
         return SigningWriter(out, context, self, kind, record_id)
 
-    def head(self, kind: bytes, record_id: bytes, where: Where, print_: bytes = b"") -> bytes:
-        """The head (tag and header) of a record signed under ``record_id``, bound to ``where``."""
+    def head(
+        self,
+        kind: bytes,
+        record_id: bytes,
+        where: Where,
+        print_: bytes = b"",
+        flags: int = 0,
+        fields: bytes = b"",
+    ) -> bytes:
+        """The head (tag and header) of a record signed under ``record_id``, bound to ``where``.
+
+        :param flags: other flags, whose ``fields`` follow the signed ones.
+        """
         print_ = print_ or self.fingerprint
-        fields = print_ + record_id
-        header = records.make_header(records.SIGNED, kind, fields + bytes(MAC_SIZE))
-        unbound = header[:-MAC_SIZE]
-        return b"H" + unbound + _mac(self._keys[print_], _BINDING_DOMAIN + unbound, _names(where))
+        signed = print_ + record_id + bytes(MAC_SIZE)
+        head = b"H" + records.make_header(records.SIGNED | flags, kind, signed + fields)
+        return self._bound(head, print_, where)
+
+    def _bound(self, head: bytes, print_: bytes, where: Where) -> bytes:
+        """``head`` with its binding to ``where``: a MAC of everything else in the header."""
+        unbound = head[1 : _BINDING.start] + head[_BINDING.stop :]
+        binding = _mac(self._keys[print_], _BINDING_DOMAIN + unbound, _names(where))
+        return head[: _BINDING.start] + binding + head[_BINDING.stop :]
 
     def open_head(self, head: bytes, where: Where) -> Context:
         """The frames' context of a signed record whose head is ``head``, once its binding
@@ -169,16 +189,13 @@ class Signer:
         records.body_start(head)  # a header this version reads, or refused as such
         if not records.flags(head) & records.SIGNED:
             raise _refused("unsigned", where)
-        start = 1 + records.FIXED
-        print_ = head[start : start + FINGERPRINT_SIZE]
+        print_ = head[_PRINT_AT:_ID_AT]
         key = self._keys.get(print_)
         if key is None:
             raise _refused("unknown key", where, print_)
-        unbound, binding = head[1:-MAC_SIZE], head[-MAC_SIZE:]
-        if not hmac.compare_digest(binding, _mac(key, _BINDING_DOMAIN + unbound, _names(where))):
+        if not hmac.compare_digest(head[_BINDING], self._bound(head, print_, where)[_BINDING]):
             raise _refused("altered", where)
-        record_id = head[start + FINGERPRINT_SIZE : start + FINGERPRINT_SIZE + RECORD_ID_SIZE]
-        return key, _FRAME_DOMAIN + record_id
+        return key, _FRAME_DOMAIN + head[_ID_AT : _BINDING.start]
 
     def rebind(self, head: bytes, old: Where, new: Where) -> bytes | None:
         """The head of a signed record moved from ``old`` to ``new`` (its data unchanged);
@@ -187,12 +204,10 @@ class Signer:
         if not records.has_header(head) or not records.flags(head) & records.SIGNED:
             return None
         try:
-            context = self.open_head(head, old)
+            self.open_head(head, old)
         except DeserializationError:
             return None
-        print_ = head[1 + records.FIXED : 1 + records.FIXED + FINGERPRINT_SIZE]
-        new_head = self.head(records.kind(head), context[1][1:], new, print_)
-        return head[:1] + new_head[1:]
+        return self._bound(head, head[_PRINT_AT:_ID_AT], new)
 
     def frames(
         self, stream: Readable, context: Context, raw: bool = False
@@ -254,11 +269,10 @@ class Signer:
     def signed_by_current_key(self, head: bytes) -> bool:
         """Whether a record starting with ``head`` is signed, in this version's form, by the
         signing key."""
-        start = 1 + records.FIXED
         return (
             records.has_header(head)
             and bool(records.flags(head) & records.SIGNED)
-            and head[start : start + FINGERPRINT_SIZE] == self.fingerprint
+            and head[_PRINT_AT:_ID_AT] == self.fingerprint
         )
 
 
@@ -330,7 +344,8 @@ class SigningWriter:
         self._buf += view
         return written
 
-    def finish(self, where: Where) -> bytes:
-        """Write the last frame; return the head of the record, bound to ``where``."""
+    def finish(self, where: Where, flags: int = 0, fields: bytes = b"") -> bytes:
+        """Write the last frame; return the head of the record, bound to ``where``, with
+        these other ``flags`` and their ``fields``."""
         self._emit(self._buf, last=True)
-        return self._signer.head(self._kind, self._record_id, where)
+        return self._signer.head(self._kind, self._record_id, where, flags=flags, fields=fields)

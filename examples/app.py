@@ -33,7 +33,8 @@ MAX_ROWS = 200_000
 OPERATOR_VIEW = os.environ.get("DASH_DATABASE_OPERATOR_VIEW") == "1"
 
 logger = logging.getLogger("dash_database.example")
-db = DashDatabase(os.environ.get("DASH_DATABASE_PATH"))
+# The code-free serializer: the DataFrame is kept as Arrow, and nothing read back runs code.
+db = DashDatabase(os.environ.get("DASH_DATABASE_PATH"), serializer="data")
 app = Dash(__name__, title="dash_database example")
 server = app.server  # what gunicorn serves
 init_app(app, db)

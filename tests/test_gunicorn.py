@@ -131,7 +131,7 @@ def test_fifty_callbacks_across_four_workers(gunicorn: tuple[str, Path, Path]) -
     assert all(line.endswith(" 200") for line in lines)
     pids = {re.findall(r"^<(\d+)>", line)[0] for line in lines}
     assert len(pids) >= 5, "the requests did not spread over the workers"
-    with DashDatabase(database) as db:
+    with DashDatabase(database, serializer="data") as db:  # as the example app opens it
         assert sorted(db.list_users()) == sorted(users)
         for session_id, value in users.items():
             assert db.get_user_value(session_id, "value") == value

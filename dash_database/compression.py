@@ -1,0 +1,139 @@
+"""Compressing a value's serialized bytes (``compress="zstd"``), recorded per value.
+
+Each compressed record says so in its header (:data:`~.records.COMPRESSED`), with the
+algorithm and the serialized bytes' length, so a store that changes its setting reads
+its older values still. The bytes are compressed before they are signed, and checked
+before they are decompressed. Decompression is a stream, never sized by what the data
+claims (a zstd frame may say it holds 100 GB): it fails as soon as the output passes
+the recorded length, or the data ends before it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from .exceptions import DependencyMissingError, DeserializationError
+
+#: The algorithms, by name, and their number in a record's header.
+ALGORITHMS = {"zstd": 1}
+#: The zstd level when none is given: fast, and several-fold on tables.
+DEFAULT_LEVEL = 3
+_PIECE = 1 << 20
+
+
+class Readable(Protocol):
+    """What compressed bytes are read from."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class Writable(Protocol):
+    """What compressed bytes are written to."""
+
+    def write(self, data: Any) -> int: ...
+
+
+def _zstandard() -> Any:
+    try:
+        import zstandard
+    except ImportError as exc:
+        raise DependencyMissingError(
+            'compress="zstd" needs zstandard: pip install "dash_database[zstd]"'
+        ) from exc
+    return zstandard
+
+
+def check(compress: str | None, level: int | None) -> None:
+    """Check the store's compression options.
+
+    :raises ValueError: an unknown algorithm, or a level without one.
+    :raises ~dash_database.exceptions.DependencyMissingError: zstandard is missing.
+    """
+    if compress is None:
+        if level is not None:
+            raise ValueError("compress_level needs compress='zstd'")
+        return
+    if compress not in ALGORITHMS:
+        raise ValueError(f"compress must be None or one of {tuple(ALGORITHMS)}, not {compress!r}")
+    _zstandard()
+
+
+class Compressor:
+    """A write-only file that compresses what is written into ``out``.
+
+    :param out: where the compressed bytes go.
+    :param level: the zstd level.
+    """
+
+    def __init__(self, out: Writable, level: int) -> None:
+        self._zstd = _zstandard()
+        compressor = self._zstd.ZstdCompressor(level=level)
+        self._writer = compressor.stream_writer(out, closefd=False, write_return_read=True)
+        self._size = 0
+
+    def write(self, data: Any) -> int:
+        """Compress ``data`` (any bytes-like object); return its length."""
+        size = memoryview(data).nbytes
+        self._writer.write(data)
+        self._size += size
+        return size
+
+    def finish(self) -> bytes:
+        """End the compressed stream; return the header fields that record it."""
+        self._writer.flush(self._zstd.FLUSH_FRAME)
+        return bytes((ALGORITHMS["zstd"],)) + self._size.to_bytes(8, "big")
+
+
+class Decompressed:
+    """A read-only file over compressed bytes, never yielding more than the recorded length.
+
+    :param source: the compressed bytes (already checked, when signed).
+    :param fields: the record's compression fields.
+    :raises DeserializationError: an algorithm this version does not know.
+    """
+
+    def __init__(self, source: Readable, fields: bytes) -> None:
+        if fields[:1] != bytes((ALGORITHMS["zstd"],)):
+            raise DeserializationError(f"stored value is compressed with {fields[:1]!r}; unknown")
+        zstd = _zstandard()
+        self._left = int.from_bytes(fields[1:9], "big")
+        self._reader = zstd.ZstdDecompressor().stream_reader(source, read_size=_PIECE)
+        self._error: type[Exception] = zstd.ZstdError
+        self._buffer = b""
+
+    def _fill(self) -> bool:
+        """Read the next piece into the buffer; ``False`` at the end."""
+        try:
+            piece = self._reader.read(_PIECE)
+        except self._error as exc:
+            raise DeserializationError(f"stored value cannot be decompressed: {exc}") from exc
+        if len(piece) > self._left:
+            raise DeserializationError("stored value decompresses past its recorded length")
+        self._left -= len(piece)
+        if not piece and self._left:
+            raise DeserializationError("stored value decompresses short of its recorded length")
+        self._buffer += piece
+        return bool(piece)
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Up to ``size`` bytes (all that is left when negative)."""
+        while (size < 0 or len(self._buffer) < size) and self._fill():
+            pass
+        cut = len(self._buffer) if size < 0 else size
+        data, self._buffer = self._buffer[:cut], self._buffer[cut:]
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` as far as the data goes; return the bytes copied."""
+        target = memoryview(buffer).cast("B")
+        data = self.read(len(target))
+        target[: len(data)] = data
+        return len(data)
+
+    def readline(self) -> bytes:
+        """Up to and including the next newline (pickle needs it for old opcodes)."""
+        while b"\n" not in self._buffer and self._fill():
+            pass
+        end = self._buffer.find(b"\n") + 1 or len(self._buffer)
+        line, self._buffer = self._buffer[:end], self._buffer[end:]
+        return line
