@@ -21,6 +21,7 @@ from typing import Any
 from .activity import Progress
 from .async_views import AsyncInspector, AsyncUserValues
 from .backends.locations import Location
+from .converting import ConvertReport
 from .copying import CopyReport
 from .database import DashDatabase, Duration
 from .keys import Key, check_key
@@ -139,6 +140,19 @@ class AsyncDashDatabase:
         """Sign every value not signed by the current key; see :meth:`DashDatabase.sign_values`."""
         sign = self.sync.sign_values
         return await asyncio.to_thread(sign, progress, trust_unsigned=trust_unsigned)
+
+    async def convert_to_data(
+        self,
+        *,
+        trust_pickles: bool = False,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+    ) -> ConvertReport:
+        """Rewrite pickled values code-free; see :meth:`DashDatabase.convert_to_data`."""
+        convert = self.sync.convert_to_data
+        return await asyncio.to_thread(
+            convert, trust_pickles=trust_pickles, dry_run=dry_run, progress=progress
+        )
 
     async def list_users(self) -> list[Key]:
         """Every user id that holds at least one value."""

@@ -304,6 +304,27 @@ class Cli:
             line += " (they differ at the destination: --overwrite replaces them)"
         self.emit(dataclasses.asdict(report), [line])
 
+    def convert_to_data(self) -> None:
+        """Rewrite every pickled value in the code-free serializer, or check that it would."""
+        if not self.args.trust_pickles:
+            raise UsageError(
+                "convert-to-data unpickles every value, which runs whatever code each pickle "
+                "names: pass --trust-pickles if you trust every one"
+            )
+        progress = ProgressBar("converting", self.db.stats().keys)
+        dry_run = self.args.dry_run
+        report = self.db.convert_to_data(trust_pickles=True, dry_run=dry_run, progress=progress)
+        done = "would convert" if dry_run else "converted"
+        lines = [f"{done} {report.converted:,} values; {report.unchanged:,} were code-free"]
+        if report.refused:
+            lines[0] += f"; {report.refused:,} refused, left as they are:"
+            lines += [f"  user {u!r} key {k!r}: {why}" for u, k, why in report.refusals]
+        if not dry_run:
+            lines.append('open the store with serializer="data" from now on')
+        result = dataclasses.asdict(report)
+        result["refusals"] = [{"user": u, "key": k, "why": why} for u, k, why in report.refusals]
+        self.emit(result, lines)
+
     def sign(self) -> None:
         """Sign every value that the first key of DASH_DATABASE_SECRET_KEY did not sign."""
         if self.secret_key is None:

@@ -142,6 +142,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="also sign every unsigned value as it is: only for a store that never had a "
         "key, and whose every value you trust now (anyone who could write it chose them)",
     )
+    convert = _command(
+        commands,
+        "convert-to-data",
+        'rewrite every pickled value in the code-free serializer (serializer="data"); '
+        "values it cannot hold are refused and listed",
+        "convert-to-data --trust-pickles --dry-run",
+    )
+    convert.add_argument(
+        "--trust-pickles",
+        action="store_true",
+        help="required: converting unpickles every value, which runs whatever code each "
+        "pickle names (with DASH_DATABASE_SECRET_KEY, only signed values are unpickled)",
+    )
+    convert.add_argument("--dry-run", action="store_true", help="check every value; write nothing")
     copy = _command(
         commands,
         "copy",

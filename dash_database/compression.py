@@ -99,10 +99,12 @@ class Decompressed:
         self._left = int.from_bytes(fields[1:9], "big")
         self._reader = zstd.ZstdDecompressor().stream_reader(source, read_size=_PIECE)
         self._error: type[Exception] = zstd.ZstdError
-        self._buffer = b""
+        # Decompressed bytes not read yet: self._buffer[self._at:]. Small reads (the
+        # unpickler's) take slices without copying what is left.
+        self._buffer, self._at = b"", 0
 
-    def _fill(self) -> bool:
-        """Read the next piece into the buffer; ``False`` at the end."""
+    def _next(self) -> bytes:
+        """The next decompressed piece, checked against the recorded length (empty: the end)."""
         try:
             piece = self._reader.read(_PIECE)
         except self._error as exc:
@@ -112,16 +114,28 @@ class Decompressed:
         self._left -= len(piece)
         if not piece and self._left:
             raise DeserializationError("stored value decompresses short of its recorded length")
-        self._buffer += piece
-        return bool(piece)
+        return bytes(piece)
 
     def read(self, size: int = -1, /) -> bytes:
         """Up to ``size`` bytes (all that is left when negative)."""
-        while (size < 0 or len(self._buffer) < size) and self._fill():
-            pass
-        cut = len(self._buffer) if size < 0 else size
-        data, self._buffer = self._buffer[:cut], self._buffer[cut:]
-        return data
+        start, have = self._at, len(self._buffer) - self._at
+        if 0 <= size <= have:  # most reads: a slice of what is already decompressed
+            self._at += size
+            return self._buffer[start : self._at]
+        # A large read gathers pieces and joins them once: never a copy per piece.
+        pieces = [self._buffer[start:]]
+        while size < 0 or have < size:
+            piece = self._next()
+            if not piece:
+                break
+            pieces.append(piece)
+            have += len(piece)
+        self._buffer, self._at = b"", 0
+        if 0 <= size < have:  # keep what the last piece holds past the request
+            self._buffer = pieces[-1]
+            self._at = len(pieces[-1]) - (have - size)
+            pieces[-1] = pieces[-1][: self._at]
+        return b"".join(pieces)
 
     def readinto(self, buffer: Any) -> int:
         """Fill ``buffer`` as far as the data goes; return the bytes copied."""
@@ -132,8 +146,14 @@ class Decompressed:
 
     def readline(self) -> bytes:
         """Up to and including the next newline (pickle needs it for old opcodes)."""
-        while b"\n" not in self._buffer and self._fill():
-            pass
-        end = self._buffer.find(b"\n") + 1 or len(self._buffer)
-        line, self._buffer = self._buffer[:end], self._buffer[end:]
-        return line
+        line = b""
+        while True:
+            end = self._buffer.find(b"\n", self._at)
+            if end >= 0:
+                line += self._buffer[self._at : end + 1]
+                self._at = end + 1
+                return line
+            line += self._buffer[self._at :]
+            self._buffer, self._at = self._next(), 0
+            if not self._buffer:
+                return line

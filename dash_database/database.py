@@ -20,6 +20,7 @@ from .activity import PURGE_BATCH, Activity, Progress, Touch
 from .backends.base import Backend
 from .backends.locations import Location, open_backend
 from .clock import to_seconds
+from .converting import ConvertReport, convert_to_data
 from .copying import CopyReport, copy_records
 from .exceptions import DatabaseClosedError, KeyNotFoundError, ReentrantCallError
 from .inspection import Inspector
@@ -268,6 +269,29 @@ class DashDatabase:
         :param trust_unsigned: sign unsigned values too, trusting each one as it is.
         """
         return sign_values(self._open(), progress, trust_unsigned)
+
+    def convert_to_data(
+        self,
+        *,
+        trust_pickles: bool = False,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+    ) -> ConvertReport:
+        """Rewrite every pickled value in a code-free format (``serializer="data"``), then
+        open the store with ``serializer="data"`` (:mod:`.converting`).
+
+        :param trust_pickles: must be ``True``: converting unpickles every value, which
+            runs whatever code each pickle names.
+        :param dry_run: unpickle and check each value, and write nothing.
+        :raises ValueError: ``trust_pickles`` is not ``True``.
+        """
+        if trust_pickles is not True:
+            raise ValueError(
+                "convert_to_data unpickles every value in the store, which runs whatever code "
+                "each pickle names: pass trust_pickles=True if you trust every one (with a "
+                "secret_key, only signed values are unpickled)"
+            )
+        return convert_to_data(self._open(), dry_run, progress)
 
     def list_users(self) -> list[Key]:
         """Return every user id that holds at least one value, in the order of keys."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 import sqlite3
 from typing import Any
@@ -36,3 +37,23 @@ def test_damaged_record_gives_a_clear_error(file_db: DashDatabase) -> None:
         )
     with pytest.raises(ValueError, match="cannot be read back"):
         db.get_user_value(1, "v")
+
+
+@pytest.mark.parametrize("size", [-1, 1, 7, 65_536, 5_000_000])
+def test_a_compressed_stream_reads_whole_in_pieces_of_any_size(size: int) -> None:
+    """Decompressed gives back every byte whatever the read size, and lines for old pickles."""
+    import zstandard
+
+    from dash_database.compression import Decompressed
+
+    data = pickle.dumps([*range(200_000), "a\nb"], protocol=0)
+    fields = b"\x01" + len(data).to_bytes(8, "big")
+    packed = zstandard.ZstdCompressor().compress(data)
+    reader = Decompressed(io.BytesIO(packed), fields)
+    pieces = []
+    while piece := reader.read(size):
+        pieces.append(piece)
+        if size < 0:
+            break
+    assert b"".join(pieces) == data
+    assert pickle.load(Decompressed(io.BytesIO(packed), fields)) == [*range(200_000), "a\nb"]

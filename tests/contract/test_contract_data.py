@@ -221,3 +221,62 @@ def test_the_cli_shows_and_exports_code_free_values(tmp_path: Path) -> None:
     values = {v["key"]: v for v in exported["users"][0]["values"]}
     assert values["frame"]["value"]["$type"] == "pandas.DataFrame"
     assert values["when"]["value"] == {"$type": "date", "value": "2026-12-06"}
+
+
+class Model:
+    """An object of the app's own: no code-free format holds it."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Model)
+
+
+def test_a_pickle_store_converts_to_data_refusing_what_it_cannot_hold(open_db: OpenDb) -> None:
+    """Pickled values become code-free ones; an app's object is refused, listed and kept."""
+    db = open_db()
+    frame = pd.DataFrame({"a": [1, 2]})
+    db.store_user_value("u", "frame", frame)
+    db.store_user_value("u", "when", datetime.date(2026, 12, 6))
+    db.store_user_value("u", "model", Model())
+    with pytest.raises(ValueError, match="trust_pickles=True"):
+        db.convert_to_data()
+    dry = db.convert_to_data(trust_pickles=True, dry_run=True)
+    assert (dry.converted, dry.unchanged, dry.refused) == (2, 0, 1)
+    assert db.inspect.head("u", "frame", 0) == b"P"  # the dry run wrote nothing
+    report = db.convert_to_data(trust_pickles=True)
+    assert (report.converted, report.unchanged, report.refused) == (2, 0, 1)
+    assert report.refusals[0][:2] == ("u", "model")
+    assert "serializer='data' stores" in report.refusals[0][2]
+    again = db.convert_to_data(trust_pickles=True)
+    assert (again.converted, again.unchanged, again.refused) == (0, 2, 1)
+    assert db.get_user_value("u", "model") == Model()  # left as it was, still a pickle
+    with pytest.raises(DeserializationError, match="serializer='data'"):
+        db.get_user_value("u", "frame")  # now code-free: open the store with "data"
+
+
+def test_the_cli_converts_a_signed_store_only_with_trust(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """convert-to-data needs --trust-pickles; --dry-run writes nothing; then values read as data,
+    still signed, and an unsigned pickle planted in the store is refused, never unpickled."""
+    from dash_database.cli import main
+    from dash_database.serialization import Codec
+
+    from helpers import write_with
+
+    path = str(tmp_path / "store.sqlite3")
+    marker = tmp_path / "ran"
+    with DashDatabase(path, secret_key=KEY) as db:
+        db.store_user_value("alice", "prices", np.array([1.5, 2.25]))
+        write_with(db, Codec("pickle"), "mallory", "payload", Marker(marker))
+    monkeypatch.setenv("DASH_DATABASE_SECRET_KEY", KEY.decode())
+    assert main([path, "convert-to-data"]) == 2
+    assert "--trust-pickles" in capsys.readouterr().err
+    assert main([path, "convert-to-data", "--trust-pickles", "--dry-run"]) == 0
+    assert "would convert 1 values" in capsys.readouterr().out
+    assert main([path, "convert-to-data", "--trust-pickles"]) == 0
+    out = capsys.readouterr().out
+    assert "converted 1 values" in out
+    assert "user 'mallory' key 'payload': " in out
+    assert not marker.exists()
+    with DashDatabase(path, serializer="data", secret_key=KEY) as db:
+        np.testing.assert_array_equal(db.get_user_value("alice", "prices"), [1.5, 2.25])
