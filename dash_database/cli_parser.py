@@ -132,8 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     sign = _command(
         commands,
         "sign",
-        "sign again, with the first key in DASH_DATABASE_SECRET_KEY, every value another key "
-        "in it signed (nothing is unpickled; unsigned or altered values are refused and listed)",
+        "re-sign what other keys in the list signed; list the refused",
         "sign",
     )
     sign.add_argument(
@@ -145,8 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert = _command(
         commands,
         "convert-to-data",
-        'rewrite every pickled value in the code-free serializer (serializer="data"); '
-        "values it cannot hold are refused and listed",
+        "rewrite pickled values as serializer=data; list the refused",
         "convert-to-data --trust-pickles --dry-run",
     )
     convert.add_argument(

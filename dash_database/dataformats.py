@@ -112,7 +112,7 @@ def load(kind: bytes, file: Readable) -> Any:
     :raises DeserializationError: damaged, or data this serializer does not read.
     """
     if kind == b"B":
-        return _read_all(file)
+        return bytes(_read_all(file))
     if kind == b"J":
         return json.loads(_read_all(file))
     if kind == b"T":
@@ -124,12 +124,13 @@ def load(kind: bytes, file: Readable) -> Any:
     raise DeserializationError(f"stored record has unknown kind {kind!r}; it is damaged")
 
 
-def _read_all(file: Readable) -> bytes:
-    """Every byte left in ``file``, gathered piece by piece (nothing is sized up front)."""
+def _read_all(file: Readable) -> bytearray:
+    """Every byte left in ``file``, gathered piece by piece into one buffer that grows in
+    place (a large one is remapped, never copied whole), sized by nothing the data claims."""
     data = bytearray()
     while piece := file.read(PIECE):
         data += piece
-    return bytes(data)
+    return data
 
 
 # Typed JSON: every value that JSON cannot hold exactly is an object {"$t": name, "v": ...};
@@ -221,18 +222,15 @@ def _pyarrow() -> Any:
 
 
 class _File:
-    """A write-only or read-only file for pyarrow, over one of ours."""
+    """A write-only file for pyarrow, over one of ours."""
 
     closed = False
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Writable) -> None:
         self._inner = inner
 
     def write(self, data: Any) -> int:
         return int(self._inner.write(data))
-
-    def read(self, size: int = -1) -> bytes:
-        return bytes(self._inner.read(size))
 
     def flush(self) -> None:
         """Nothing to flush: every write went through."""
@@ -248,7 +246,8 @@ def _dump_table(value: Any, out: Writable) -> None:
         value.to_frame(name="__series__" if value.name is None else value.name) if series else value
     )
     try:
-        table = pa.Table.from_pandas(frame, preserve_index=True)
+        # A RangeIndex is kept as metadata, any other index as columns.
+        table = pa.Table.from_pandas(frame)
     except (pa.ArrowException, TypeError, ValueError) as exc:
         raise SerializationError(
             f"the {type(value).__name__} cannot be stored as Arrow: {exc}"
@@ -275,12 +274,14 @@ def _has_extension(pa: Any, types: Any) -> bool:
 def _load_table(file: Readable) -> Any:
     pa = _pyarrow()
     try:
-        reader = pa.ipc.open_stream(pa.PythonFile(_File(file), mode="r"))
+        # The whole stream in one buffer, which the frame's columns then share where
+        # their types allow (numbers, dates, Arrow strings): no second copy.
+        reader = pa.ipc.open_stream(pa.py_buffer(_read_all(file)))
         if _has_extension(pa, reader.schema.types):
             raise DeserializationError("stored table has an Arrow extension type; refused")
         table = reader.read_all()
         marker = (table.schema.metadata or {}).get(_SERIES)
-        frame = table.to_pandas(split_blocks=True, self_destruct=True)
+        frame = table.to_pandas(split_blocks=True)
     except pa.ArrowException as exc:
         raise DeserializationError(f"stored table cannot be read back: {exc}") from exc
     if marker is None:
