@@ -138,11 +138,18 @@ class Decompressed:
         return b"".join(pieces)
 
     def readinto(self, buffer: Any) -> int:
-        """Fill ``buffer`` as far as the data goes; return the bytes copied."""
-        target = memoryview(buffer).cast("B")
-        data = self.read(len(target))
-        target[: len(data)] = data
-        return len(data)
+        """Fill ``buffer`` as far as the data goes, piece by piece (the unpickler's way to
+        read a large array: no copy of it beside the buffer); return the bytes copied."""
+        target, done = memoryview(buffer).cast("B"), 0
+        while done < len(target):
+            if self._at == len(self._buffer):
+                self._buffer, self._at = self._next(), 0
+                if not self._buffer:
+                    break
+            size = min(len(target) - done, len(self._buffer) - self._at)
+            target[done : done + size] = memoryview(self._buffer)[self._at : self._at + size]
+            done, self._at = done + size, self._at + size
+        return done
 
     def readline(self) -> bytes:
         """Up to and including the next newline (pickle needs it for old opcodes)."""

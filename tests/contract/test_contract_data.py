@@ -280,3 +280,16 @@ def test_the_cli_converts_a_signed_store_only_with_trust(
     assert not marker.exists()
     with DashDatabase(path, serializer="data", secret_key=KEY) as db:
         np.testing.assert_array_equal(db.get_user_value("alice", "prices"), [1.5, 2.25])
+
+
+def test_copy_carries_code_free_and_compressed_values(open_db: OpenDb, tmp_path: Path) -> None:
+    """copy_to moves data and compressed records as stored, and they read the same there."""
+    source = open_db(serializer="data", compress="zstd", secret_key=KEY)
+    source._backend.chunk_size = 4096
+    frame = pd.DataFrame({"a": range(2000), "b": ["x"] * 2000})
+    source.store_user_value("u", "frame", frame)
+    source.store_user_value("u", "when", (datetime.date(2026, 12, 6),))
+    with DashDatabase(tmp_path / "copy.sqlite3", serializer="data", secret_key=KEY) as target:
+        assert source.copy_to(target).copied == 2
+        pd.testing.assert_frame_equal(target.get_user_value("u", "frame"), frame)
+        assert target.get_user_value("u", "when") == (datetime.date(2026, 12, 6),)
