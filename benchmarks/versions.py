@@ -10,7 +10,9 @@ each turn, in a process of their own, the two alternating turn after turn, so a
 noisy moment hits both. Before each engine it waits for a quiet machine and prints
 the other processes' CPU share. Each figure is the median of the turns with its
 min-max; the ratio is this tree's median over the other's. A redis-server is
-started on 127.0.0.1 for the Redis rows.
+started on 127.0.0.1 for the Redis rows, whose last row is the server's time per
+script call over the small workload (``INFO commandstats``, reset before each turn):
+nearly all of them writes, since a read of a user written lately runs no script.
 """
 
 from __future__ import annotations
@@ -58,6 +60,17 @@ def turn(tree: Path, workload: str, location: str, number: int) -> dict[str, flo
     return result
 
 
+def server_stats(url: str, reset: bool = False) -> float:
+    """The server's microseconds per ``EVALSHA`` since the last reset (after resetting, 0)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    if reset:
+        client.config_resetstat()
+        return 0.0
+    return float(client.info("commandstats").get("cmdstat_evalsha", {}).get("usec_per_call", 0))
+
+
 def main() -> None:
     """Print one Markdown table per engine: each figure for both trees, and the ratio."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -85,14 +98,24 @@ def main() -> None:
                             else str(Path(scratch) / f"{uuid.uuid4().hex}.sqlite3")
                         )
                         size = args.users if workload == "small" else args.ops
+                        timed = where == url and workload == "small"
+                        if timed:
+                            server_stats(url, reset=True)
                         result = turn(tree, workload, location, size)
                         runs.setdefault((label, figure), []).append(result[figure])
+                        if timed:
+                            runs.setdefault((label, "script"), []).append(server_stats(url))
             print(f"\n### {engine} (other processes' CPU share before it: {share:.0%})\n")
             print(f"| figure | this tree | {args.revision} | ratio |\n|---|---|---|---|")
             for _, figure in MEASURES:
                 mine, theirs = (Figure(tuple(runs[(t, figure)])) for t in trees)
                 ratio = mine.median / theirs.median
                 print(f"| {figure}/s | {mine.show()} | {theirs.show()} | {ratio:.2f}x |")
+            if where == url:
+                mine, theirs = (Figure(tuple(runs[(t, "script")])) for t in trees)
+                ratio = mine.median / theirs.median
+                row = f"{mine.show(digits=1)} | {theirs.show(digits=1)} | {ratio:.2f}x"
+                print(f"| server us per script call (small) | {row} |")
 
 
 if __name__ == "__main__":

@@ -118,7 +118,8 @@ def value_for(serializer: str, big: bool = False) -> Any:
 
 def large_bodies(db: DashDatabase) -> dict[Any, Any]:
     """Where the engine keeps the bodies of large values, as stored: each side file's inode,
-    change time and bytes; each Redis chunk's bytes; each memory record's chunk tuple."""
+    change time and bytes; each Redis chunk's bytes, by its name within its bucket (a
+    rename moves chunks to the new id's bucket); each memory record's chunk tuple."""
     engine: Any = db._backend
     if isinstance(engine, FileBackend):
         folder = Path(engine.files.folder)
@@ -128,7 +129,8 @@ def large_bodies(db: DashDatabase) -> dict[Any, Any]:
         records = engine._values.values()
         return {id(chunks): chunks for values in records for _, chunks in values.values()}
     client, prefix = engine._client, engine._prefix
-    return {key: client.get(key) for key in client.scan_iter(f"{prefix}chunk:*")}
+    keys = client.scan_iter(f"{prefix}*chunk:*")
+    return {key.rsplit(b"}:", 1)[-1]: client.get(key) for key in keys}
 
 
 def assert_counters_exact(db: DashDatabase) -> None:
@@ -144,6 +146,33 @@ def assert_counters_exact(db: DashDatabase) -> None:
         sizes = db.inspect.key_sizes(summary.user_id)
         recounted = (len(sizes), sum(size or 0 for size in sizes.values()))
         assert (summary.keys, summary.bytes) == recounted, summary.user_id
+
+
+def load_redis_store(url: str, name: str, prefixes: dict[str, str]) -> None:
+    """Load the Redis store ``tests/data/{name}.json`` (every key of a server, as
+    ``tests/data/README.md`` says it was dumped) with each of its ``prefixes`` renamed."""
+    import base64
+    import json
+
+    import redis
+
+    client = redis.Redis.from_url(url)
+    for key, entry in json.loads((DATA / f"{name}.json").read_text()).items():
+        name_text = base64.b64decode(key).decode()
+        old = next(p for p in prefixes if name_text.startswith(p))
+        target = prefixes[old] + name_text[len(old) :]
+        value, kind = entry["value"], entry["type"]
+        if kind == "hash":
+            fields = {base64.b64decode(f): base64.b64decode(v) for f, v in value.items()}
+            client.hset(target, mapping=fields)  # type: ignore[arg-type]
+        elif kind == "set":
+            client.sadd(target, *(base64.b64decode(m) for m in value))
+        elif kind == "zset":
+            client.zadd(target, {base64.b64decode(m): score for m, score in value})
+        else:
+            client.set(target, base64.b64decode(value))
+        if entry["ttl"] > 0:
+            client.expire(target, entry["ttl"])
 
 
 class RedisServer:

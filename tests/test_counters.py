@@ -17,7 +17,6 @@ import pytest
 import redis
 
 from dash_database import DashDatabase
-from dash_database.backends.redis import counters as redis_counters
 from dash_database.backends.sqlite import counters as sqlite_counters
 from dash_database.backends.sqlite import schema as sql
 from dash_database.exceptions import QuotaExceededError
@@ -287,29 +286,6 @@ def test_a_2_2_1_store_gets_the_one_statement_write_and_keeps_everything(tmp_pat
         names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     conn.close()
     assert {"dash_database_put_seen", "dash_database_put_seen_insert"} <= names
-
-
-def test_a_redis_store_written_before_counters_gets_them_once(
-    redis_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A Redis store without counters gets them on first open, exact, with progress logged."""
-    prefix = f"test-{uuid.uuid4().hex}:"
-    with DashDatabase(redis_url, prefix=prefix) as db:
-        db._backend.chunk_size = 1024
-        for user in range(5):
-            db.store_user_value(user, "small", user)
-            db.store_user_value(user, "big", b"x" * 5000)
-        expected = db.stats()
-    redis.Redis.from_url(redis_url).delete(f"{prefix}bytes", f"{prefix}totals")  # as 2.1 left it
-    monkeypatch.setattr(redis_counters, "PROGRESS_EVERY", 2)
-    with caplog.at_level(logging.INFO, "dash_database"):
-        db = DashDatabase(redis_url, prefix=prefix, max_total_bytes=expected.bytes)
-    assert "building counters for 5 users" in caplog.text
-    with db:
-        assert db.stats() == expected
-        assert_counters_exact(db)
-        with pytest.raises(QuotaExceededError, match="max_total_bytes"):
-            db.store_user_value("new", "k", 1)
 
 
 def test_a_writer_that_does_not_fill_the_counters_is_refused(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from dash_database.exceptions import (
     DependencyMissingError,
     DeserializationError,
     OutcomeUnknownError,
+    StorageError,
 )
 
 from helpers import RedisServer, ReplyDroppingProxy, free_port, require_redis_server
@@ -93,7 +94,9 @@ def test_prefixes_keep_apps_apart_and_close_flushes_nothing(redis_url: str) -> N
     assert client.get("other-app:key") == b"theirs"
     first_default = DashDatabase(redis_url)
     first_default.store_user_value(1, "k", 1)
-    assert client.exists("dash_database:user:1") == 1
+    values = first_default._backend._hash(1)  # type: ignore[attr-defined]
+    assert values.startswith("dash_database:{")
+    assert client.exists(values) == 1
     first_default.delete_all_user_values(1)
     first_default.close()
 
@@ -168,12 +171,53 @@ def test_big_values_are_chunked_and_swapped_atomically(redis_url: str) -> None:
         assert seen
         assert all(value in values for value in seen)
         client = redis.Redis.from_url(redis_url)
-        chunk_keys = client.keys("chunks:chunk:*")
+        chunk_keys = client.keys("chunks:*chunk:*")
         permanent = [key for key in chunk_keys if client.ttl(key) == -1]
         assert len(permanent) == 20  # the last value's; replaced ones are expiring
         db.delete_all_user_values(1)
-        left = client.keys("chunks:chunk:*")
+        left = client.keys("chunks:*chunk:*")
         assert all(client.ttl(key) > 0 for key in left)  # only replaced chunks, expiring
+
+
+def test_a_chunk_replaced_midway_through_its_pieces_reads_the_new_value(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk gone between two of its pieces restarts the read, which finds the new value."""
+    monkeypatch.setattr("dash_database.backends.redis.chunks.READ_PIECE", 100)
+    with (
+        DashDatabase(redis_url, prefix="pieces:") as db,
+        DashDatabase(redis_url, prefix="pieces:") as writer,
+    ):
+        db._backend.chunk_size = writer._backend.chunk_size = 1024
+        db.store_user_value(1, "v", b"a" * 5000)
+        client = db._backend._client  # type: ignore[attr-defined]
+        getrange = client.getrange
+        replaced: list[bool] = []
+
+        def replace_first(key: str, start: int, end: int) -> Any:
+            if not replaced:
+                replaced.append(True)
+                writer.store_user_value(1, "v", b"b" * 5000)
+                redis.Redis.from_url(redis_url).delete(key)  # as if its grace had run out
+            return getrange(key, start, end)
+
+        monkeypatch.setattr(client, "getrange", replace_first)
+        assert db.get_user_value(1, "v") == b"b" * 5000
+        assert replaced
+
+
+def test_a_value_whose_chunks_keep_vanishing_fails_clearly(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A value replaced under every read attempt fails with a StorageError, never a torn value."""
+    monkeypatch.setattr("dash_database.backends.redis.chunks.READ_PIECE", 100)
+    with DashDatabase(redis_url, prefix="vanishing:") as db:
+        db._backend.chunk_size = 1024
+        db.store_user_value(1, "v", b"a" * 5000)
+        client = db._backend._client  # type: ignore[attr-defined]
+        monkeypatch.setattr(client, "getrange", lambda key, start, end: b"")
+        with pytest.raises(StorageError, match="kept changing while it was read"):
+            db.get_user_value(1, "v")
 
 
 def test_scripts_flushed_from_the_server_are_loaded_again(redis_url: str) -> None:
@@ -193,7 +237,8 @@ def test_damaged_record_gives_a_clear_error(redis_url: str) -> None:
     """A record that cannot be unpickled raises DeserializationError."""
     with DashDatabase(redis_url, prefix="damaged:") as db:
         db.store_user_value(1, "v", 1)
-        redis.Redis.from_url(redis_url).hset("damaged:user:1", '"v"', b"P\x80\x05garbage")
+        values = db._backend._hash(1)  # type: ignore[attr-defined]
+        redis.Redis.from_url(redis_url).hset(values, '"v"', b"P\x80\x05garbage")
         with pytest.raises(DeserializationError, match="cannot be read back"):
             db.get_user_value(1, "v")
 

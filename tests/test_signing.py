@@ -49,7 +49,7 @@ def test_a_redis_chunk_altered_on_the_server_is_refused(redis_url: str) -> None:
         db._backend.chunk_size = 64 * 1024
         db.store_user_value("u", "k", b"x" * 200_000)
         client = redis.Redis.from_url(redis_url)
-        chunk = sorted(client.keys(f"{prefix}chunk:*"))[1]
+        chunk = sorted(client.keys(f"{prefix}*chunk:*"))[1]
         client.setrange(chunk, 10, b"\xff")
         with pytest.raises(DeserializationError, match="altered"):
             db.get_user_value("u", "k")

@@ -148,7 +148,7 @@ if location == ":memory:":
     engine._values["u"]["k"] = (b"P", (crafted, b"y" * 1024))
 elif location.startswith("redis"):
     record = engine._client.hget(engine._hash("u"), '"k"')
-    first = engine._chunks.keys_of(record[1:], "u", "k")[0]
+    first = engine._store().chunks.keys_of(record[1:], "u", "k")[0]
     engine._client.set(first, crafted)
 else:
     import os

@@ -87,8 +87,11 @@ def targets(run: Run) -> list[tuple[str, str, bool | None]]:
         met = share >= at_least if at_least > 0 else share <= -at_least
         rows.append((label, f"{share:.2f}x", met))
 
+    # Redis: the issue "Redis keys declared" (0.75x writes, 0.85x reads).
+    for key, floor in (("writes", 0.75), ("reads", 0.85)):
+        label = f"Redis small {key} >= {floor}x redis-py"
+        against(label, "small", "redis", "redis-py", key, floor)
     for key in ("writes", "reads"):
-        against(f"Redis small {key} >= 0.8x redis-py", "small", "redis", "redis-py", key, 0.8)
         against(f"file small {key} >= 2/3 bare sqlite3", "small", "file", "sqlite3", key, 2 / 3)
         against(f"memory small {key} >= the file engine", "small", "memory", "file", key, 1.0)
     for key in ("list_ms", "delete_ms"):

@@ -1,36 +1,31 @@
 """The Redis engine: values in a server shared by every process on every host.
 
-Layout, under a prefix (default ``dash_database:``) so apps can share a server:
+Each user's values are one hash, and the store's indexes (users with values,
+their stored bytes, their activity) are spread over buckets whose keys share a
+hash tag (see :mod:`.layout`), so that everything one user's call touches is in
+one hash slot. Listing users, idle users and totals read every bucket.
 
-* ``{prefix}user:{json user id}``: one hash per user, field = JSON key name,
-  value = the record (see :mod:`dash_database.serialization`). Listing,
-  counting and deleting a user touch only that hash.
-* ``{prefix}users``: the set of user ids holding at least one value.
-* ``{prefix}seen``: each user's last activity as a score, so that idle users
-  come from the index.
-* ``{prefix}bytes`` and ``{prefix}totals``: the counters, each user's stored
-  bytes and the store's values and bytes, kept by the scripts that write
-  (:mod:`.counters`); a user's value count is its hash's length.
-* ``{prefix}chunk:{version}:{n}``: the chunks of values larger than one chunk
-  (Redis refuses strings over 512 MB). Their record, ``p`` or ``j`` then
-  ``{version}:{count}``, is written only after every chunk, by the same
-  script that makes the chunks permanent and deletes the old value's chunks,
-  so no reader ever sees half a value. A replaced value's chunks expire a
-  minute later rather than at once, so that a reader streaming them finishes.
+Values larger than one chunk are stored as chunks (Redis refuses strings over
+512 MB). Their record, ``p`` or ``j`` then ``{version}:{count}``, is written
+only after every chunk, by the same script that makes the chunks permanent and
+lets the old value's chunks expire, so no reader ever sees half a value. A
+replaced value's chunks expire a minute later rather than at once, so that a
+reader streaming them finishes.
 
-Every write is one Lua script (:mod:`.scripts`), hence atomic; ``update`` is
-WATCH/MULTI, bounded by the timeout.
+Every write is one Lua script (:mod:`.scripts`), hence atomic; ``update`` is a
+compare-and-set, retried until the timeout.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import math
 import random
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple
 
 from redis.commands.core import Script
 
@@ -41,8 +36,12 @@ from ...quotas import Quotas
 from ...records import is_chunked, split
 from ...serialization import CHUNK_SIZE, Codec, RawValue, copy_pieces
 from ..base import Backend, Count, Seen, ValueSize
-from . import counters, renaming, scripts
+from . import renaming, scripts
 from .chunks import Chunks, ChunkVanished, Written
+from .counters import Counters
+from .layout import Layout
+from .migration import open_layout
+from .scripts import NEED_CHUNKS
 from .server import Server, redact
 
 __all__ = ["DEFAULT_PREFIX", "RedisBackend", "redact"]
@@ -102,51 +101,68 @@ class RedisBackend(Backend):
         self._server = Server(target, timeout)
         self._client = self._server.client
         self.location = self._server.location
-        self._chunks = Chunks(self._server, prefix)
         self._timeout, self._prefix = timeout, prefix
-        self._users, self._seen = f"{prefix}users", f"{prefix}seen"
-        self._counters = counters.Counters(self._server, prefix)
+        self._opened: _Opened | None = None
         self._set: Script = self._client.register_script(scripts.SET)
         self._get: Script = self._client.register_script(scripts.GET)
         self._touch: Script = self._client.register_script(scripts.TOUCH)
         self._delete: Script = self._client.register_script(scripts.DELETE)
         self._delete_user: Script = self._client.register_script(scripts.DELETE_USER)
-        self._rename = renaming.Renamer(self._client)
         self._delete_idle: Script = self._client.register_script(scripts.DELETE_IDLE)
+        self._rename = renaming.Renamer(self._client)
         if connect:
-            self._counters.build()
+            self._store()
         logger.debug("opened %s (prefix %r)", self.location, prefix)
 
+    def _store(self) -> _Opened:
+        """The store's layout and what reads it: read, and the store upgraded once if 2.x
+        wrote it, on first use."""
+        if self._opened is None:
+            layout = open_layout(self._server, self._prefix)
+            chunks, counters = Chunks(self._server, layout), Counters(self._server, layout)
+            self._opened = _Opened(layout, chunks, counters)
+        return self._opened
+
+    @property
+    def layout(self) -> Layout:
+        """The store's key names."""
+        return self._store().layout
+
     def _hash(self, user_id: Key) -> str:
-        return f"{self._prefix}user:{encode_key(user_id)}"
+        return self.layout.values(encode_key(user_id))
 
-    def _script_keys(self, user_id: Key) -> list[str]:
-        """KEYS of the scripts: the user's hash (they name the others from the prefix)."""
-        return [self._hash(user_id)]
+    def _run(self, script: Script, member: str, args: list[Any], first: Sequence[str] = ()) -> Any:
+        """Run a per-user script; run it again with the user's chunk keys if it needs them.
 
-    def _run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
-        """Run a write script, once the counters it keeps are built."""
-        self._counters.build()
-        return self._server.run(script, keys, args)
+        :param first: keys the script takes after the user's own, before the chunks.
+        """
+        store = self._store()
+        keys = [*store.layout.user_keys(member), *first]
+        answer = self._server.run(script, keys, args)
+        if answer != NEED_CHUNKS:
+            return answer
+        base = store.layout.base(member)
+        chunks = store.chunks.declared(keys[0], lambda v, n: f"{base}chunk:{v}:{n}")
+        return self._server.run(script, [*keys, *chunks], args)
 
     def _load(self, record: bytes, user_id: Key, key_name: Key, codec: Codec | None = None) -> Any:
         codec = codec or self.codec
         if not is_chunked(record):
             return codec.load_record(record, (user_id, key_name))
         head, reference = split(record)
-        keys = self._chunks.keys_of(reference, user_id, key_name)
-        return codec.load(head, self._chunks.read(keys), (user_id, key_name))
+        chunks = self._store().chunks
+        keys = chunks.keys_of(reference, user_id, key_name)
+        return codec.load(head, chunks.read(keys), (user_id, key_name))
 
     def get(self, user_id: Key, key_name: Key, touch: Touch | None) -> Seen[Any]:
         """The stored value, or :data:`~dash_database.keys.MISSING`."""
-        field, args, seen = encode_key(key_name), None, None
-        if touch is not None:
-            args = [self._prefix, field, encode_key(user_id), _touch_arg(touch)]
+        member, field, seen = encode_key(user_id), encode_key(key_name), None
+        args = None if touch is None else [field, _touch_arg(touch)]
         for _ in range(_READ_ATTEMPTS):
             if args is None:
-                record = self._server.call(self._client.hget, self._hash(user_id), field)
+                record = self._server.call(self._client.hget, self.layout.values(member), field)
             else:  # the read and its activity in one round trip, once
-                record, score = self._run(self._get, self._script_keys(user_id), args)
+                record, score = self._run(self._get, member, args)
                 record, seen, args = record or None, _seen(score), None
             if record is None:
                 return MISSING, seen
@@ -160,8 +176,8 @@ class RedisBackend(Backend):
         """Apply ``touch`` alone, before a call that needs no script; the stored activity."""
         if touch is None:
             return None
-        args = [self._prefix, encode_key(user_id), _touch_arg(touch)]
-        return _seen(self._run(self._touch, self._script_keys(user_id), args))
+        member = encode_key(user_id)
+        return _seen(self._run(self._touch, member, [_touch_arg(touch)]))
 
     def contains(self, user_id: Key, key_name: Key, touch: Touch | None) -> Seen[bool]:
         """Whether a value is stored, without reading it."""
@@ -174,7 +190,7 @@ class RedisBackend(Backend):
         fields = self._server.call(self._client.hkeys, self._hash(user_id))
         return [decode_key(field) for field in fields], seen
 
-    def _store(
+    def _commit(
         self, user_id: Key, key_name: Key, written: Written, expect: Any = (), touch: Any = None
     ) -> bool:
         """Commit a written record with the set script (a compare-and-set with ``expect``),
@@ -183,17 +199,22 @@ class RedisBackend(Backend):
 
         :raises QuotaExceededError: it would have passed a limit.
         """
+        layout = self.layout
         limits = self.quotas.limits() if self.quotas else (0, 0, 0)
-        sizes = ":".join(str(n or 0) for n in (REPLACED_CHUNK_SECONDS, written.size, *limits))
-        member, field = encode_key(user_id), encode_key(key_name)
-        args = [self._prefix, field, written.record, member, _touch_arg(touch), sizes, *expect]
+        # The store's total is the sum of every bucket's, all read in the same script.
+        totals = layout.users if limits[2] else []
+        sizes = ":".join(
+            str(n or 0) for n in (REPLACED_CHUNK_SECONDS, written.size, *limits, len(totals))
+        )
+        member = encode_key(user_id)
+        args = [encode_key(key_name), written.record, _touch_arg(touch), sizes, *expect]
         try:
-            status = self._run(self._set, self._script_keys(user_id), args)
+            status = self._run(self._set, member, args, [*totals, *written.chunks])
         except BaseException:
-            self._chunks.discard(written.chunks)
+            self._store().chunks.discard(written.chunks)
             raise
         if status != 1:
-            self._chunks.discard(written.chunks)
+            self._store().chunks.discard(written.chunks)
         if isinstance(status, bytes) and self.quotas is not None:  # "limit:figure"
             which, figure = map(int, status.split(b":"))
             raise self.quotas.error(which, user_id, key_name, written.size, figure)
@@ -201,8 +222,9 @@ class RedisBackend(Backend):
 
     def set(self, user_id: Key, key_name: Key, value: Any, touch: Touch | None) -> float | None:
         """Store ``value``; committed when this returns."""
-        written = self._chunks.write(self.codec, value, (user_id, key_name), self.chunk_size)
-        self._store(user_id, key_name, written, touch=touch)
+        chunks = self._store().chunks
+        written = chunks.write(self.codec, value, (user_id, key_name), self.chunk_size)
+        self._commit(user_id, key_name, written, touch=touch)
         # A write stores at least its time (see Touch.outcome): no read back needed.
         return None if touch is None else touch.now
 
@@ -214,12 +236,14 @@ class RedisBackend(Backend):
         head, body = split(record)
         if not is_chunked(record):
             return head, iter([body])
-        return head, self._chunks.read(self._chunks.keys_of(body, user_id, key_name))
+        chunks = self._store().chunks
+        return head, chunks.read(chunks.keys_of(body, user_id, key_name))
 
     def write_raw(self, user_id: Key, key_name: Key, head: bytes, pieces: Iterable[bytes]) -> None:
         """Store a record read elsewhere, as :meth:`set` stores a value."""
-        written = self._chunks.write_from(copy_pieces(head, pieces), self.chunk_size)
-        self._store(user_id, key_name, written)
+        chunks = self._store().chunks
+        written = chunks.write_from(copy_pieces(head, pieces), user_id, self.chunk_size)
+        self._commit(user_id, key_name, written)
 
     def _compare_and_set(
         self,
@@ -252,10 +276,10 @@ class RedisBackend(Backend):
                 pass  # replaced while we read it: try again
             else:
                 new = func(old)
-                written = self._chunks.write(codec, new, where, self.chunk_size)
+                written = self._store().chunks.write(codec, new, where, self.chunk_size)
                 # Stored only if the key's record is still the one read (None: absent).
                 expect = ["absent", b""] if record is None else ["equal", record]
-                if self._store(user_id, key_name, written, expect, touch):
+                if self._commit(user_id, key_name, written, expect, touch):
                     return record is not None, new
             if time.monotonic() >= deadline:
                 raise StorageError(
@@ -284,71 +308,94 @@ class RedisBackend(Backend):
 
     def delete(self, user_id: Key, key_name: Key, touch: Touch | None) -> Seen[bool]:
         """Delete one value; whether it existed."""
-        seen = self._touched(user_id, touch)
-        args = [self._prefix, encode_key(key_name), encode_key(user_id)]
-        return bool(self._run(self._delete, self._script_keys(user_id), args)), seen
+        seen, member = self._touched(user_id, touch), encode_key(user_id)
+        return bool(self._run(self._delete, member, [encode_key(key_name)])), seen
 
     def delete_user(self, user_id: Key) -> int:
         """Delete all the user's values in one script, hence atomically."""
-        args = [self._prefix, encode_key(user_id)]
-        return int(self._run(self._delete_user, self._script_keys(user_id), args))
+        member = encode_key(user_id)
+        return int(self._run(self._delete_user, member, []))
 
     def rename_user(self, old_id: Key, new_id: Key) -> int:
-        """Rename the user's hash and move its activity, in one script (see :mod:`.renaming`)."""
-        keys = [self._hash(old_id), self._hash(new_id), self._users, self._seen]
-        keys.append(self._counters.keys[0])
-        members = [self._prefix, encode_key(old_id), encode_key(new_id)]
-        return self._rename(self._run, keys, members, self.codec, (old_id, new_id))
+        """Move the user's hash, chunks and activity, in one script (see :mod:`.renaming`)."""
+        store = self._store()
+        return self._rename(
+            self._server.run, store.layout, store.chunks, self.codec, (old_id, new_id)
+        )
 
     def users(self) -> list[Key]:
         """Every user id holding at least one value."""
-        return [
-            json.loads(member) for member in self._server.call(self._client.smembers, self._users)
-        ]
+        return [json.loads(member) for member in self._store().counters.members()]
 
     def seen(self, user_id: Key) -> float | None:
         """The user's last recorded activity, or ``None``."""
-        score = self._server.call(self._client.zscore, self._seen, encode_key(user_id))
-        return None if score is None else float(score)
+        member = encode_key(user_id)
+        seen = self.layout.user_keys(member)[2]
+        return _seen(self._server.call(self._client.zscore, seen, member))
 
     def mark_seen(self, user_id: Key, when: float, create: bool) -> None:
         """Record activity at ``when`` (never moving it back); ``create`` adds a missing user."""
         only = [] if create else ["XX"]
-        self._server.write("ZADD", self._seen, *only, "GT", when, encode_key(user_id))
+        member = encode_key(user_id)
+        self._server.write("ZADD", self.layout.user_keys(member)[2], *only, "GT", when, member)
+
+    def _buckets(self, command: str, *args: Any, **kwargs: Any) -> list[Any]:
+        """``command`` run on every bucket's activity set, in one round trip."""
+        pipe = self._client.pipeline(transaction=False)
+        for seen in self.layout.seen:
+            getattr(pipe, command)(seen, *args, **kwargs)
+        return list(self._server.call(pipe.execute))
 
     def sessions(self) -> dict[Key, float]:
         """Every user's last recorded activity."""
-        pairs = self._server.call(self._client.zrange, self._seen, 0, -1, withscores=True)
-        return {json.loads(member): float(score) for member, score in pairs}
+        buckets = self._buckets("zrange", 0, -1, withscores=True)
+        return {json.loads(member): float(score) for pairs in buckets for member, score in pairs}
 
     def idle_users(self, cutoff: float, limit: int) -> list[Key]:
         """Up to ``limit`` users last active before ``cutoff``, oldest first."""
-        members = self._server.call(
-            self._client.zrangebyscore, self._seen, "-inf", f"({cutoff!r}", start=0, num=limit
+        buckets = self._buckets(
+            "zrangebyscore", "-inf", f"({cutoff!r}", start=0, num=limit, withscores=True
         )
-        return [json.loads(member) for member in members]
+        oldest = heapq.nsmallest(limit, (pair for pairs in buckets for pair in pairs), _score)
+        return [json.loads(member) for member, _ in oldest]
 
     def delete_idle_user(self, user_id: Key, cutoff: float) -> bool:
         """Delete the user if it was last active before ``cutoff``, in one script."""
-        args = [self._prefix, encode_key(user_id), repr(cutoff)]
-        return bool(self._run(self._delete_idle, self._script_keys(user_id), args))
+        member = encode_key(user_id)
+        return bool(self._run(self._delete_idle, member, [repr(cutoff)]))
 
     def value_sizes(self, user_id: Key | None) -> list[ValueSize]:
         """``(user, key, stored bytes)`` for one user's values, or everybody's."""
         users = self.users() if user_id is None else [user_id]
         records = {u: self._server.call(self._client.hgetall, self._hash(u)) for u in users}
         pairs = [(u, decode_key(f), r) for u, rs in records.items() for f, r in rs.items()]
-        return [(u, k, self._chunks.stored_size(r, u, k)) for u, k, r in pairs]
+        chunks = self._store().chunks
+        return [(u, k, chunks.stored_size(r, u, k)) for u, k, r in pairs]
 
     def counts(self, user_id: Key | None) -> dict[Key, Count]:
         """``(values, stored bytes)`` of one user, or of every user, in one round trip."""
-        return self._counters.counts(None if user_id is None else encode_key(user_id))
+        counters = self._store().counters
+        return counters.counts(None if user_id is None else encode_key(user_id))
 
     def head(self, user_id: Key, key_name: Key, limit: int) -> bytes | None:
         """The first ``limit`` bytes of the stored record, tag first, or ``None``."""
         record = self._server.call(self._client.hget, self._hash(user_id), encode_key(key_name))
-        return None if record is None else self._chunks.head(record, user_id, key_name, limit)
+        if record is None:
+            return None
+        return self._store().chunks.head(record, user_id, key_name, limit)
 
     def close(self) -> None:
         """Close the connections this engine opened; never deletes data."""
         self._server.close()
+
+
+class _Opened(NamedTuple):
+    """What an engine reads once it knows its store's layout."""
+
+    layout: Layout
+    chunks: Chunks
+    counters: Counters
+
+
+def _score(pair: tuple[bytes, float]) -> float:
+    return pair[1]

@@ -19,15 +19,18 @@ from typing import Any
 import redis
 from redis.commands.core import Script
 
-from ...exceptions import UserExistsError
-from ...keys import Key, decode_key
+from ...exceptions import StorageError, UserExistsError
+from ...keys import Key, decode_key, encode_key
 from ...serialization import Codec
 from . import scripts
+from .chunks import Chunks
+from .layout import Layout
+from .scripts import NEED_CHUNKS
 
 #: What the rename script returns when the new id has values.
 TAKEN = -1
-#: Runs a registered script with these keys and arguments (the engine's, which builds the
-#: counters first and turns Redis errors into dash_database's).
+#: Runs a registered script with these keys and arguments, turning Redis errors into
+#: dash_database's.
 Run = Callable[[Script, list[str], list[Any]], Any]
 
 
@@ -55,24 +58,37 @@ class Renamer:
         self._rehead = client.register_script(scripts.REHEAD)
 
     def __call__(
-        self, run: Run, keys: list[str], members: list[str], codec: Codec, ids: tuple[Key, Key]
+        self, run: Run, layout: Layout, chunks: Chunks, codec: Codec, ids: tuple[Key, Key]
     ) -> int:
         """Rename a user (``ids``: old and new); return how many values moved.
 
-        :param keys: the rename script's keys (the old hash, then the new one first).
-        :param members: its first arguments: the prefix, the old and new members.
+        :param run: runs a script (the engine's server's).
         :raises UserExistsError: the new id has values; nothing changed.
         """
         old_id, new_id = ids
+        old, new = encode_key(old_id), encode_key(new_id)
+        keys = [*layout.user_keys(old), *layout.user_keys(new)]
         found = rebinds(run(self._heads, keys[:1], []), codec, old_id, new_id)
-        moved = int(run(self._rename, keys, [*members, *found]))
+        old_base, new_base = layout.base(old), layout.base(new)
+        old_chunks: list[str] = []
+        for _ in range(2):  # the second time with the chunks the first answer asked for
+            new_chunks = [new_base + key[len(old_base) :] for key in old_chunks]
+            args = [old, new, len(old_chunks), *found]
+            moved = run(self._rename, [*keys, *old_chunks, *new_chunks], args)
+            if moved != NEED_CHUNKS:
+                break
+            old_chunks = chunks.declared(keys[0], lambda v, n: f"{old_base}chunk:{v}:{n}")
+        if moved == NEED_CHUNKS:
+            raise StorageError(
+                f"user_id={old_id!r} kept changing while it was renamed; nothing was moved. Retry"
+            )
         if moved == TAKEN:
             raise UserExistsError(
                 f"user_id={new_id!r} already has values; nothing was moved or changed"
             )
         if codec.signer is not None:
             # Records written to the old id between the two scripts are bound to it.
-            late = rebinds(run(self._heads, keys[1:2], []), codec, old_id, new_id)
+            late = rebinds(run(self._heads, keys[3:4], []), codec, old_id, new_id)
             if late:
-                run(self._rehead, keys[1:2], late)
-        return moved
+                run(self._rehead, keys[3:4], late)
+        return int(moved)

@@ -1,5 +1,14 @@
 """The Lua scripts of the Redis engine: every write is one script, hence atomic.
 
+Every key a script touches is given to it in ``KEYS`` (see :mod:`.layout` for
+the names), as Redis Cluster requires: a per-user script gets the user's values
+hash, its bucket's users hash and activity set, then the chunk keys it may need.
+Which chunks a stored record names is known only once the script reads it; a
+script that meets a chunked record whose chunks it was not given changes
+nothing and answers :data:`NEED_CHUNKS`, and the engine runs it again with them
+(see :meth:`.chunks.Chunks.declared`): a rare second round trip, for users
+holding values of more than one chunk.
+
 A record read back from the server is untrusted: any client of the server
 may have written it. The scripts follow a chunked record's references only
 if this library could have made them (a 32-hex-digit version and a count of
@@ -10,19 +19,16 @@ cannot make the server loop for long; a damaged record is deleted alone.
 from __future__ import annotations
 
 from ...records import HEADER_TAGS, lua_body_start, lua_is_chunked
+from .layout import TOTAL
 
 #: The most chunks one value may have: 512 GiB at the default chunk size,
 #: more than a Redis server holds, and a loop the server runs in milliseconds.
 MAX_CHUNKS = 65_536
+#: A script's answer when it needs the chunk keys of the user's records.
+NEED_CHUNKS = b"C"
 
-# Lua helpers shared by the scripts. KEYS[1] is the user's hash and ARGV[1] the
-# key prefix, from which the scripts name the users set, the seen zset and the
-# counters: the bytes hash (user member -> stored bytes) and the totals hash
-# (keys, bytes, and "counted" once they are built). Few arguments on purpose:
-# redis-py packs each one in Python, about 3 us apiece.
-_HELPERS = f"""
-local USERS, SEEN = ARGV[1] .. 'users', ARGV[1] .. 'seen'
-local BYTES, TOTALS = ARGV[1] .. 'bytes', ARGV[1] .. 'totals'
+# The references of a chunked record ("{version}:{count}" after its head), or nil.
+_REFS = f"""
 local function refs(record)
   if not record or #record < 2 or not ({lua_is_chunked("record")}) then return nil end
   local version, count =
@@ -33,51 +39,82 @@ local function refs(record)
   end
   return version, count
 end
-local function chunk_keys(version, count)
-  local keys = {{}}
-  for i = 0, count - 1 do keys[#keys + 1] = ARGV[1] .. 'chunk:' .. version .. ':' .. i end
-  return keys
+"""
+
+# Helpers of the per-user scripts. VALUES, USERS and SEEN are the user's values
+# hash, its bucket's users hash (member -> stored bytes, and TOTAL -> the
+# bucket's) and activity set; KEYS[FIRST..LAST] are the chunk keys the caller
+# declared. A script changes them before its first call if its KEYS differ.
+# MEMBER, the user's JSON id, ends the name of its values hash (see .layout):
+# one argument fewer to send on every call.
+_USER = (
+    _REFS
+    + f"""
+local VALUES, USERS, SEEN = KEYS[1], KEYS[2], KEYS[3]
+local MEMBER = string.sub(VALUES, #USERS + 1)
+local FIRST, LAST = 4, #KEYS
+local TOTAL = '{TOTAL}'
+local declared = nil
+local function chunk_key(version, index)
+  return string.sub(USERS, 1, -6) .. 'chunk:' .. version .. ':' .. index
 end
-local function stored_chunks(record)
+-- The chunk keys that a stored record names: none if it is inline, or damaged
+-- (its last chunk is gone); nil if the caller did not declare them.
+local function chunks_of(record)
   local version, count = refs(record)
   if not version then return {{}} end
-  if redis.call('EXISTS', ARGV[1] .. 'chunk:' .. version .. ':' .. (count - 1)) == 0 then
-    return {{}}
+  if not declared then
+    declared = {{}}
+    for i = FIRST, LAST do declared[KEYS[i]] = true end
   end
-  return chunk_keys(version, count)
+  local last = chunk_key(version, count - 1)
+  if not declared[last] then return nil end
+  if redis.call('EXISTS', last) == 0 then return {{}} end
+  local keys = {{}}
+  for i = 0, count - 1 do
+    local key = chunk_key(version, i)
+    if not declared[key] then return nil end
+    keys[#keys + 1] = key
+  end
+  return keys
 end
-local function stored_size(record)
-  local version, count = refs(record)
-  if not version then return #record end
+local function stored_size(record, chunks)
+  if #chunks == 0 then return #record end
   local size = {lua_body_start("record")} - 1
-  for _, key in ipairs(chunk_keys(version, count)) do size = size + redis.call('STRLEN', key) end
+  for _, key in ipairs(chunks) do size = size + redis.call('STRLEN', key) end
   return size
 end
-local function count(member, keys, bytes, gone)
-  if gone then redis.call('HDEL', BYTES, member)
-  elseif bytes ~= 0 then redis.call('HINCRBY', BYTES, member, bytes) end
-  if keys ~= 0 then redis.call('HINCRBY', TOTALS, 'keys', keys) end
-  if bytes ~= 0 then redis.call('HINCRBY', TOTALS, 'bytes', bytes) end
+local function count(member, delta, gone)
+  if gone then redis.call('HDEL', USERS, member)
+  elseif delta ~= 0 then redis.call('HINCRBY', USERS, member, delta) end
+  if delta ~= 0 then redis.call('HINCRBY', USERS, TOTAL, delta) end
 end
+-- Deletes the user; its value count, or nil (nothing done) without its chunks.
 local function drop_user(member)
-  local records = redis.call('HVALS', KEYS[1])
+  local records = redis.call('HVALS', VALUES)
+  local doomed = {{}}
   for _, record in ipairs(records) do
-    for _, key in ipairs(stored_chunks(record)) do redis.call('DEL', key) end
+    local chunks = chunks_of(record)
+    if not chunks then return nil end
+    for _, key in ipairs(chunks) do doomed[#doomed + 1] = key end
   end
-  local bytes = tonumber(redis.call('HGET', BYTES, member) or '0')
-  redis.call('DEL', KEYS[1])
-  redis.call('SREM', USERS, member)
+  for _, key in ipairs(doomed) do redis.call('DEL', key) end
+  local bytes = tonumber(redis.call('HGET', USERS, member) or '0')
+  redis.call('DEL', VALUES)
   redis.call('ZREM', SEEN, member)
-  count(member, -#records, -bytes, true)
+  count(member, -bytes, true)
   return #records
 end
+-- The time to record (nil: none), and true if the chunks were needed.
 local function touch(member, text)
   if text == '' then return nil end
   local now, refresh, drop, create = string.match(text, '^([^:]*):([^:]*):([^:]*):([01])$')
+  -- A write without expiry records now whatever is stored (mark keeps the later time).
+  if create == '1' and refresh == '' and drop == '' then return now end
   local seen = redis.call('ZSCORE', SEEN, member)
   seen = seen and tonumber(seen)
   if seen and drop ~= '' and seen < tonumber(drop) then
-    drop_user(member)
+    if not drop_user(member) then return nil, true end
     seen = nil
   end
   if not seen then
@@ -91,6 +128,7 @@ local function mark(member, now)
   if now then redis.call('ZADD', SEEN, 'GT', now, member) end
 end
 """
+)
 
 # A touch (dash_database.activity.Touch) is the activity a call records in the
 # same script, one argument "now:refresh_before:drop_before:create" (empty
@@ -99,86 +137,132 @@ end
 # mark() records, never moving the stored one back (ZADD GT), once the call
 # succeeds: a refused write records none.
 
-# KEYS: user hash. ARGV: prefix, field, record, user member, touch, and
-# "grace:size:max_keys:max_user_bytes:max_total_bytes" (a limit of 0: none), then
-# for a compare-and-set: "absent", or "equal" and the record it must hold.
-# Returns 1 when stored, 0 when the compare-and-set found another record, and
-# "n:figure" when limit n would be passed (see dash_database.quotas).
+# KEYS: values, users, seen; with max_total_bytes, every bucket's users hash;
+# then the new record's chunks (and the user's, once NEED_CHUNKS was answered).
+# ARGV: field, record, touch, and
+# "grace:size:max_keys:max_user_bytes:max_total_bytes:buckets" (a limit of 0:
+# none; buckets: how many users hashes follow SEEN), then for a compare-and-set:
+# "absent", or "equal" and the record it must hold.
+# Returns 1 when stored, 0 when the compare-and-set found another record,
+# "n:figure" when limit n would be passed (see dash_database.quotas), or NEED_CHUNKS.
 SET = (
-    _HELPERS
+    _USER
     + """
-local now = touch(ARGV[4], ARGV[5])
-local grace, size, max_keys, max_user, max_total =
-  string.match(ARGV[6], '^(%d+):(%d+):(%d+):(%d+):(%d+)$')
+local grace, size, max_keys, max_user, max_total, buckets =
+  string.match(ARGV[4], '^(%d+):(%d+):(%d+):(%d+):(%d+):(%d+)$')
 size, max_keys, max_user, max_total =
   tonumber(size), tonumber(max_keys), tonumber(max_user), tonumber(max_total)
-local old = redis.call('HGET', KEYS[1], ARGV[2])
-if (ARGV[7] == 'absent' and old) or (ARGV[7] == 'equal' and old ~= ARGV[8]) then
+FIRST = 4 + tonumber(buckets)
+local now, needed = touch(MEMBER, ARGV[3])
+if needed then return 'C' end
+local old = redis.call('HGET', VALUES, ARGV[1])
+if (ARGV[5] == 'absent' and old) or (ARGV[5] == 'equal' and old ~= ARGV[6]) then
   return 0
 end
-local old_size = 0
-if old then old_size = stored_size(old) end
+local old_chunks, old_size = {}, 0
+if old then
+  old_chunks = chunks_of(old)
+  if not old_chunks then return 'C' end
+  old_size = stored_size(old, old_chunks)
+end
 if max_keys > 0 and not old then
-  local keys = redis.call('HLEN', KEYS[1])
+  local keys = redis.call('HLEN', VALUES)
   if keys + 1 > max_keys then return '1:' .. keys end
 end
 if max_user > 0 then
-  local after = tonumber(redis.call('HGET', BYTES, ARGV[4]) or '0') - old_size + size
+  local after = tonumber(redis.call('HGET', USERS, MEMBER) or '0') - old_size + size
   if after > max_user then return '2:' .. after end
 end
 if max_total > 0 then
-  local after = tonumber(redis.call('HGET', TOTALS, 'bytes') or '0') - old_size + size
+  local total = 0
+  for i = 4, FIRST - 1 do total = total + tonumber(redis.call('HGET', KEYS[i], TOTAL) or '0') end
+  local after = total - old_size + size
   if after > max_total then return '3:' .. after end
 end
 local new = {}
-local version, chunks = refs(ARGV[3])
-if version then new = chunk_keys(version, chunks) end
-for _, key in ipairs(new) do
-  if redis.call('EXISTS', key) == 0 then
-    return redis.error_reply('DASHDB a chunk of the value expired before it was committed')
+local version, chunks = refs(ARGV[2])
+if version then
+  for i = 0, chunks - 1 do
+    new[#new + 1] = chunk_key(version, i)
+    if redis.call('EXISTS', new[#new]) == 0 then
+      return redis.error_reply('DASHDB a chunk of the value expired before it was committed')
+    end
   end
 end
-redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
-if not old then redis.call('SADD', USERS, ARGV[4]) end
+redis.call('HSET', VALUES, ARGV[1], ARGV[2])
 for _, key in ipairs(new) do redis.call('PERSIST', key) end
-if old and old ~= ARGV[3] then
-  for _, key in ipairs(stored_chunks(old)) do redis.call('EXPIRE', key, grace) end
-end
-local added = 1
-if old then added = 0 end
-count(ARGV[4], added, size - old_size, false)
-mark(ARGV[4], now)
+for _, key in ipairs(old_chunks) do redis.call('EXPIRE', key, grace) end
+count(MEMBER, size - old_size, false)
+mark(MEMBER, now)
 return 1
 """
 )
 
-# KEYS: user hash. ARGV: prefix, field, user member, touch. One round trip for
-# a read and its activity.
+# KEYS: values, users, seen, chunks. ARGV: field, touch. One round trip for a
+# read and its activity.
 # Returns the record (false: none) and the user's stored activity (false: none).
-GET = _HELPERS + (
-    "mark(ARGV[3], touch(ARGV[3], ARGV[4]))\n"
-    "return {redis.call('HGET', KEYS[1], ARGV[2]), redis.call('ZSCORE', SEEN, ARGV[3])}\n"
+GET = _USER + (
+    "local now, needed = touch(MEMBER, ARGV[2])\n"
+    "if needed then return 'C' end\n"
+    "mark(MEMBER, now)\n"
+    "return {redis.call('HGET', VALUES, ARGV[1]), redis.call('ZSCORE', SEEN, MEMBER)}\n"
 )
 
-# KEYS: user hash. ARGV: prefix, user member, touch. The touch alone (before a call
-# that needs no script); returns the user's stored activity (false: none).
-TOUCH = _HELPERS + (
-    "mark(ARGV[2], touch(ARGV[2], ARGV[3]))\nreturn redis.call('ZSCORE', SEEN, ARGV[2])\n"
+# KEYS: values, users, seen, chunks. ARGV: touch. The touch alone
+# (before a call that needs no script); returns the user's stored activity
+# (false: none).
+TOUCH = _USER + (
+    "local now, needed = touch(MEMBER, ARGV[1])\n"
+    "if needed then return 'C' end\n"
+    "mark(MEMBER, now)\n"
+    "return redis.call('ZSCORE', SEEN, MEMBER)\n"
 )
 
-# KEYS: user hash. ARGV: prefix, field, user member.
+# KEYS: values, users, seen, chunks. ARGV: field.
 DELETE = (
-    _HELPERS
+    _USER
     + """
-local old = redis.call('HGET', KEYS[1], ARGV[2])
+local old = redis.call('HGET', VALUES, ARGV[1])
 if not old then return 0 end
-local size = stored_size(old)
-redis.call('HDEL', KEYS[1], ARGV[2])
-for _, key in ipairs(stored_chunks(old)) do redis.call('DEL', key) end
-local gone = redis.call('HLEN', KEYS[1]) == 0
-if gone then redis.call('SREM', USERS, ARGV[3]) end
-count(ARGV[3], -1, -size, gone)
+local chunks = chunks_of(old)
+if not chunks then return 'C' end
+local size = stored_size(old, chunks)
+redis.call('HDEL', VALUES, ARGV[1])
+for _, key in ipairs(chunks) do redis.call('DEL', key) end
+count(MEMBER, -size, redis.call('EXISTS', VALUES) == 0)
 return 1
+"""
+)
+
+# KEYS: values, users, seen, chunks.
+DELETE_USER = _USER + (
+    "local deleted = drop_user(MEMBER)\nif not deleted then return 'C' end\nreturn deleted\n"
+)
+
+# KEYS: as DELETE_USER. ARGV: cutoff.
+# The idle check and the delete run as one script, so a write racing from
+# another process either comes first (and saves the user) or finds it gone.
+DELETE_IDLE = (
+    _USER
+    + """
+local seen = redis.call('ZSCORE', SEEN, MEMBER)
+if not seen or tonumber(seen) >= tonumber(ARGV[1]) then return 0 end
+if not drop_user(MEMBER) then return 'C' end
+return 1
+"""
+)
+
+# KEYS: a values hash. The references of its chunked records, "{version}:{count}"
+# each: what a script answering NEED_CHUNKS needs.
+REFS = (
+    _REFS
+    + """
+local out = {}
+for _, record in ipairs(redis.call('HVALS', KEYS[1])) do
+  local version, count = refs(record)
+  if version then out[#out + 1] = version .. ':' .. count end
+end
+return out
 """
 )
 
@@ -198,7 +282,7 @@ local function rehead(first)
 end
 """
 
-# KEYS: user hash. Returns field, start, field, start... of the records with a
+# KEYS: values hash. Returns field, start, field, start... of the records with a
 # header: what a rename rebinds (in the process, which holds the key).
 HEADS = f"""
 local out = {{}}
@@ -210,77 +294,81 @@ end
 return out
 """
 
-# KEYS: user hash. ARGV: field, old head, new head of each record to rebind.
+# KEYS: values hash. ARGV: field, old head, new head of each record to rebind.
 REHEAD = _REHEAD + "rehead(1)\n"
 
-# KEYS: old hash, new hash, users set, seen zset, bytes hash. ARGV: prefix,
-# old member, new member, then field, old head, new head of each record to
-# rebind. The hash is renamed, so its records (and the chunks they name) move
-# as they are, and so does the user's byte counter. Returns -1 if the new user
-# has values.
-RENAME_USER = (
-    _REHEAD
-    + """
-if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
-rehead(4)
-local moved = redis.call('HLEN', KEYS[1])
-redis.call('HDEL', KEYS[5], ARGV[3])
-if moved > 0 then
-  redis.call('RENAME', KEYS[1], KEYS[2])
-  redis.call('SREM', KEYS[3], ARGV[2])
-  redis.call('SADD', KEYS[3], ARGV[3])
-  local bytes = redis.call('HGET', KEYS[5], ARGV[2])
-  redis.call('HDEL', KEYS[5], ARGV[2])
-  if bytes then redis.call('HSET', KEYS[5], ARGV[3], bytes) end
+# Moving a user's values hash, chunks and byte count to another name: a rename,
+# and the upgrade from the flat layout of 2.x (see .migration). Each script then
+# moves the user's activity its own way.
+# KEYS: old values, old users, old seen, new values, new users, new seen, then n
+# old chunk keys and the n new names of the same chunks. ARGV: old member, new
+# member, n, then field, old head, new head of each record to rebind. The old
+# users and seen keys may be a users set and seen set of the flat layout, whose
+# byte counts were in a separate hash (then no records to rebind).
+# Returns the values moved, -1 if the new user has values, or NEED_CHUNKS.
+_MOVE = """
+local function move(chunk_pairs, first_rebind)
+  local bytes = 0
+  for _, record in ipairs(redis.call('HVALS', VALUES)) do
+    local chunks = chunks_of(record)
+    if not chunks then return 'C' end
+    bytes = bytes + stored_size(record, chunks)
+  end
+  if first_rebind then rehead(first_rebind) end
+  local moved = redis.call('HLEN', VALUES)
+  if moved > 0 then
+    redis.call('RENAME', VALUES, KEYS[4])
+    for i = 1, chunk_pairs do
+      local old, new = KEYS[6 + i], KEYS[6 + chunk_pairs + i]
+      if old ~= new and redis.call('EXISTS', old) == 1 then redis.call('RENAME', old, new) end
+    end
+    redis.call('HINCRBY', KEYS[5], ARGV[2], bytes)
+    redis.call('HINCRBY', KEYS[5], TOTAL, bytes)
+  end
+  return moved
 end
-redis.call('ZREM', KEYS[4], ARGV[3])
-local seen = redis.call('ZSCORE', KEYS[4], ARGV[2])
+"""
+
+RENAME_USER = (
+    _USER
+    + _REHEAD
+    + _MOVE
+    + """
+VALUES, USERS, SEEN, FIRST, LAST = KEYS[1], KEYS[2], KEYS[3], 7, 6 + tonumber(ARGV[3])
+if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
+local bytes = tonumber(redis.call('HGET', USERS, ARGV[1]) or '0')
+local moved = move(tonumber(ARGV[3]), 4)
+if moved == 'C' then return moved end
+count(ARGV[1], -bytes, true)
+redis.call('ZREM', KEYS[6], ARGV[2])
+local seen = redis.call('ZSCORE', SEEN, ARGV[1])
 if seen then
-  redis.call('ZREM', KEYS[4], ARGV[2])
-  redis.call('ZADD', KEYS[4], seen, ARGV[3])
+  redis.call('ZREM', SEEN, ARGV[1])
+  redis.call('ZADD', KEYS[6], seen, ARGV[2])
 end
 return moved
 """
 )
 
-# KEYS: user hash. ARGV: prefix, user member.
-DELETE_USER = _HELPERS + "return drop_user(ARGV[2])\n"
-
-# KEYS: as DELETE_USER. ARGV: prefix, user member, cutoff.
-# The idle check and the delete run as one script, so a write racing from
-# another process either comes first (and saves the user) or finds it gone.
-DELETE_IDLE = (
-    _HELPERS
+# KEYS: as RENAME_USER, the old ones those of the flat layout (see .migration);
+# then the flat layout's bytes hash. ARGV: member (the same on both sides), n.
+UPGRADE_USER = (
+    _USER
+    + _MOVE
     + """
-local seen = redis.call('ZSCORE', SEEN, ARGV[2])
-if not seen or tonumber(seen) >= tonumber(ARGV[3]) then return 0 end
-drop_user(ARGV[2])
-return 1
-"""
-)
-
-# Building the counters of a store written before them, once. The user's
-# counter is recounted from its hash in one script, so a write racing with it
-# comes entirely before or after; the totals are summed last, the same way.
-# KEYS: user hash. ARGV: prefix, user member.
-RECOUNT_USER = (
-    _HELPERS
-    + """
-local records = redis.call('HVALS', KEYS[1])
-local size = 0
-for _, record in ipairs(records) do size = size + stored_size(record) end
-if #records > 0 then redis.call('HSET', BYTES, ARGV[2], size)
-else redis.call('HDEL', BYTES, ARGV[2]) end
-return #records
-"""
-)
-# KEYS: -, users set, -, bytes hash, totals hash. ARGV: prefix.
-RECOUNT_TOTALS = """
-local keys, bytes = 0, 0
-for _, member in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  keys = keys + redis.call('HLEN', ARGV[1] .. 'user:' .. member)
+local n = tonumber(ARGV[3])
+VALUES, USERS, SEEN, FIRST, LAST = KEYS[1], KEYS[2], KEYS[3], 7, 6 + n
+-- Another process may have moved this user already: then nothing is left here.
+if redis.call('EXISTS', VALUES) == 1 and redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
+local moved = move(n, nil)
+if moved == 'C' then return moved end
+redis.call('SREM', USERS, ARGV[1])
+redis.call('HDEL', KEYS[7 + 2 * n], ARGV[1])
+local seen = redis.call('ZSCORE', SEEN, ARGV[1])
+if seen then
+  redis.call('ZREM', SEEN, ARGV[1])
+  redis.call('ZADD', KEYS[6], 'GT', seen, ARGV[2])
 end
-for _, size in ipairs(redis.call('HVALS', KEYS[4])) do bytes = bytes + tonumber(size) end
-redis.call('HSET', KEYS[5], 'keys', keys, 'bytes', bytes, 'counted', 1)
-return keys
+return moved
 """
+)
