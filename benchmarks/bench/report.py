@@ -17,7 +17,13 @@ if TYPE_CHECKING:
     from .runner import Run
 
 #: Sections of the output file written by other commands, or by hand from profiles, kept.
-KEPT_SECTIONS = ("## Where the time goes", "## What options cost", "## The async face on Redis")
+KEPT_SECTIONS = (
+    "## Where the time goes",
+    "## What options cost",
+    "## The async face on Redis",
+    "## This tree against",
+    "## Serializers and compression",
+)
 
 COLUMNS: dict[str, list[tuple[str, str, float, int]]] = {
     # table: (key, heading, scale, digits)
