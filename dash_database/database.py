@@ -12,17 +12,23 @@ from __future__ import annotations
 
 import contextvars
 import datetime
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
-from . import compression, purging
+from . import clock, compression, purging
 from .activity import PURGE_BATCH, Activity, Progress, Touch
 from .backends.base import Backend
 from .backends.locations import Location, open_backend
 from .clock import to_seconds
 from .converting import ConvertReport, convert_to_data
 from .copying import CopyReport, copy_records
-from .exceptions import DatabaseClosedError, KeyNotFoundError, ReentrantCallError
+from .exceptions import (
+    DatabaseClosedError,
+    KeyNotFoundError,
+    ReentrantCallError,
+    StorageError,
+)
 from .inspection import Inspector
 from .keys import MISSING, Key, check_key, sort_keys
 from .quotas import Quotas
@@ -31,6 +37,8 @@ from .serialization import Codec
 from .signing import SecretKey, Signer
 from .stats import Stats, UserStats
 from .user_values import UserValues
+
+logger = logging.getLogger("dash_database")
 
 _IF_NOT_EXISTS = ("ignore", "raise")
 
@@ -145,8 +153,14 @@ class DashDatabase:
             self._activity.learn(user_id, seen)
         if self._activity.expire_after is not None:
             cutoff = self._activity.purge_due()
-            if cutoff is not None:
+            if cutoff is None:
+                return
+            try:
                 purging.purge(self._backend, self._activity, cutoff, PURGE_BATCH)
+            except StorageError as exc:
+                # The call itself succeeded: a purge that cannot run now (a read-only
+                # volume, a server gone for a moment) must not fail it. The next one retries.
+                logger.warning("background purge of idle users skipped: %s", exc)
 
     def store_user_value(self, user_id: Key, key_name: Key, value: Any) -> None:
         """Store ``value`` (picklable; with ``serializer="json"``, a JSON value) under ``key_name``
@@ -224,6 +238,11 @@ class DashDatabase:
         if old_id == check_key("new_id", new_id) and type(old_id) is type(new_id):
             raise ValueError(f"old_id and new_id are both {old_id!r}; pass a new id")
         self._activity.forget(old_id, new_id)
+        cutoff = self._activity.cutoff(clock.now())
+        if cutoff is not None:
+            # Users idle past expiry are invisible: neither one moves, nor is in the way.
+            for user_id in (old_id, new_id):
+                backend.delete_idle_user(user_id, cutoff)
         upgrade_legacy(backend, old_id)
         return backend.rename_user(old_id, new_id)
 

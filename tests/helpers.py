@@ -283,6 +283,36 @@ def require(available: bool, message: str) -> None:
         pytest.skip(message)
 
 
+class Volume:
+    """A real file system of its own (a tmpfs of ``megabytes``), mounted at ``folder`` for a
+    test: the faults of a full disk or a read-only volume, made for real. Needs root.
+
+    :param folder: where to mount it (made if missing).
+    """
+
+    def __init__(self, folder: Path, megabytes: int = 16) -> None:
+        self.folder, self.megabytes = folder, megabytes
+
+    def __enter__(self) -> Volume:
+        self.folder.mkdir(exist_ok=True)
+        options = f"size={self.megabytes}m,mode=0700"
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(self.folder)],
+            capture_output=True,
+            text=True,
+        )
+        require(done.returncode == 0, f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        return self
+
+    def remount(self, read_only: bool) -> None:
+        """Make the volume read-only, or writable again."""
+        mode = "ro" if read_only else "rw"
+        subprocess.run(["mount", "-o", f"remount,{mode}", str(self.folder)], check=True)
+
+    def __exit__(self, *exc_info: object) -> None:
+        subprocess.run(["umount", "-l", str(self.folder)], check=False)
+
+
 def require_redis_server() -> None:
     """Skip without redis-server locally; fail under CI."""
     require(

@@ -40,6 +40,20 @@ def test_idle_user_is_invisible_to_every_method(expiring: DashDatabase, clock: C
     assert expiring.get_user_value("live", "a") == 2
 
 
+def test_a_rename_treats_expired_users_as_gone(expiring: DashDatabase, clock: Clock) -> None:
+    """An expired id is free to rename onto, and an expired user moves nothing."""
+    expiring.store_user_value("taken-long-ago", "a", 1)
+    expiring.store_user_value("gone", "b", 2)
+    clock.advance(EXPIRE - 1)
+    expiring.store_user_value("guest", "c", 3)
+    clock.advance(REFRESH + 2)  # the first two expired; no call since has purged them
+    assert expiring.rename_user("guest", "taken-long-ago") == 1
+    assert expiring.rename_user("gone", "new") == 0
+    assert expiring.get_user_value("taken-long-ago", "c") == 3
+    assert expiring.get_user_value("taken-long-ago", "a") is None
+    assert expiring.list_users() == ["taken-long-ago"]
+
+
 def test_expiry_never_comes_early(expiring: DashDatabase, clock: Clock) -> None:
     """A user idle for just under expire_after keeps every value."""
     expiring.store_user_value("u", "a", 1)

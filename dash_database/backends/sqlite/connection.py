@@ -13,9 +13,11 @@ which a shared pool cost every read (0.7 us of 8 here).
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,6 +45,30 @@ class _Reader(sqlite3.Connection):
     """A reading connection; a subclass only so that it can be weakly referenced."""
 
 
+def on_read_only_volume(path: str) -> bool:
+    """Whether the file's folder is on a file system mounted read-only."""
+    folder = os.path.dirname(os.path.abspath(path))
+    return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+
+
+def _read_only_uri(path: str) -> str:
+    """The URI that opens ``path`` for reading on a read-only volume.
+
+    A file that a writer left in WAL mode with its log and index (it was killed) is read
+    with them. Without a log there is nothing to recover, so SQLite is told the file is
+    immutable: it cannot make the index file a WAL reader needs on such a volume.
+    """
+    uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro"
+    if os.path.exists(path + "-wal"):
+        if not os.path.exists(path + "-shm"):
+            raise sqlite3.OperationalError(
+                "its write-ahead log has no index file beside it, and the read-only volume "
+                "cannot take one: copy the files to a writable volume to read them"
+            )
+        return uri
+    return uri + "&immutable=1"
+
+
 def hint(text: str, timeout: float | None = None) -> str:
     """What an engine error message means for the user."""
     if "locked" in text or "busy" in text:
@@ -57,6 +83,9 @@ def hint(text: str, timeout: float | None = None) -> str:
 class Connection:
     """The connections of one process to one SQLite file.
 
+    On a read-only volume every connection only reads, and a write raises a
+    :class:`StorageError` that says so (see :meth:`writing`).
+
     :param path: the database file.
     :param timeout: seconds to wait for another connection's write lock.
     :raises sqlite3.DatabaseError: the file is not a database, or cannot be opened.
@@ -64,6 +93,8 @@ class Connection:
 
     def __init__(self, path: str, timeout: float) -> None:
         self.path, self.timeout = path, timeout
+        #: Whether the file is on a read-only volume, so opened for reading only.
+        self.read_only = on_read_only_volume(path)
         self._lock = threading.Lock()
         self._local = threading.local()
         # Every thread's reader, for close(); a thread that ends drops its own,
@@ -76,6 +107,13 @@ class Connection:
         #: files it trashed left them for whoever writes next: look once first.
         self.trashed = True
         self._writer: sqlite3.Connection = self._connect()
+        if self.read_only:
+            try:  # the header is read here: a file that is not a database fails now
+                self._writer.execute("PRAGMA user_version").fetchall()
+            except sqlite3.Error:
+                self._writer.close()
+                raise
+            return
         try:
             # SQLite reads the header and switches to WAL here, so a file that
             # is not a database, or cannot be written, fails in this call.
@@ -104,7 +142,8 @@ class Connection:
 
     def _connect(self, factory: type[sqlite3.Connection] = sqlite3.Connection) -> Any:
         return sqlite3.connect(
-            self.path,
+            _read_only_uri(self.path) if self.read_only else self.path,
+            uri=self.read_only,
             timeout=self.timeout,
             isolation_level=None,
             check_same_thread=False,
@@ -118,8 +157,21 @@ class Connection:
             f"{self.path}: {text} ({hint(text, self.timeout)}); this call changed nothing"
         )
 
+    def refuse_write(self) -> StorageError:
+        """The error of any write to a store on a read-only volume."""
+        return StorageError(
+            f"{self.path}: the store is on a read-only volume, so it was opened for reading "
+            "only; move it to a writable volume (or remount this one read-write) to write "
+            "to it. This call changed nothing"
+        )
+
     def writing(self) -> Connection:
-        """Hold the writing connection for one whole operation: ``with conn.writing():``."""
+        """Hold the writing connection for one whole operation: ``with conn.writing():``.
+
+        :raises StorageError: the store is on a read-only volume.
+        """
+        if self.read_only:
+            raise self.refuse_write()
         return self
 
     # A class's own __enter__ and __exit__, not @contextmanager: a generator per

@@ -82,6 +82,14 @@ def _connect(
         message = f"{path}: {exc} ({hint(str(exc), timeout)}); this call changed nothing"
         raise StorageError(message) from exc
     try:
+        if conn.read_only:
+            if conn.query("PRAGMA user_version")[0][0] < sql.VERSION:
+                raise StorageError(
+                    f"{path}: the store is on a read-only volume, and this version of "
+                    "dash_database must first upgrade its file (once): open it on a writable "
+                    "volume, then move it back"
+                )
+            return conn
         if create:
             # sqlitedict creates the values table; its thread is then done.
             # Not autocommit, and no stack capture: neither is needed to create
@@ -182,7 +190,9 @@ class FileBackend(Backend):
         rows = self._conn.query(sql.SEEN, (encode_key(user_id),))
         seen: float | None = rows[0][0] if rows else None
         drop, store = touch.outcome(seen)
-        if not drop and store is None:
+        if self._conn.read_only and drop:
+            return read(lambda *_: []), None  # idle past expiry: gone, though not deleted
+        if self._conn.read_only or (not drop and store is None):
             return read(self._conn.query), seen
         with self._conn.writing() as conn:
             with conn.transaction():
@@ -221,7 +231,12 @@ class FileBackend(Backend):
         )
 
     def _encode(self, fill: Fill) -> tuple[bytes, SideFileWriter]:
-        """The record of what ``fill`` writes, and its writer (its side file and size)."""
+        """The record of what ``fill`` writes, and its writer (its side file and size).
+
+        :raises StorageError: the store is on a read-only volume (before any side file).
+        """
+        if self._conn.read_only:
+            raise self._conn.refuse_write()
         out = self.files.writer(self.chunk_size, self._synchronous == "FULL")
         try:
             return out.finish(fill(out)), out
