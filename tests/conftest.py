@@ -19,6 +19,10 @@ import pytest
 # or helpers.py, imports dash_database.
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [entry for entry in sys.path if Path(entry or os.getcwd()).resolve() != ROOT]
+# Each SQLite store keeps disk for deletes on a full disk, 24 MiB by default; the suite
+# opens hundreds of stores, so they keep 64 KiB (child processes inherit it). The tests
+# of a full disk set the default back.
+os.environ["DASH_DATABASE_RESERVE_BYTES"] = str(64 * 1024)
 
 import dash_database.clock  # noqa: E402
 from dash_database import DashDatabase  # noqa: E402

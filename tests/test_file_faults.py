@@ -1,17 +1,23 @@
-"""Faults of the volume a SQLite store lives on, made for real: a read-only volume."""
+"""Faults of the volume a SQLite store lives on, made for real: a read-only volume, a full
+disk."""
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
 from dash_database import DashDatabase
+from dash_database.backends.sqlite.room import RESERVE_VARIABLE
 from dash_database.exceptions import StorageError
+from dash_database.serialization import CHUNK_SIZE
 
 from helpers import DATA, Clock, Volume
 
@@ -90,3 +96,140 @@ def test_a_killed_writers_log_is_read_on_a_read_only_volume(tmp_path: Path) -> N
         volume.remount(read_only=True)
         with DashDatabase(path) as db:
             assert [db.get_user_value("u", n) for n in range(50)] == list(range(50))
+
+
+def _until_refused(write: Callable[[int], object]) -> tuple[int, StorageError]:
+    """Call ``write(0)``, ``write(1)``... until one raises ``StorageError``: how many did
+    not, and the error."""
+    done = 0
+    while True:
+        try:
+            write(done)
+        except StorageError as exc:
+            return done, exc
+        done += 1
+
+
+def _fill_the_disk(db: DashDatabase, size: int) -> int:
+    """Write values of ``size`` bytes to users "u0".."u9" until the disk is full; how many."""
+    written, refused = _until_refused(
+        lambda n: db.store_user_value(f"u{n % 10}", n, os.urandom(size))
+    )
+    assert refused.errno == errno.ENOSPC
+    assert "the disk is full" in str(refused)
+    assert "deletes still work" in str(refused)
+    return written
+
+
+def _fill_a_file(path: Path) -> None:
+    """Write ``path`` until its volume is full."""
+    with open(path, "wb") as out, pytest.raises(OSError, match="No space left"):
+        _write_forever(out)
+
+
+def _write_forever(out: BinaryIO) -> None:
+    while True:
+        out.write(b"\0" * 65536)
+        out.flush()
+
+
+@pytest.fixture
+def full_reserve(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stores keep the disk they keep by default (the suite keeps less: see conftest.py)."""
+    monkeypatch.delenv(RESERVE_VARIABLE)
+
+
+@pytest.mark.parametrize(
+    ("size", "chunk_size"),
+    [(2_000, CHUNK_SIZE), (300_000, CHUNK_SIZE), (300_000, 65_536)],
+    ids=["small-values", "large-inline", "side-files"],
+)
+@pytest.mark.usefixtures("full_reserve")
+def test_a_store_that_filled_its_disk_deletes_and_then_writes_again(
+    tmp_path: Path, clock: Clock, size: int, chunk_size: int
+) -> None:
+    """Once values fill the disk (through the write-ahead log, or side files), every way to
+    free space works, the CLI's and a new process's too, and the store takes writes again."""
+    with Volume(tmp_path / "volume", megabytes=64) as volume:
+        path = volume.folder / "store.sqlite3"
+        with DashDatabase(path, expire_after=3600) as db:
+            db._backend.chunk_size = chunk_size
+            written = _fill_the_disk(db, size)
+            db.delete_user_value("u0", 0, if_not_exists="raise")
+            db.delete_all_user_values("u1")
+            assert db.rename_user("u2", "renamed") > 0
+            cli = [sys.executable, "-m", "dash_database", str(path), "delete-user", "u3"]
+            assert subprocess.run(cli, capture_output=True, text=True).returncode == 0
+            with DashDatabase(path) as reopened:
+                assert reopened.get_user_value("u4", 4) is not None
+            clock.advance(7200)
+            assert db.purge_expired() == 8  # u0 and u4 to u9, and "renamed"
+            assert db.list_users() == []
+            db.store_user_value("u4", "after", os.urandom(size))  # room again
+            assert db.list_stored_user_keys("u4") == ["after"]
+            assert written > 10
+
+
+@pytest.mark.usefixtures("full_reserve")
+def test_writes_resume_once_another_file_stops_filling_the_disk(tmp_path: Path) -> None:
+    """A disk filled by something else: writes fail with ENOSPC, deletes work, and once the
+    other file is gone, writes work again."""
+    with Volume(tmp_path / "volume", megabytes=64) as volume:
+        path = volume.folder / "store.sqlite3"
+        with DashDatabase(path) as db:
+            db.store_user_value("alice", "cart", [1, 2])
+            hog = volume.folder / "hog"
+            _fill_a_file(hog)
+            _, refused = _until_refused(lambda n: db.store_user_value("alice", n, b"x" * 2000))
+            assert refused.errno == errno.ENOSPC
+            db.delete_user_value("alice", "cart", if_not_exists="raise")
+            hog.unlink()
+            db.store_user_value("alice", "cart", [3])
+            assert db.get_user_value("alice", "cart") == [3]
+
+
+def test_the_reserve_size_is_set_by_its_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DASH_DATABASE_RESERVE_BYTES sets the reserve (0: none); anything else is refused."""
+    monkeypatch.setenv(RESERVE_VARIABLE, "0")
+    with DashDatabase(tmp_path / "none.sqlite3"):
+        assert not (tmp_path / "none.sqlite3-reserve").exists()
+    monkeypatch.setenv(RESERVE_VARIABLE, "12345")
+    with DashDatabase(tmp_path / "some.sqlite3"):
+        assert (tmp_path / "some.sqlite3-reserve").stat().st_size == 12345
+    monkeypatch.setenv(RESERVE_VARIABLE, "24 MiB")
+    with pytest.raises(ValueError, match=RESERVE_VARIABLE):
+        DashDatabase(tmp_path / "bad.sqlite3")
+
+
+def test_a_write_that_fills_the_disk_fails_in_its_caller_and_keeps_the_rest(
+    tmp_path: Path,
+) -> None:
+    """On a full file system every acknowledged write survives and the caller gets the error."""
+    with Volume(tmp_path / "volume", megabytes=3) as volume:
+        ballast = volume.folder / "ballast"
+        ballast.write_bytes(b"\0" * 1024 * 1024)
+        db = DashDatabase(volume.folder / "db.sqlite3")
+        db._backend.chunk_size = 64 * 1024
+        stored, refused = _until_refused(
+            lambda n: db.store_user_value("u", n, os.urandom(256 * 1024))
+        )
+        assert refused.errno == errno.ENOSPC
+        assert 0 < stored < 20
+        assert db.list_stored_user_keys("u") == list(range(stored))
+        assert all(len(db.get_user_value("u", i)) == 256 * 1024 for i in range(stored))
+        assert db.get_user_value("other", "k") is None  # the next call does not see the error
+        ballast.unlink()  # once there is room again, writes work
+        db.delete_user_value("u", stored - 1)
+        db.close()
+        with DashDatabase(volume.folder / "db.sqlite3") as again:
+            assert again.list_stored_user_keys("u") == list(range(stored - 1))
+
+
+def test_a_new_store_on_a_read_only_volume_fails_naming_the_path(tmp_path: Path) -> None:
+    """Nothing can be made on a read-only volume: the error names the file."""
+    with Volume(tmp_path / "volume") as volume:
+        volume.remount(read_only=True)
+        with pytest.raises(StorageError, match=r"db\.sqlite3"):
+            DashDatabase(volume.folder / "db.sqlite3")

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ...exceptions import StorageError
+from .room import disk_full
 from .schema import Rows
 
 #: Runs one statement and returns its rows: :meth:`Connection.query` (on this thread's
@@ -151,8 +152,11 @@ class Connection:
         )
 
     def error(self, exc: sqlite3.Error) -> StorageError:
-        """The :class:`StorageError` that stands for ``exc``, with what it means."""
+        """The :class:`StorageError` that stands for ``exc``, with what it means (and for a
+        full disk, ``errno`` ENOSPC)."""
         text = str(exc)
+        if "database or disk is full" in text:  # SQLITE_FULL, whatever the Python version
+            return disk_full(self.path)
         return StorageError(
             f"{self.path}: {text} ({hint(text, self.timeout)}); this call changed nothing"
         )
@@ -217,6 +221,27 @@ class Connection:
             return int(self._writer.execute(sql, args).rowcount)
         except sqlite3.Error as exc:
             raise self.error(exc) from exc
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the file and cut the log to nothing, if the disk
+        has room for it; inside :meth:`writing` only.
+
+        A checkpoint that fails midway has grown the file by what it copied, taking room
+        that deletes need: so none starts unless the volume has room for the whole file.
+        """
+        try:
+            pages, page = (
+                self._writer.execute(f"PRAGMA {name}").fetchone()[0]
+                for name in ("page_count", "page_size")
+            )
+            grows = pages * page - os.path.getsize(self.path)
+            volume = os.statvfs(self.path)
+            if grows > volume.f_bavail * volume.f_frsize:
+                logger.warning("%s: no room on the disk to checkpoint the log", self.path)
+                return
+            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except (sqlite3.Error, OSError) as exc:
+            logger.warning("%s: checkpoint on a full disk failed: %s", self.path, exc)
 
     def watch_trash(self, table: str) -> None:
         """Set :attr:`trashed` whenever a statement of this connection puts a name in

@@ -7,6 +7,7 @@ values to :class:`~.side_files.SideFiles`; this module only puts them together.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ from ..base import Backend, Count, Seen, T, ValueSize
 from . import counters, user_changes
 from . import schema as sql
 from .connection import Connection, Run, hint
+from .room import Reserve
 from .side_files import SideFiles, SideFileWriter
 
 logger = logging.getLogger("dash_database")
@@ -112,6 +114,11 @@ def _connect(
     return conn
 
 
+def _is_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write refused for want of disk."""
+    return isinstance(exc, StorageError) and exc.errno == errno.ENOSPC
+
+
 def _sizes(rows: sql.Rows, files: SideFiles) -> list[ValueSize]:
     """``(user, key, stored bytes)`` of rows of :data:`.schema.SIZES`."""
     sizes: list[ValueSize] = []
@@ -166,6 +173,8 @@ class FileBackend(Backend):
         self.files = SideFiles(os.path.abspath(path) + "-values", timeout)
         self._closed = False
         self._conn = _connect(path, timeout, self._synchronous, True, self.files)
+        #: Disk kept for deletes on a full disk (none on a read-only volume).
+        self.reserve = None if self._conn.read_only else Reserve(path)
         forks.register(self)
         logger.debug("opened %s (synchronous=%s)", path, self._synchronous)
 
@@ -237,20 +246,49 @@ class FileBackend(Backend):
         """
         if self._conn.read_only:
             raise self._conn.refuse_write()
+        self._check_room()
         out = self.files.writer(self.chunk_size, self._synchronous == "FULL")
         try:
             return out.finish(fill(out)), out
-        except BaseException:
+        except BaseException as exc:
             out.discard()
+            if _is_full(exc):
+                with self._conn.writing():
+                    self._make_room()
             raise
+
+    def _check_room(self) -> None:
+        """Before a write that adds data: refuse it while the disk is full (see :mod:`.room`)."""
+        if self.reserve is not None:
+            self.reserve.check_room(self.location)
+
+    def _make_room(self) -> None:
+        """The disk is full: give up the reserve, and cut the log back; inside ``writing``."""
+        if self.reserve is not None:
+            self.reserve.release()
+            self._conn.checkpoint()
+
+    def _deleting(self, delete: Callable[[], T]) -> T:
+        """Run ``delete``, a change that frees data, again once if the disk was full: with
+        the reserve released and the log cut back, it has room."""
+        try:
+            return delete()
+        except StorageError as exc:
+            if not _is_full(exc) or self.reserve is None:
+                raise
+            with self._conn.writing():
+                self._make_room()
+            return delete()
 
     def _put(self, where: Where, record: bytes, out: SideFileWriter, touch: Touch | None) -> None:
         """Write ``record``, made by ``out`` (see :meth:`_encode`), and ``touch``'s activity."""
         with self._conn.writing() as conn:
             try:
                 counters.put(conn, self.quotas, *where, record, out.size, touch)
-            except BaseException:
+            except BaseException as exc:
                 out.discard()
+                if _is_full(exc):
+                    self._make_room()
                 raise
             self.files.empty_trash(conn)
 
@@ -313,14 +351,17 @@ class FileBackend(Backend):
     ) -> tuple[bool, Any, float | None]:
         """:meth:`_replace` in one write transaction, with ``touch`` applied in it."""
         side_files: list[SideFileWriter] = []
+        self._check_room()
         with self._conn.writing() as conn:
             try:
                 with conn.transaction():
                     seen = None if touch is None else user_changes.touch(conn, where[0], touch)
                     existed, new = self._replace(conn, where, codec, func, default, side_files)
-            except BaseException:
+            except BaseException as exc:
                 for side_file in side_files:
                     side_file.discard()
+                if _is_full(exc):
+                    self._make_room()
                 raise
             self.files.empty_trash(conn)
         return existed, new, seen
@@ -343,28 +384,42 @@ class FileBackend(Backend):
 
     def delete(self, user_id: Key, key_name: Key, touch: Touch | None) -> Seen[bool]:
         """Delete one value; whether it existed."""
-        key, seen = sql.record_key(user_id, key_name), None
-        with self._conn.writing() as conn:
-            if touch is None:
-                deleted = conn.change(sql.DELETE, (key,)) > 0
-            else:
-                with conn.transaction():
-                    seen = user_changes.touch(conn, user_id, touch)
+        key = sql.record_key(user_id, key_name)
+
+        def delete() -> Seen[bool]:
+            seen = None
+            with self._conn.writing() as conn:
+                if touch is None:
                     deleted = conn.change(sql.DELETE, (key,)) > 0
-            self.files.empty_trash(conn)
-        return deleted, seen
+                else:
+                    with conn.transaction():
+                        seen = user_changes.touch(conn, user_id, touch)
+                        deleted = conn.change(sql.DELETE, (key,)) > 0
+                self.files.empty_trash(conn)
+            return deleted, seen
+
+        return self._deleting(delete)
 
     def _drop_user(self, user_id: Key, cutoff: float | None) -> int:
         """Delete the user's values and activity at once (with a cutoff: only if idle)."""
-        with self._conn.writing() as conn:
-            deleted = user_changes.drop(conn, user_id, cutoff)
-            self.files.empty_trash(conn)
-        return deleted
+
+        def drop() -> int:
+            with self._conn.writing() as conn:
+                deleted = user_changes.drop(conn, user_id, cutoff)
+                self.files.empty_trash(conn)
+            return deleted
+
+        return self._deleting(drop)
 
     def rename_user(self, old_id: Key, new_id: Key) -> int:
-        """Move the user's records, counters and activity to ``new_id`` in one transaction."""
-        with self._conn.writing() as conn:
-            return user_changes.rename(conn, old_id, new_id, self.codec)
+        """Move the user's records, counters and activity to ``new_id`` in one transaction
+        (which adds no data: it runs on a full disk as deletes do)."""
+
+        def rename() -> int:
+            with self._conn.writing() as conn:
+                return user_changes.rename(conn, old_id, new_id, self.codec)
+
+        return self._deleting(rename)
 
     def delete_user(self, user_id: Key) -> int:
         """Delete the user's values and activity in one transaction."""

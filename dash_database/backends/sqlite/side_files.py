@@ -16,6 +16,7 @@ ever read, written or deleted, and links are never followed.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -29,6 +30,7 @@ from ...exceptions import DeserializationError, StorageError
 from ...keys import Key
 from ...records import continued, is_chunked, split, stored_size
 from .connection import Connection, hint
+from .room import disk_full
 from .schema import ALL_FILES, TRASHED, UNTRASH
 
 logger = logging.getLogger("dash_database")
@@ -65,7 +67,10 @@ class SideFileWriter:
 
     def _fail(self, exc: OSError) -> StorageError:
         where = self.path or self._folder
-        return StorageError(f"{where}: {exc} ({hint(str(exc))}); this call changed nothing")
+        if exc.errno == errno.ENOSPC:
+            return disk_full(where)
+        message = f"{where}: {exc.strerror or exc} ({hint(str(exc))}); this call changed nothing"
+        return StorageError(exc.errno, message) if exc.errno else StorageError(message)
 
     def write(self, data: Any) -> int:
         """Append ``data`` (any bytes-like object); return its length."""
