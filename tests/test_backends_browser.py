@@ -43,8 +43,19 @@ def greeting(driver: WebDriver) -> str:
 
 
 def say(driver: WebDriver, name: str) -> str:
-    """Type a name; return the greeting that answers it."""
-    driver.find_element(By.ID, "name").send_keys(name)
+    """Enter a name, as one change; return the greeting that answers it.
+
+    Typed key by key, each keystroke would be a callback of its own, and under load one for
+    "b" may write before the one for "bob" reads: the greeting would depend on timing.
+    """
+    driver.execute_script(
+        "const input = document.getElementById(arguments[0]);"
+        "Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value')"
+        ".set.call(input, arguments[1]);"
+        "input.dispatchEvent(new Event('input', {bubbles: true}));",
+        "name",
+        name,
+    )
     return wait_for_text(driver, "greeting", f"^Hello {name}!")
 
 

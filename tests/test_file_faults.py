@@ -4,6 +4,7 @@ disk."""
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shutil
 import subprocess
@@ -233,3 +234,91 @@ def test_a_new_store_on_a_read_only_volume_fails_naming_the_path(tmp_path: Path)
         volume.remount(read_only=True)
         with pytest.raises(StorageError, match=r"db\.sqlite3"):
             DashDatabase(volume.folder / "db.sqlite3")
+
+
+_WRITER = """
+import sys
+from dash_database import DashDatabase
+db = DashDatabase(sys.argv[1])
+for line in sys.stdin:
+    start, end = map(int, line.split())
+    for n in range(start, end):
+        db.store_user_value("u", n, n)
+    print("done", flush=True)
+"""
+
+
+def test_writes_before_and_after_a_deleted_log_survive_a_kill(tmp_path: Path) -> None:
+    """The write-ahead log deleted under a writer, which is then SIGKILLed: every write it
+    acknowledged, before and after the deletion, reads back."""
+    path = tmp_path / "store.sqlite3"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert writer.stdin is not None
+    assert writer.stdout is not None
+    try:
+        for span, delete_log in (("0 200", True), ("200 400", False)):
+            writer.stdin.write(span + "\n")
+            writer.stdin.flush()
+            assert writer.stdout.readline() == "done\n"
+            if delete_log:
+                Path(f"{path}-wal").unlink()
+    finally:
+        writer.kill()
+        writer.wait()
+    with DashDatabase(path) as db:
+        assert [db.get_user_value("u", n) for n in range(400)] == list(range(400))
+
+
+def test_a_deleted_database_file_fails_the_next_write(tmp_path: Path) -> None:
+    """The file deleted under an open store: the next write says so, rather than vanish."""
+    path = tmp_path / "store.sqlite3"
+    with DashDatabase(path) as db:
+        db.store_user_value("u", "k", 1)
+        path.unlink()
+        with pytest.raises(StorageError, match="deleted or replaced"):
+            db.store_user_value("u", "k", 2)
+
+
+@pytest.mark.parametrize("wipe", ["truncate", "delete"])
+def test_a_wiped_file_whose_side_files_remain_is_not_opened_as_empty(
+    tmp_path: Path, wipe: str
+) -> None:
+    """A file truncated to nothing, or deleted, beside its side files is refused, never
+    opened as an empty store."""
+    path = tmp_path / "store.sqlite3"
+    with DashDatabase(path) as db:
+        db._backend.chunk_size = 1024
+        db.store_user_value("u", "upload", b"x" * 5000)
+    if wipe == "truncate":
+        path.write_bytes(b"")
+    else:
+        path.unlink()
+    with pytest.raises(StorageError, match="was empty or missing, but"):
+        DashDatabase(path)
+
+
+def test_a_log_deleted_under_an_open_store_is_saved_and_the_store_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Reads and writes go on after the log is deleted: its writes are copied into the file,
+    a warning says what happened, and another process reads everything."""
+    path = tmp_path / "store.sqlite3"
+    with DashDatabase(path) as db:
+        for n in range(50):
+            db.store_user_value("u", n, n)
+        Path(f"{path}-wal").unlink()
+        with caplog.at_level(logging.WARNING, "dash_database"):
+            assert db.get_user_value("u", 49) == 49
+            db.store_user_value("u", 50, 50)
+        assert "write-ahead log was deleted" in caplog.text
+        reader = (
+            "import sys\nfrom dash_database import DashDatabase\n"
+            "print(len(DashDatabase(sys.argv[1]).list_stored_user_keys('u')))"
+        )
+        done = subprocess.run([sys.executable, "-c", reader, str(path)], capture_output=True)
+        assert done.stdout == b"51\n"

@@ -17,6 +17,10 @@ import os, signal, sys
 from dash_database import DashDatabase
 
 mode, marker = sys.argv[1], sys.argv[2]
+# A process's signals start as its parent left them: a test run under nohup must not make
+# every child ignore SIGHUP. Each mode starts from the defaults, as a server's process does.
+for signum in (signal.SIGTERM, signal.SIGHUP):
+    signal.signal(signum, signal.SIG_DFL)
 if mode == "own-handler":
     def mine(signum, frame):
         open(marker, "w").write("the app's handler ran")

@@ -46,6 +46,23 @@ class _Reader(sqlite3.Connection):
     """A reading connection; a subclass only so that it can be weakly referenced."""
 
 
+#: A file's identity, ``(device, inode)``, or ``None`` where there is no file.
+Identity = tuple[int, int] | None
+
+
+def _identities(path: str) -> tuple[Identity, Identity]:
+    """The identity of the database file and of its write-ahead log."""
+    found: list[Identity] = []
+    for name in (path, path + "-wal"):
+        try:
+            status = os.stat(name)
+        except FileNotFoundError:
+            found.append(None)
+        else:
+            found.append((status.st_dev, status.st_ino))
+    return found[0], found[1]
+
+
 def on_read_only_volume(path: str) -> bool:
     """Whether the file's folder is on a file system mounted read-only."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -85,15 +102,17 @@ class Connection:
     """The connections of one process to one SQLite file.
 
     On a read-only volume every connection only reads, and a write raises a
-    :class:`StorageError` that says so (see :meth:`writing`).
+    :class:`StorageError` that says so (see :meth:`writing`). Each write first checks
+    that the file and its write-ahead log are still the ones opened (see :meth:`__enter__`).
 
     :param path: the database file.
     :param timeout: seconds to wait for another connection's write lock.
+    :param synchronous: SQLite's ``synchronous`` for the writes.
     :raises sqlite3.DatabaseError: the file is not a database, or cannot be opened.
     """
 
-    def __init__(self, path: str, timeout: float) -> None:
-        self.path, self.timeout = path, timeout
+    def __init__(self, path: str, timeout: float, synchronous: str = "NORMAL") -> None:
+        self.path, self.timeout, self._synchronous = path, timeout, synchronous
         #: Whether the file is on a read-only volume, so opened for reading only.
         self.read_only = on_read_only_volume(path)
         self._lock = threading.Lock()
@@ -107,25 +126,39 @@ class Connection:
         #: the last look. A process that died between a commit and removing the
         #: files it trashed left them for whoever writes next: look once first.
         self.trashed = True
-        self._writer: sqlite3.Connection = self._connect()
-        if self.read_only:
-            try:  # the header is read here: a file that is not a database fails now
-                self._writer.execute("PRAGMA user_version").fetchall()
-            except sqlite3.Error:
-                self._writer.close()
-                raise
-            return
+        self._trash_table: str | None = None
+        # Readers opened before the file's log was replaced (see _reopen) open anew.
+        self._generation = 0
+        self._writer: sqlite3.Connection = self._open_writer()
+        # The identity of the file and of its log (see __enter__), once the log exists.
+        self._files = _identities(path)
+
+    def _open_writer(self) -> sqlite3.Connection:
+        writer: sqlite3.Connection = self._connect()
         try:
+            if self.read_only:  # the header is read here: a file that is not a database fails
+                writer.execute("PRAGMA user_version").fetchall()
+                return writer
             # SQLite reads the header and switches to WAL here, so a file that
             # is not a database, or cannot be written, fails in this call.
-            self._use_wal()
-            self._writer.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
-            self._writer.execute(f"PRAGMA journal_size_limit = {LOG_LIMIT}")
+            self._use_wal(writer)
+            for statement in (
+                f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}",
+                f"PRAGMA journal_size_limit = {LOG_LIMIT}",
+                f"PRAGMA busy_timeout = {int(self.timeout * 1000)}",
+                # sqlitedict sets synchronous=OFF; NORMAL in WAL mode loses nothing
+                # on a process crash, FULL nothing on power loss.
+                f"PRAGMA synchronous = {self._synchronous}",
+            ):
+                writer.execute(statement)
+            if self._trash_table is not None:
+                self._watch(writer, self._trash_table)
         except sqlite3.Error:
-            self._writer.close()
+            writer.close()
             raise
+        return writer
 
-    def _use_wal(self) -> None:
+    def _use_wal(self, writer: sqlite3.Connection) -> None:
         # A new file is in rollback mode until its first opener switches it.
         # While another process writes it in that mode (creating its tables),
         # SQLite answers "locked" at once rather than wait, since waiting could
@@ -134,7 +167,7 @@ class Connection:
         deadline = time.monotonic() + self.timeout
         while True:
             try:
-                self._writer.execute("PRAGMA journal_mode = WAL")
+                writer.execute("PRAGMA journal_mode = WAL")
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() >= deadline:
@@ -181,8 +214,56 @@ class Connection:
     # A class's own __enter__ and __exit__, not @contextmanager: a generator per
     # write cost 1 us of a small write's 6 us in Python.
     def __enter__(self) -> Connection:
+        """Take the write lock, once the file and its log are known to be the ones opened.
+
+        A log deleted under an open connection (a cleanup job, a bad ``rm``) takes every
+        write made since with it when the process ends, while the writes still succeed;
+        a deleted or replaced file, all of them. So each write first compares the files'
+        identity with the one it opened: a log that is gone has its writes copied into the
+        file, and the connections open anew; a file that is gone fails the write.
+
+        :raises StorageError: the file was deleted or replaced, or the log's writes could
+            not be saved; this write changed nothing.
+        """
         self._lock.acquire()
+        if self._files != (files := _identities(self.path)) and not self.read_only:
+            try:
+                self._files_changed(files)
+            except BaseException:
+                self._lock.release()
+                raise
         return self
+
+    def _files_changed(self, files: tuple[Identity, Identity]) -> None:
+        (old_file, old_log), file = self._files, files[0]
+        if file != old_file:
+            raise StorageError(
+                f"{self.path}: the database file was deleted or replaced while this process "
+                "had it open, so writes made now would be lost. Restore the file, or restart "
+                "the process to use the new one; this call changed nothing"
+            )
+        if old_log is None:  # the log came to be since the file was opened: as it should
+            self._files = files
+            return
+        try:
+            # Our writer still has the deleted log open: copy what it holds into the file.
+            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(
+                f"{self.path}: its write-ahead log was deleted or replaced while open, and the "
+                f"writes it held could not be copied into the file ({exc}). Stop every process "
+                "that uses this store before it ends, and restore the log; this call changed "
+                "nothing"
+            ) from exc
+        logger.warning(
+            "%s: its write-ahead log was deleted or replaced while open; its writes were "
+            "copied into the file, and the store opened again",
+            self.path,
+        )
+        self._writer.close()
+        self._writer = self._open_writer()
+        self._generation += 1
+        self._files = _identities(self.path)
 
     def __exit__(self, *exc_info: object) -> None:
         self._lock.release()
@@ -247,8 +328,15 @@ class Connection:
         """Set :attr:`trashed` whenever a statement of this connection puts a name in
         ``table``: a temporary trigger (this connection's only) calls back into Python,
         so writes that trash nothing never look at the trash."""
-        self._writer.create_function("dash_database_trashed", 0, self._saw_trash)
-        self.run(
+        self._trash_table = table
+        try:
+            self._watch(self._writer, table)
+        except sqlite3.Error as exc:
+            raise self.error(exc) from exc
+
+    def _watch(self, writer: sqlite3.Connection, table: str) -> None:
+        writer.create_function("dash_database_trashed", 0, self._saw_trash)
+        writer.execute(
             f'CREATE TEMP TRIGGER IF NOT EXISTS "{table}_watch" AFTER INSERT ON main."{table}" '
             "BEGIN SELECT dash_database_trashed(); END"
         )
@@ -259,14 +347,32 @@ class Connection:
     def query(self, sql: str, args: tuple[Any, ...] = ()) -> Rows:
         """Run one read statement on this thread's reading connection."""
         try:
-            conn = getattr(self._local, "reader", None) or self.reader()
-            return conn.execute(sql, args).fetchall()
+            return self._read(sql, args)
+        except sqlite3.Error as exc:
+            if self.read_only or self._files == _identities(self.path):
+                raise self.error(exc) from exc
+        # The log was deleted under the readers too ("disk I/O error"): save its writes
+        # and open anew, as the next write would (see __enter__), then read again.
+        with self:
+            pass
+        try:
+            return self._read(sql, args)
         except sqlite3.Error as exc:
             raise self.error(exc) from exc
 
+    def _read(self, sql: str, args: tuple[Any, ...]) -> Rows:
+        conn = getattr(self._local, "reader", None)
+        if conn is None or self._local.generation != self._generation:
+            conn = self.reader()
+        return conn.execute(sql, args).fetchall()
+
     def reader(self) -> sqlite3.Connection:
-        """This thread's reading connection, opened on its first read."""
+        """This thread's reading connection, opened on its first read (and again once the
+        file's log was replaced: see :meth:`__enter__`)."""
         conn: _Reader | None = getattr(self._local, "reader", None)
+        if conn is not None and self._local.generation != self._generation:
+            conn.close()
+            conn = None
         if conn is None:
             conn = self._connect(_Reader)
             with self._readers_lock:
@@ -274,7 +380,7 @@ class Connection:
                     conn.close()
                     raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
                 self._readers.add(conn)
-            self._local.reader = conn
+            self._local.reader, self._local.generation = conn, self._generation
         return conn
 
     def close(self) -> None:

@@ -70,11 +70,14 @@ def _connect(
     """Open the file's connections and make sure its tables, triggers and counters exist.
 
     :param create: let sqlitedict create the values table first.
+    :raises StorageError: the file is new (missing or empty), yet its side-file folder
+        holds values: it was wiped, and is not opened as an empty store.
     """
+    new = create and (not os.path.exists(path) or os.path.getsize(path) == 0)
     try:
         # Our own connection first: a file that is not a database fails in
         # this thread instead of killing sqlitedict's with a traceback.
-        conn = Connection(path, timeout)
+        conn = Connection(path, timeout, synchronous)
     except sqlite3.DatabaseError as exc:
         if "not a database" in str(exc):
             raise InvalidLocationError(
@@ -99,15 +102,14 @@ def _connect(
             SqliteDict(
                 path, tablename=sql.VALUES, autocommit=False, journal_mode="WAL", outer_stack=False
             ).close()
-        for statement in (
-            f"PRAGMA busy_timeout = {int(timeout * 1000)}",
-            # sqlitedict sets synchronous=OFF; NORMAL in WAL mode loses nothing
-            # on a process crash, FULL nothing on power loss.
-            f"PRAGMA synchronous = {synchronous}",
-        ):
-            conn.run(statement)
         counters.upgrade(conn, files)
         conn.watch_trash(sql.TRASH)
+        if new and (count := files.count()):
+            raise StorageError(
+                f"{path} was empty or missing, but {files.folder} holds {count} of its values: "
+                "the file was deleted, wiped or truncated. Restore it from a backup; or, to "
+                "start an empty store here, move that folder away first"
+            )
     except BaseException:
         conn.close()
         raise

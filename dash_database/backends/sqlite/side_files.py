@@ -136,6 +136,13 @@ class SideFiles:
     def __init__(self, folder: str, timeout: float) -> None:
         self.folder, self._timeout = folder, timeout
 
+    def count(self) -> int:
+        """How many side files the folder holds (0 without a folder)."""
+        try:
+            return sum(is_side_file_name(name) for name in os.listdir(self.folder))
+        except FileNotFoundError:
+            return 0
+
     def writer(self, limit: int, sync: bool) -> SideFileWriter:
         """A new writer of one value into this folder."""
         return SideFileWriter(self.folder, limit, sync)
