@@ -313,14 +313,14 @@ class Codec:
             without one, signed.
         """
         if self.signer is not None:
-            return self._decode(head, self._signed(head, ChunkReader(chunks), where))
+            return self._decode(head, self._signed(head, ChunkReader(chunks), where), where)
         if records.has_header(head):
-            return self._decode(head, self._unsigned(head, ChunkReader(chunks), where))
+            return self._decode(head, self._unsigned(head, ChunkReader(chunks), where), where)
         self.check_kind(head)
         chunks = iter(chunks)
         first = next(chunks, b"")
         refuse_signed(head, bytes(first[: len(LEGACY_MAGIC)]), where)
-        return self._decode(head, ChunkReader(itertools.chain([first], chunks)))
+        return self._decode(head, ChunkReader(itertools.chain([first], chunks)), where)
 
     def load_file(self, head: bytes, file: Seekable, where: Where) -> Any:
         """Rebuild a value from its record's head and its body, read from ``file``.
@@ -328,16 +328,17 @@ class Codec:
         :raises DeserializationError: as :meth:`load`.
         """
         if self.signer is not None:
-            return self._decode(head, self._signed(head, file, where))
+            return self._decode(head, self._signed(head, file, where), where)
         if records.has_header(head):
-            return self._decode(head, self._unsigned(head, file, where))
+            return self._decode(head, self._unsigned(head, file, where), where)
         self.check_kind(head)
         refuse_signed(head, file.read(len(LEGACY_MAGIC)), where)
         file.seek(0)  # and the unpickler reads the file itself: no copy in between
-        return self._decode(head, file)
+        return self._decode(head, file, where)
 
-    def _decode(self, head: bytes, file: Readable) -> Any:
-        """The value of the serialized bytes in ``file``, of the record whose head is ``head``."""
+    def _decode(self, head: bytes, file: Readable, where: Where) -> Any:
+        """The value of the serialized bytes in ``file``, of the record whose head is ``head``
+        (``where``'s)."""
         compressed = records.fields(head, COMPRESSED)
         if compressed:
             file = Decompressed(file, compressed)
@@ -351,7 +352,11 @@ class Codec:
         except DashDatabaseError:
             raise  # the backend failed to deliver a chunk, or a signature: its own error
         except Exception as exc:
-            raise DeserializationError(f"stored value cannot be read back: {exc}") from exc
+            user_id, key_name = where
+            raise DeserializationError(
+                f"the stored value of key_name={key_name!r} of user_id={user_id!r} cannot be "
+                f"read back ({exc}): it is damaged, or was cut short"
+            ) from exc
 
     def load_record(self, record: bytes, where: Where) -> Any:
         """Rebuild a value stored complete in one record (head included)."""

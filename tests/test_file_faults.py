@@ -4,6 +4,7 @@ disk."""
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import shutil
@@ -17,7 +18,7 @@ import pytest
 
 from dash_database import DashDatabase
 from dash_database.backends.sqlite.room import RESERVE_VARIABLE
-from dash_database.exceptions import StorageError
+from dash_database.exceptions import DeserializationError, StorageError
 from dash_database.serialization import CHUNK_SIZE
 
 from helpers import DATA, Clock, Volume
@@ -322,3 +323,31 @@ def test_a_log_deleted_under_an_open_store_is_saved_and_the_store_goes_on(
         )
         done = subprocess.run([sys.executable, "-c", reader, str(path)], capture_output=True)
         assert done.stdout == b"51\n"
+
+
+def test_a_truncated_or_swapped_side_file_is_reported_never_read_as_data(tmp_path: Path) -> None:
+    """A side file cut short, or two swapped, fails to read naming the user and key, and
+    stats(check=True) counts each as missing."""
+    path = tmp_path / "store.sqlite3"
+    with DashDatabase(path) as db:
+        db._backend.chunk_size = 1024
+        db.store_user_value("alice", "upload", b"a" * 5000)
+        db.store_user_value("bob", "upload", b"b" * 9000)
+        db.store_user_value("carol", "upload", b"c" * 5000)
+        folder = Path(db._backend.files.folder)  # type: ignore[attr-defined]
+        files = {user: folder / name for user, name in _side_files(db)}
+        files["alice"].write_bytes(files["alice"].read_bytes()[:2000])
+        bob, carol = files["bob"].read_bytes(), files["carol"].read_bytes()
+        files["bob"].write_bytes(carol)
+        files["carol"].write_bytes(bob)
+        for user in ("alice", "bob", "carol"):
+            with pytest.raises(DeserializationError, match=f"user_id='{user}'"):
+                assert db.get_user_value(user, "upload") != b"x"
+        assert db.inspect.stats(check=True).missing == 3
+        assert db.inspect.key_sizes("alice") == {"upload": None}
+
+
+def _side_files(db: DashDatabase) -> list[tuple[str, str]]:
+    """(user, side-file name) of every value in a side file."""
+    rows = db._backend._conn.query("SELECT key, value FROM dash_database")  # type: ignore[attr-defined]
+    return [(json.loads(key)[0], record[1:].decode()) for key, record in rows if record[:1] == b"p"]

@@ -20,7 +20,7 @@ import time
 import urllib.parse
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from ...exceptions import StorageError
@@ -46,21 +46,56 @@ class _Reader(sqlite3.Connection):
     """A reading connection; a subclass only so that it can be weakly referenced."""
 
 
-#: A file's identity, ``(device, inode)``, or ``None`` where there is no file.
-Identity = tuple[int, int] | None
+class _Watched:
+    """The database file and its write-ahead log, each held by a descriptor to learn whether
+    its name was deleted (or renamed over) since: its link count drops to 0. ``fstat`` on a
+    held descriptor costs far less than ``stat`` on a path, and runs before every write.
+
+    Closing any ordinary descriptor of the database file would drop the POSIX locks that
+    SQLite holds on it for this process (other stores on the same file included), so the
+    descriptors are Linux's ``O_PATH`` ones, which hold no locks to drop (elsewhere files
+    are not watched: see :data:`WATCHING`).
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._file = os.open(path, _O_PATH)
+        self._log: int | None = None
+        self.log_seen()
+
+    def log_seen(self) -> None:
+        """Hold the log, if it exists now and is not held yet (SQLite makes it on demand)."""
+        if self._log is None:
+            with suppress(FileNotFoundError):
+                self._log = os.open(self._path + "-wal", _O_PATH)
+
+    def file_gone(self) -> bool:
+        """Whether the database file's name no longer leads to the file opened."""
+        return os.fstat(self._file).st_nlink == 0
+
+    def log_gone(self) -> bool:
+        """Whether the log held was deleted (or renamed over) since; a log not held yet is
+        held from now on, if it exists."""
+        if self._log is None:
+            self.log_seen()
+            return False
+        return os.fstat(self._log).st_nlink == 0
+
+    def forget_log(self) -> None:
+        """Stop holding the log (it is gone); the next one is held once it exists."""
+        if self._log is not None:
+            os.close(self._log)
+            self._log = None
+
+    def close(self) -> None:
+        """Close both descriptors."""
+        self.forget_log()
+        os.close(self._file)
 
 
-def _identities(path: str) -> tuple[Identity, Identity]:
-    """The identity of the database file and of its write-ahead log."""
-    found: list[Identity] = []
-    for name in (path, path + "-wal"):
-        try:
-            status = os.stat(name)
-        except FileNotFoundError:
-            found.append(None)
-        else:
-            found.append((status.st_dev, status.st_ino))
-    return found[0], found[1]
+_O_PATH = getattr(os, "O_PATH", 0)
+#: Whether files deleted under a store are noticed: on Linux, which has ``O_PATH``.
+WATCHING = bool(_O_PATH)
 
 
 def on_read_only_volume(path: str) -> bool:
@@ -130,8 +165,7 @@ class Connection:
         # Readers opened before the file's log was replaced (see _reopen) open anew.
         self._generation = 0
         self._writer: sqlite3.Connection = self._open_writer()
-        # The identity of the file and of its log (see __enter__), once the log exists.
-        self._files = _identities(path)
+        self._watched = _Watched(path) if WATCHING and not self.read_only else None
 
     def _open_writer(self) -> sqlite3.Connection:
         writer: sqlite3.Connection = self._connect()
@@ -226,25 +260,22 @@ class Connection:
             not be saved; this write changed nothing.
         """
         self._lock.acquire()
-        if self._files != (files := _identities(self.path)) and not self.read_only:
+        watched = self._watched
+        if watched is not None and (watched.log_gone() or watched.file_gone()):
             try:
-                self._files_changed(files)
+                self._files_changed(watched)
             except BaseException:
                 self._lock.release()
                 raise
         return self
 
-    def _files_changed(self, files: tuple[Identity, Identity]) -> None:
-        (old_file, old_log), file = self._files, files[0]
-        if file != old_file:
+    def _files_changed(self, watched: _Watched) -> None:
+        if watched.file_gone():
             raise StorageError(
                 f"{self.path}: the database file was deleted or replaced while this process "
                 "had it open, so writes made now would be lost. Restore the file, or restart "
                 "the process to use the new one; this call changed nothing"
             )
-        if old_log is None:  # the log came to be since the file was opened: as it should
-            self._files = files
-            return
         try:
             # Our writer still has the deleted log open: copy what it holds into the file.
             self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
@@ -261,9 +292,10 @@ class Connection:
             self.path,
         )
         self._writer.close()
+        watched.forget_log()
         self._writer = self._open_writer()
+        watched.log_seen()
         self._generation += 1
-        self._files = _identities(self.path)
 
     def __exit__(self, *exc_info: object) -> None:
         self._lock.release()
@@ -349,7 +381,8 @@ class Connection:
         try:
             return self._read(sql, args)
         except sqlite3.Error as exc:
-            if self.read_only or self._files == _identities(self.path):
+            watched = self._watched
+            if watched is None or not (watched.log_gone() or watched.file_gone()):
                 raise self.error(exc) from exc
         # The log was deleted under the readers too ("disk I/O error"): save its writes
         # and open anew, as the next write would (see __enter__), then read again.
@@ -392,3 +425,5 @@ class Connection:
             conn.close()
         with self._lock:
             self._writer.close()
+            if self._watched is not None:
+                self._watched.close()

@@ -43,7 +43,7 @@ def _fill_columns(conn: Connection, files: SideFiles) -> None:
         logger.info("%s: building counters for %d values, once", conn.path, len(rows))
     for start in range(0, len(rows), BATCH):
         filled = []
-        for key, length, name in rows[start : start + BATCH]:
+        for key, length, name, _ in rows[start : start + BATCH]:  # its size is not set yet
             size = length
             if name is not None:
                 file_size = files.size(name)

@@ -122,14 +122,18 @@ def _is_full(exc: BaseException) -> bool:
 
 
 def _sizes(rows: sql.Rows, files: SideFiles) -> list[ValueSize]:
-    """``(user, key, stored bytes)`` of rows of :data:`.schema.SIZES`."""
+    """``(user, key, stored bytes)`` of rows of :data:`.schema.SIZES`; ``None`` where a side
+    file is missing, or is not the size its record was written with (truncated, swapped)."""
     sizes: list[ValueSize] = []
-    for key, size, name in rows:
-        stored: int | None = size
+    for key, length, name, recorded in rows:
+        stored: int | None = length
         if name is not None:
-            file_size = files.size(name)
             # Such a record is a head and a name; the value, the head and the file.
-            stored = None if file_size is None else stored_size(size - len(name), file_size)
+            stored = files.size(name)
+            if stored is not None:
+                stored = stored_size(length - len(name), stored)
+            if stored != recorded:
+                stored = None
         sizes.append((*json.loads(key), stored))
     return sizes
 
@@ -180,16 +184,18 @@ class FileBackend(Backend):
         forks.register(self)
         logger.debug("opened %s (synchronous=%s)", path, self._synchronous)
 
-    def _load(self, record: bytes, user_id: Key, key_name: Key, codec: Codec | None = None) -> Any:
-        """The value of ``record``: inline, or in the side file it names.
+    def _load(self, row: sql.Row, user_id: Key, key_name: Key, codec: Codec | None = None) -> Any:
+        """The value of a row of :data:`.schema.GET` (a record and its stored bytes): inline,
+        or in the side file it names.
 
         :raises FileNotFoundError: the side file was removed after ``record`` was read.
+        :raises DeserializationError: the side file is not the size it was written with.
         """
-        codec = codec or self.codec
+        codec, (record, stored) = codec or self.codec, row
         if not is_chunked(record):
             return codec.load_record(record, (user_id, key_name))
         head, name = split(record)
-        with self.files.open(name, user_id, key_name) as file:
+        with self.files.open(name, user_id, key_name, stored - len(head)) as file:
             return codec.load_file(head, file, (user_id, key_name))
 
     def _read(self, user_id: Key, touch: Touch | None, read: Callable[[Run], T]) -> Seen[T]:
@@ -221,7 +227,7 @@ class FileBackend(Backend):
             else:
                 rows, seen = self._read(user_id, touch, lambda run: run(sql.GET, (key,)))
             try:
-                return (self._load(rows[0][0], user_id, key_name) if rows else MISSING), seen
+                return (self._load(rows[0], user_id, key_name) if rows else MISSING), seen
             except FileNotFoundError:
                 touch = None  # replaced or deleted since we read its record: read it again
         raise StorageError(
@@ -313,11 +319,13 @@ class FileBackend(Backend):
         rows = self._conn.query(sql.GET, (sql.record_key(user_id, key_name),))
         if not rows:
             return None
-        record = bytes(rows[0][0])
+        record, stored = bytes(rows[0][0]), rows[0][1]
         head, body = split(record)
         if not is_chunked(record):
             return head, iter([body])
-        return head, self.files.pieces(body, user_id, key_name, self.chunk_size)
+        return head, self.files.pieces(
+            body, (user_id, key_name), self.chunk_size, stored - len(head)
+        )
 
     def _replace(
         self,
@@ -335,7 +343,7 @@ class FileBackend(Backend):
         rows = conn.run(sql.GET, (key,))
         if not rows and default is MISSING:
             return False, MISSING  # only a stored value is replaced
-        new = func(self._load(rows[0][0], user_id, key_name, codec) if rows else default)
+        new = func(self._load(rows[0], user_id, key_name, codec) if rows else default)
         record, side_file = self._encode(lambda out: codec.dump(new, out, where))
         side_files.append(side_file)
         if self.quotas is not None:

@@ -115,7 +115,7 @@ TRIGGERS = (
     f'INSERT INTO "{VALUES}" (key, value, user, size) '
     f"VALUES (NEW.key, NEW.value, NEW.user, NEW.size) {_UPSERT}; END",
 )
-GET = f'SELECT value FROM "{VALUES}" WHERE key = ?'
+GET = f'SELECT value, size FROM "{VALUES}" WHERE key = ?'
 HAS = f'SELECT 1 FROM "{VALUES}" WHERE key = ?'
 PUT = f'INSERT INTO "{VALUES}" (key, value, user, size) VALUES (?, ?, ?, ?) {_UPSERT}'
 PUT_SEEN = f'INSERT INTO "{PUT_SEEN_VIEW}" VALUES (?, ?, ?, ?, ?)'
@@ -135,7 +135,7 @@ _RANGE = "key >= ? AND key < ?"
 KEYS = f'SELECT key FROM "{VALUES}" WHERE {_RANGE}'
 COUNT = f'SELECT count(*) FROM "{VALUES}" WHERE {_RANGE}'
 DELETE_RANGE = f'DELETE FROM "{VALUES}" WHERE {_RANGE}'
-SIZES = f'SELECT key, length(value), {sql_reference("value")} FROM "{VALUES}"'
+SIZES = f'SELECT key, length(value), {sql_reference("value")}, size FROM "{VALUES}"'
 USER_SIZES = f"{SIZES} WHERE {_RANGE}"
 ALL_FILES = f'SELECT {sql_reference("value")} FROM "{VALUES}" WHERE {sql_is_chunked("value")}'
 TRASHED = f'SELECT name FROM "{TRASH}"'
@@ -162,7 +162,8 @@ REHEAD = f'UPDATE "{VALUES}" SET value = CAST(? || substr(value, ?) AS BLOB) WHE
 RENAME_SEEN = f'UPDATE "{SESSIONS}" SET user = ? WHERE user = ?'
 FORGET_IDLE = f'DELETE FROM "{SESSIONS}" WHERE user = ? AND seen < ?'
 
-Rows = list[tuple[Any, ...]]
+Row = tuple[Any, ...]
+Rows = list[Row]
 
 
 def check_durability(durability: str) -> str:

@@ -27,7 +27,7 @@ from contextlib import suppress
 from typing import Any, BinaryIO
 
 from ...exceptions import DeserializationError, StorageError
-from ...keys import Key
+from ...keys import Key, Where
 from ...records import continued, is_chunked, split, stored_size
 from .connection import Connection, hint
 from .room import disk_full
@@ -161,18 +161,30 @@ class SideFiles:
             )
         return os.path.join(self.folder, text)
 
-    def open(self, name: bytes, user_id: Key, key_name: Key) -> BinaryIO:
+    def open(self, name: bytes, user_id: Key, key_name: Key, size: int | None = None) -> BinaryIO:
         """Open a record's side file for reading, never through a link.
 
+        :param size: the bytes the file was written with, if known: a file of another size
+            was cut short, replaced or swapped, and is refused.
         :raises FileNotFoundError: the file is gone (replaced since its record was read).
+        :raises DeserializationError: the file is not ``size`` bytes.
         """
         path = self.path(name, user_id, key_name)
         try:
-            return os.fdopen(os.open(path, _OPEN_FLAGS), "rb")
+            file = os.fdopen(os.open(path, _OPEN_FLAGS), "rb")
         except FileNotFoundError:
             raise
         except OSError as exc:
             raise StorageError(f"{path}: {exc}; restore the folder with the database") from exc
+        found = os.fstat(file.fileno()).st_size
+        if size is not None and found != size:
+            file.close()
+            raise DeserializationError(
+                f"the side file {path} of key_name={key_name!r} of user_id={user_id!r} holds "
+                f"{found} bytes, where its value was written with {size}: it was cut short, "
+                "replaced or swapped. Delete the value, or restore the folder from a backup"
+            )
+        return file
 
     def head(self, record: bytes, user_id: Key, key_name: Key, limit: int) -> bytes:
         """A record's head (inline form) and the first ``limit`` bytes of its body, inline or
@@ -186,9 +198,12 @@ class SideFiles:
         except FileNotFoundError:
             return head
 
-    def pieces(self, name: bytes, user_id: Key, key_name: Key, size: int) -> Iterator[bytes]:
-        """The bytes of a record's side file, ``size`` at a time (opened now, read as asked)."""
-        file = self.open(name, user_id, key_name)
+    def pieces(self, name: bytes, where: Where, size: int, stored: int) -> Iterator[bytes]:
+        """The bytes of a record's side file, ``size`` at a time (opened now, read as asked).
+
+        :param stored: the bytes the file was written with (see :meth:`open`).
+        """
+        file = self.open(name, *where, stored)
 
         def read() -> Iterator[bytes]:
             with file:
