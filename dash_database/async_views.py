@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from .checking import CheckReport, Progress
 from .database import DashDatabase
 from .exceptions import KeyNotFoundError
 from .inspection import Inspector, UserSummary
@@ -86,6 +87,10 @@ class AsyncInspector:
     async def stats(self, check: bool = False) -> Stats:
         """The number of live users, of their values, and their bytes."""
         return await asyncio.to_thread(self._inspector.stats, check)
+
+    async def check(self, progress: Progress | None = None) -> CheckReport:
+        """Check the store, changing nothing; see :meth:`.Inspector.check`."""
+        return await asyncio.to_thread(self._inspector.check, progress)
 
     async def user_stats(self, user_id: Key, check: bool = False) -> UserStats:
         """The user's number of values, their bytes, and its last activity."""

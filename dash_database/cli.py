@@ -27,7 +27,7 @@ from .serialization import kind_name, serialized_start
 
 __all__ = ["ProgressBar", "main", "parse_duration"]
 
-EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
+EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_FAILED, EXIT_DAMAGED = 0, 1, 2, 3, 4
 #: The environment variable the CLI reads the secret key from (one key per line).
 SECRET_KEY_VARIABLE = "DASH_DATABASE_SECRET_KEY"
 PREVIEW_BYTES = 64 * 1024
@@ -256,6 +256,27 @@ class Cli:
         )
         self.emit({"purged_users": removed}, [f"purged {removed:,} users"])
 
+    def check(self) -> int:
+        """Check the store, changing nothing; exit 4 if anything is wrong."""
+        values = self.db.stats().keys
+        report = self.db.inspect.check(progress=ProgressBar("checking", values))
+        problems = [
+            {"kind": p.kind, "user": p.user_id, "key": p.key_name, "detail": p.detail}
+            for p in report.problems
+        ]
+        lines = [
+            f"{p.kind}: "
+            + (f"user {p.user_id!r} " if p.user_id is not None else "")
+            + (f"key {p.key_name!r} " if p.key_name is not None else "")
+            + p.detail
+            for p in report.problems
+        ]
+        verdict = "healthy" if report.healthy else f"{len(problems):,} problems"
+        summary = f"checked {report.values:,} values: {verdict}"
+        data = {"values": report.values, "healthy": report.healthy, "problems": problems}
+        self.emit(data, [summary, *lines])
+        return EXIT_OK if report.healthy else EXIT_DAMAGED
+
     def delete_user(self) -> None:
         """Delete one user's values and activity."""
         user_id = self._user(self.args.user)
@@ -362,7 +383,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except (DashDatabaseError, OSError) as exc:
         return _fail(exc, EXIT_FAILED, out, as_json)
     try:
-        getattr(cli, args.command.replace("-", "_"))()
+        code = getattr(cli, args.command.replace("-", "_"))()
     except UsageError as exc:
         return _fail(exc, EXIT_USAGE, out, as_json)
     except CommandError as exc:
@@ -371,7 +392,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return _fail(exc, EXIT_FAILED, out, as_json)
     finally:
         cli.close()
-    return EXIT_OK
+    return EXIT_OK if code is None else int(code)
 
 
 def _fail(exc: Exception, code: int, out: TextIO, as_json: bool) -> int:

@@ -74,11 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
         "  dash-database sessions.sqlite3 purge --older-than 30d --dry-run\n"
         "  dash-database redis://localhost:6379/0 export --all > sessions.json\n"
         "  dash-database sessions.sqlite3 copy redis://localhost:6379/0\n\n"
-        "exit codes: 0 done, 1 user or key not found, 2 bad arguments, 3 the store failed.\n"
-        "A signed store's key is read from DASH_DATABASE_SECRET_KEY (one key per line,\n"
-        "the first signs), never from the command line.\n"
-        "USER and KEY are text; digits also match an int id. --json makes every\n"
-        "outcome JSON on stdout, errors included.",
+        "exit codes: 0 done, 1 not found, 2 bad arguments, 3 the store failed, 4 damaged.\n"
+        "A signed store's key comes from DASH_DATABASE_SECRET_KEY (a key per line, the\n"
+        "first signs). USER and KEY are text; digits also match an int id. --json makes\n"
+        "every outcome JSON on stdout, errors included.",
         formatter_class=_FORMAT,
     )
     parser.add_argument("location", type=_location, help="SQLite file path or redis:// URL")
@@ -89,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     stats = _command(commands, "stats", "users, values and bytes stored", "stats --check")
     stats.add_argument(
         "--check", action="store_true", help="read every value's size, and count missing data"
+    )
+    _command(
+        commands,
+        "check",
+        "check every value and the counters, running nothing",
+        "check --json",
     )
     users = _command(commands, "users", "users with sizes and activity", "users --sort bytes")
     users.add_argument("--sort", choices=SORTS, default="activity", help="(default: activity)")

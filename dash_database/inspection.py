@@ -11,9 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import clock
+from . import checking, clock
 from .activity import Activity
 from .backends.base import Backend
+from .checking import CheckReport, Progress
 from .clock import to_seconds
 from .exceptions import KeyNotFoundError
 from .keys import Key, check_key, sort_keys
@@ -101,6 +102,15 @@ class Inspector:
             return UserStats(keys=keys, bytes=stored, last_activity=seen)
         totals = _stats(1, [size for *_, size in backend.value_sizes(user_id)])
         return UserStats(totals.keys, totals.bytes, seen, totals.missing)
+
+    def check(self, progress: Progress | None = None) -> CheckReport:
+        """Check the store: the engine's own check, every value's data (read without running
+        anything it holds) and the counters against the values (:mod:`.checking`).
+
+        :param progress: called with the running count of values checked.
+        """
+        backend = self._backend()
+        return checking.check(backend, backend.codec, progress)
 
     def key_sizes(self, user_id: Key) -> dict[Key, int | None]:
         """The user's key names and stored bytes (``None``: the data is missing or damaged)."""

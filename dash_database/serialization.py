@@ -15,8 +15,9 @@ import itertools
 import json
 import math
 import pickle
+import pickletools
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Protocol
+from typing import IO, Any, Protocol, cast
 
 from . import dataformats, records
 from .compression import DEFAULT_LEVEL, Compressor, Decompressed
@@ -312,15 +313,46 @@ class Codec:
             serializer's; with a signer, unsigned, signed with another key, or altered;
             without one, signed.
         """
+        return self._decode(head, self._serialized(head, chunks, where), where)
+
+    def check(self, head: bytes, chunks: Iterable[bytes], where: Where) -> None:
+        """Read a value as :meth:`load` does, through every check (signature, kind, the
+        compressed length), without building it where that could run code: a pickle's
+        opcodes are parsed (:func:`pickletools.genops`), never run.
+
+        :raises DeserializationError: as :meth:`load`.
+        """
+        stream = self._serialized(head, chunks, where)
+        if records.kind(head) != b"P":
+            self._decode(head, stream, where)  # the other formats never run code
+            return
+        compressed = records.fields(head, COMPRESSED)
+        file = Decompressed(stream, compressed) if compressed else stream
+        try:
+            # genops reads with read() and readline() only, as the unpickler does.
+            for _ in pickletools.genops(cast(IO[bytes], file)):
+                pass
+        except DashDatabaseError:
+            raise
+        except Exception as exc:
+            user_id, key_name = where
+            raise DeserializationError(
+                f"the stored value of key_name={key_name!r} of user_id={user_id!r} is not a "
+                f"whole pickle ({exc}): it is damaged, or was cut short"
+            ) from exc
+
+    def _serialized(self, head: bytes, chunks: Iterable[bytes], where: Where) -> Readable:
+        """The serialized bytes of the record whose head is ``head`` and body ``chunks``,
+        checked as they are read (see :meth:`load`)."""
         if self.signer is not None:
-            return self._decode(head, self._signed(head, ChunkReader(chunks), where), where)
+            return self._signed(head, ChunkReader(chunks), where)
         if records.has_header(head):
-            return self._decode(head, self._unsigned(head, ChunkReader(chunks), where), where)
+            return self._unsigned(head, ChunkReader(chunks), where)
         self.check_kind(head)
         chunks = iter(chunks)
         first = next(chunks, b"")
         refuse_signed(head, bytes(first[: len(LEGACY_MAGIC)]), where)
-        return self._decode(head, ChunkReader(itertools.chain([first], chunks)), where)
+        return ChunkReader(itertools.chain([first], chunks))
 
     def load_file(self, head: bytes, file: Seekable, where: Where) -> Any:
         """Rebuild a value from its record's head and its body, read from ``file``.

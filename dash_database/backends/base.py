@@ -201,6 +201,11 @@ class Maintenance(abc.ABC):
         :raises ~dash_database.exceptions.DeserializationError: ``codec`` refused it.
         """
 
+    def check_storage(self) -> list[str]:
+        """What the storage's own check finds wrong (SQLite's ``quick_check``), one line each;
+        nothing for a healthy store. Engines without such a check keep this default."""
+        return []
+
     def collect_garbage(self) -> int:
         """Remove what writers that died halfway left behind; return how many items.
 

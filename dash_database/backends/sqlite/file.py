@@ -482,6 +482,15 @@ class FileBackend(Backend):
         rows = self._conn.query(sql.ALL_COUNTS if user_id is None else sql.USER_COUNT, args)
         return {json.loads(user): (keys, stored) for user, keys, stored in rows}
 
+    def check_storage(self) -> list[str]:
+        """What SQLite's ``quick_check`` finds wrong with the file (a damaged page, an index
+        that disagrees with its table), one line each."""
+        try:
+            lines = [str(row[0]) for row in self._conn.query("PRAGMA quick_check")]
+        except StorageError as exc:
+            return [str(exc)]
+        return [] if lines == ["ok"] else lines
+
     def collect_garbage(self) -> int:
         """Remove side files left by writers that died before committing; return how many."""
         return self.files.collect_garbage(self._conn)

@@ -1,0 +1,89 @@
+"""Checking a store: its engine's own check, each value's data, and the counters against the
+values, without running anything the store holds (a pickle's opcodes are parsed, never run).
+
+It only reads: ``python -m dash_database STORE check`` and ``db.inspect.check()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+from .backends.base import Maintenance
+from .exceptions import DashDatabaseError
+from .keys import Key
+from .serialization import Codec, kind_name
+
+#: Called with the running count of values checked.
+Progress = Callable[[int], None]
+
+
+class Problem(NamedTuple):
+    """One thing wrong with a store.
+
+    :param kind: ``"storage"`` (the engine's own check), ``"missing"`` (a value's data is
+        gone, cut short or swapped), ``"damaged"`` (it cannot be read back) or
+        ``"counters"`` (a user's counted values or bytes differ from what it holds).
+    :param user_id: whose; ``None`` for the storage.
+    :param key_name: which value; ``None`` for the storage and counters.
+    :param detail: what was found.
+    """
+
+    kind: str
+    user_id: Key | None
+    key_name: Key | None
+    detail: str
+
+
+class CheckReport(NamedTuple):
+    """What :func:`check` found: how many values it read, and each problem."""
+
+    values: int
+    problems: list[Problem]
+
+    @property
+    def healthy(self) -> bool:
+        """Whether nothing is wrong."""
+        return not self.problems
+
+
+def check(backend: Maintenance, codec: Codec, progress: Progress | None = None) -> CheckReport:
+    """Check every value of ``backend``, and its counters; change nothing.
+
+    :param codec: the store's codec, whose key (if any) checks signed values.
+    """
+    problems = [Problem("storage", None, None, text) for text in backend.check_storage()]
+    held: dict[Key, tuple[int, int]] = {}
+    unknown: set[Key] = set()  # users with data missing: their bytes cannot be known
+    sizes = backend.value_sizes(None)
+    for done, (user_id, key_name, size) in enumerate(sizes, 1):
+        keys, stored = held.get(user_id, (0, 0))
+        held[user_id] = (keys + 1, stored + (size or 0))
+        if size is None:
+            unknown.add(user_id)
+            detail = "its data is missing, cut short or swapped"
+            problems.append(Problem("missing", user_id, key_name, detail))
+        elif (damage := _damage(backend, codec, user_id, key_name)) is not None:
+            problems.append(Problem("damaged", user_id, key_name, damage))
+        if progress is not None:
+            progress(done)
+    counted = backend.counts(None)
+    for user_id in sorted((set(held) | set(counted)) - unknown, key=repr):
+        (keys, stored), real = counted.get(user_id, (0, 0)), held.get(user_id, (0, 0))
+        if (keys, stored) != real:
+            detail = f"counted {keys} values of {stored} bytes; holds {real[0]} of {real[1]}"
+            problems.append(Problem("counters", user_id, None, detail))
+    return CheckReport(len(sizes), problems)
+
+
+def _damage(backend: Maintenance, codec: Codec, user_id: Key, key_name: Key) -> str | None:
+    """Why the value cannot be read back, or ``None`` if it can."""
+    try:
+        raw = backend.read_raw(user_id, key_name)
+        if raw is None:
+            return None  # deleted since it was listed
+        head, pieces = raw
+        Codec(kind_name(head), signer=codec.signer).check(head, pieces, (user_id, key_name))
+    except DashDatabaseError as exc:
+        return str(exc)
+    return None
