@@ -21,6 +21,7 @@ from typing import Any
 from .activity import Progress
 from .async_views import AsyncInspector, AsyncUserValues
 from .backends.locations import Location
+from .checking import RepairReport
 from .converting import ConvertReport
 from .copying import CopyReport
 from .database import DashDatabase, Duration
@@ -153,6 +154,12 @@ class AsyncDashDatabase:
         return await asyncio.to_thread(
             convert, trust_pickles=trust_pickles, dry_run=dry_run, progress=progress
         )
+
+    async def repair(
+        self, *, dry_run: bool = False, progress: Progress | None = None
+    ) -> RepairReport:
+        """Drop damaged values and recount; see :meth:`DashDatabase.repair`."""
+        return await asyncio.to_thread(self.sync.repair, dry_run=dry_run, progress=progress)
 
     async def list_users(self) -> list[Key]:
         """Every user id that holds at least one value."""

@@ -1,15 +1,18 @@
-"""Checking a store: its engine's own check, each value's data, and the counters against the
-values, without running anything the store holds (a pickle's opcodes are parsed, never run).
+"""Checking a store and repairing it: its engine's own check, each value's data, and the
+counters against the values, without running anything the store holds (a pickle's opcodes
+are parsed, never run).
 
-It only reads: ``python -m dash_database STORE check`` and ``db.inspect.check()``.
+:func:`check` only reads (``python -m dash_database STORE check``, ``db.inspect.check()``);
+:func:`repair` drops the values whose data is gone or damaged and recounts
+(``... repair``, ``db.repair()``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
-from .backends.base import Maintenance
+from .backends.base import Backend, Maintenance
 from .exceptions import DashDatabaseError
 from .keys import Key
 from .serialization import Codec, kind_name
@@ -87,3 +90,34 @@ def _damage(backend: Maintenance, codec: Codec, user_id: Key, key_name: Key) -> 
     except DashDatabaseError as exc:
         return str(exc)
     return None
+
+
+class RepairReport(NamedTuple):
+    """What :func:`repair` did (or, in a dry run, would do).
+
+    :param dropped: the values dropped: missing or damaged, as :func:`check` found them.
+    :param recounted: whether the counters were rebuilt from the values.
+    :param storage: what the engine's own check found; no repair of a value mends it.
+    """
+
+    dropped: list[Problem]
+    recounted: bool
+    storage: list[Problem]
+
+
+def repair(
+    backend: Backend, codec: Codec, dry_run: bool, progress: Progress | None = None
+) -> RepairReport:
+    """Drop every value whose data is missing or damaged, then rebuild the counters from
+    the values and remove what dead writers left; with ``dry_run``, only say so."""
+    report = check(backend, codec, progress)
+    dropped = [p for p in report.problems if p.kind in ("missing", "damaged")]
+    storage = [p for p in report.problems if p.kind == "storage"]
+    recount = any(p.kind != "storage" for p in report.problems)
+    if not dry_run:
+        for problem in dropped:  # each names its user and key (see Problem)
+            backend.delete(cast(Key, problem.user_id), cast(Key, problem.key_name), None)
+        if recount:
+            backend.recount()
+        backend.collect_garbage()
+    return RepairReport(dropped, recount, storage)

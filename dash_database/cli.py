@@ -277,6 +277,24 @@ class Cli:
         self.emit(data, [summary, *lines])
         return EXIT_OK if report.healthy else EXIT_DAMAGED
 
+    def repair(self) -> None:
+        """Drop values whose data is missing or damaged, and recount (or, --dry-run, say so)."""
+        values = self.db.stats().keys
+        report = self.db.repair(dry_run=self.args.dry_run, progress=ProgressBar("checking", values))
+        verb = "would drop" if self.args.dry_run else "dropped"
+        lines = [f"{verb} {len(report.dropped):,} values"]
+        lines += [f"  user {p.user_id!r} key {p.key_name!r}: {p.detail}" for p in report.dropped]
+        if report.recounted:
+            lines.append("would recount the counters" if self.args.dry_run else "recounted")
+        lines += [f"storage: {p.detail} (restore the file from a backup)" for p in report.storage]
+        dropped = [
+            {"user": p.user_id, "key": p.key_name, "kind": p.kind, "detail": p.detail}
+            for p in report.dropped
+        ]
+        storage = [p.detail for p in report.storage]
+        data = {"dry_run": self.args.dry_run, "dropped": dropped, "recounted": report.recounted}
+        self.emit({**data, "storage": storage}, lines)
+
     def delete_user(self) -> None:
         """Delete one user's values and activity."""
         user_id = self._user(self.args.user)

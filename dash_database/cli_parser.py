@@ -72,7 +72,6 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  dash-database sessions.sqlite3 users --sort bytes --reverse\n"
         "  dash-database sessions.sqlite3 purge --older-than 30d --dry-run\n"
-        "  dash-database redis://localhost:6379/0 export --all > sessions.json\n"
         "  dash-database sessions.sqlite3 copy redis://localhost:6379/0\n\n"
         "exit codes: 0 done, 1 not found, 2 bad arguments, 3 the store failed, 4 damaged.\n"
         "A signed store's key comes from DASH_DATABASE_SECRET_KEY (a key per line, the\n"
@@ -94,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
         "check",
         "check every value and the counters, running nothing",
         "check --json",
+    )
+    repair = _command(
+        commands, "repair", "drop missing or damaged values, and recount", "repair --dry-run"
+    )
+    repair.add_argument(
+        "--dry-run", action="store_true", help="say what it would do; change nothing"
     )
     users = _command(commands, "users", "users with sizes and activity", "users --sort bytes")
     users.add_argument("--sort", choices=SORTS, default="activity", help="(default: activity)")

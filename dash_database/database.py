@@ -16,10 +16,11 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
-from . import clock, compression, purging
+from . import checking, clock, compression, purging
 from .activity import PURGE_BATCH, Activity, Progress, Touch
 from .backends.base import Backend
 from .backends.locations import Location, open_backend
+from .checking import RepairReport
 from .clock import to_seconds
 from .converting import ConvertReport, convert_to_data
 from .copying import CopyReport, copy_records
@@ -311,6 +312,17 @@ class DashDatabase:
                 "secret_key, only signed values are unpickled)"
             )
         return convert_to_data(self._open(), dry_run, progress)
+
+    def repair(self, *, dry_run: bool = False, progress: Progress | None = None) -> RepairReport:
+        """Repair the store: drop every value whose data is missing or damaged (as
+        ``inspect.check()`` finds them, reading nothing it runs), rebuild the counters from
+        the values, and remove what dead writers left (:mod:`.checking`).
+
+        :param dry_run: find and report, change nothing.
+        :param progress: called with the running count of values checked.
+        """
+        backend = self._open()
+        return checking.repair(backend, backend.codec, dry_run, progress)
 
     def list_users(self) -> list[Key]:
         """Return every user id that holds at least one value, in the order of keys."""

@@ -1,4 +1,5 @@
-"""Checking a store: what `db.inspect.check()` and the CLI's `check` find, running nothing."""
+"""Checking and repairing a store: what `check` finds, running nothing, and what `repair`
+mends, through the API and the CLI."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ import io
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from dash_database import DashDatabase
+from dash_database.backends.memory import MemoryBackend
+from dash_database.backends.sqlite.file import FileBackend
 from dash_database.cli import EXIT_DAMAGED, main
+from dash_database.keys import Key
 from dash_database.serialization import Codec
 
-from helpers import KEY, Marker, OpenDb, write_with
+from helpers import KEY, Marker, OpenDb, assert_counters_exact, write_with
 
 
 def _fill(db: DashDatabase) -> None:
@@ -85,3 +90,83 @@ def test_the_cli_check_exits_0_when_healthy_and_4_on_damage(tmp_path: Path) -> N
         ("damaged", 7, "note"),
         ("counters", 7, None),
     ]
+
+
+def _miscount(db: DashDatabase, user: Key) -> None:
+    """Make the engine's counters of ``user`` wrong, as a bug or a lost update would."""
+    engine: Any = db._backend
+    if isinstance(engine, FileBackend):
+        member = json.dumps(user)
+        engine._conn.run(
+            'UPDATE "dash_database_users" SET bytes = bytes + 5 WHERE user = ?', (member,)
+        )
+    elif isinstance(engine, MemoryBackend):
+        engine._bytes[user] += 5
+    else:
+        member = json.dumps(user)
+        users = engine.layout.user_keys(member)[1]
+        engine._client.hincrby(users, member, 5)
+
+
+def test_repair_rebuilds_the_counters_on_every_engine(open_db: OpenDb) -> None:
+    """Counters gone wrong are found by check and rebuilt by repair; nothing is dropped."""
+    db = open_db()
+    _fill(db)
+    _miscount(db, "alice")
+    assert [p.kind for p in db.inspect.check().problems] == ["counters"]
+    report = db.repair()
+    assert (report.dropped, report.recounted) == ([], True)
+    assert db.inspect.check().healthy
+    assert_counters_exact(db)
+
+
+def test_repair_drops_what_is_gone_or_damaged_and_keeps_the_rest(tmp_path: Path) -> None:
+    """A dry run changes nothing; then the missing and damaged values go, the counters are
+    rebuilt, and every other value reads as before."""
+    path = tmp_path / "store.sqlite3"
+    with DashDatabase(path, secret_key=KEY) as db:
+        _fill(db)
+        db.store_user_value("bob", "cart", ["b"])
+        folder = Path(db._backend.files.folder)  # type: ignore[attr-defined]
+        (side_file,) = folder.iterdir()
+        side_file.write_bytes(side_file.read_bytes()[:100])
+    with sqlite3.connect(path) as conn:
+        (record,) = conn.execute("""SELECT value FROM dash_database WHERE key = '["bob","cart"]'""")
+        altered = record[0][:-1] + bytes([record[0][-1] ^ 1])
+        conn.execute(
+            """UPDATE dash_database SET value = ? WHERE key = '["bob","cart"]'""", (altered,)
+        )
+    with DashDatabase(path, secret_key=KEY) as db:
+        planned = db.repair(dry_run=True)
+        assert sorted((p.user_id, p.key_name) for p in planned.dropped) == [
+            ("alice", "upload"),
+            ("bob", "cart"),
+        ]
+        assert len(db.inspect.check().problems) == 2  # the dry run changed nothing
+        done = db.repair()
+        assert done.dropped == planned.dropped
+        assert db.inspect.check().healthy
+        assert db.get_user_value("alice", "cart") == [1, 2]
+        assert db.get_user_value(7, "note") == "hello"
+        assert db.list_stored_user_keys("bob") == []
+
+
+def test_the_cli_repair_says_what_it_would_do_then_does_it(tmp_path: Path) -> None:
+    """`repair --dry-run` lists the values it would drop; `repair` drops them, after which
+    `check` exits 0."""
+    path = tmp_path / "store.sqlite3"
+    with DashDatabase(path) as db:
+        _fill(db)
+    with sqlite3.connect(path) as conn:
+        conn.execute("""UPDATE dash_database SET value = X'4a7b' WHERE key = '[7,"note"]'""")
+    out = io.StringIO()
+    assert main([str(path), "repair", "--dry-run", "--json"], out=out) == 0
+    planned = json.loads(out.getvalue())
+    assert (planned["dry_run"], [(d["user"], d["key"]) for d in planned["dropped"]]) == (
+        True,
+        [(7, "note")],
+    )
+    out = io.StringIO()
+    assert main([str(path), "repair"], out=out) == 0
+    assert "dropped 1 values" in out.getvalue()
+    assert main([str(path), "check"], out=io.StringIO()) == 0

@@ -207,6 +207,11 @@ def test_every_script_declares_every_key_it_touches(
         assert db.list_stored_user_keys("idle-too") == []  # dropped on the touch
         db.purge_expired()  # or the background purge of the calls above
         assert db.list_users() == []
+        db.store_user_value("counted", "big", b"g" * 5000)
+        member = json.dumps("counted")
+        db._backend._client.hincrby(db._backend.layout.user_keys(member)[1], member, 5)  # type: ignore[attr-defined]
+        assert db.repair().recounted  # the recount scripts, a user's chunks declared
+        assert db.inspect.check().healthy
     ran, undeclared = monitored()
     assert undeclared == []
     every = {

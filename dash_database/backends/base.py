@@ -201,6 +201,11 @@ class Maintenance(abc.ABC):
         :raises ~dash_database.exceptions.DeserializationError: ``codec`` refused it.
         """
 
+    @abc.abstractmethod
+    def recount(self) -> None:
+        """Rebuild every user's counters, and the store's totals, from the values it holds;
+        writers racing it stay exact (each user, or the whole store, in one transaction)."""
+
     def check_storage(self) -> list[str]:
         """What the storage's own check finds wrong (SQLite's ``quick_check``), one line each;
         nothing for a healthy store. Engines without such a check keep this default."""

@@ -208,6 +208,16 @@ class MemoryBackend(Backend):
                 self._seen[new_id] = seen
             return len(values)
 
+    def recount(self) -> None:
+        """Rebuild the counters from the records, under the lock."""
+        with self._lock:
+            self._bytes = {
+                user: sum(_size(record) for record in values.values())
+                for user, values in self._values.items()
+                if values
+            }
+            self._total_bytes = sum(self._bytes.values())
+
     def counts(self, user_id: Key | None) -> dict[Key, Count]:
         """``(values, stored bytes)`` of one user, or of every user, from the counters."""
         with self._lock:

@@ -109,6 +109,8 @@ class RedisBackend(Backend):
         self._delete: Script = self._client.register_script(scripts.DELETE)
         self._delete_user: Script = self._client.register_script(scripts.DELETE_USER)
         self._delete_idle: Script = self._client.register_script(scripts.DELETE_IDLE)
+        self._recount_user: Script = self._client.register_script(scripts.RECOUNT_USER)
+        self._recount_total: Script = self._client.register_script(scripts.RECOUNT_TOTAL)
         self._rename = renaming.Renamer(self._client)
         if connect:
             self._store()
@@ -372,6 +374,20 @@ class RedisBackend(Backend):
         chunks = self._store().chunks
         return [(u, k, chunks.stored_size(r, u, k)) for u, k, r in pairs]
 
+    def recount(self) -> None:
+        """Recount each user in one script, from its values, then each bucket's total; users
+        whose counter was lost are found by their values' keys."""
+        store = self._store()
+        members = {member.decode() for member in store.counters.members()}
+        for base in store.layout.bases:
+            pattern = _glob_escape(f"{base}user:") + "*"
+            for key in self._server.call(self._client.scan_iter, match=pattern, count=1000):
+                members.add(key.decode()[len(base) + len("user:") :])
+        for member in sorted(members):
+            self._run(self._recount_user, member, [])
+        for users in store.layout.users:
+            self._server.run(self._recount_total, [users], [])
+
     def counts(self, user_id: Key | None) -> dict[Key, Count]:
         """``(values, stored bytes)`` of one user, or of every user, in one round trip."""
         counters = self._store().counters
@@ -395,6 +411,11 @@ class _Opened(NamedTuple):
     layout: Layout
     chunks: Chunks
     counters: Counters
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` with the characters of Redis's glob patterns escaped."""
+    return "".join(f"\\{char}" if char in "*?[]\\" else char for char in text)
 
 
 def _score(pair: tuple[bytes, float]) -> float:

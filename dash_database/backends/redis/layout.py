@@ -68,12 +68,13 @@ class Layout:
 
     def __init__(self, prefix: str, buckets: int = BUCKETS) -> None:
         self.prefix, self.buckets = prefix, buckets
-        self._bases = [f"{prefix}{{{tag}}}:" for tag in bucket_tags(buckets)]
+        #: The start of every key of each bucket, its hash tag included.
+        self.bases = [f"{prefix}{{{tag}}}:" for tag in bucket_tags(buckets)]
         #: The layout key: ``{version}:{buckets}``.
         self.marker = f"{prefix}layout"
         #: Each bucket's users hash and activity set, bucket by bucket.
-        self.users = [f"{base}users" for base in self._bases]
-        self.seen = [f"{base}seen" for base in self._bases]
+        self.users = [f"{base}users" for base in self.bases]
+        self.seen = [f"{base}seen" for base in self.bases]
 
     def bucket(self, member: str) -> int:
         """The bucket of the user whose JSON id is ``member``."""
@@ -81,7 +82,7 @@ class Layout:
 
     def base(self, member: str) -> str:
         """The start of every key of the user's bucket, its hash tag included."""
-        return self._bases[self.bucket(member)]
+        return self.bases[self.bucket(member)]
 
     def values(self, member: str) -> str:
         """The user's hash of values."""
@@ -90,7 +91,7 @@ class Layout:
     def user_keys(self, member: str) -> list[str]:
         """The keys every per-user script is given first: values, users hash, activity."""
         index = self.bucket(member)
-        return [f"{self._bases[index]}user:{member}", self.users[index], self.seen[index]]
+        return [f"{self.bases[index]}user:{member}", self.users[index], self.seen[index]]
 
     def chunk(self, member: str, version: str, index: int) -> str:
         """The ``index``-th chunk of the value ``version`` of the user."""

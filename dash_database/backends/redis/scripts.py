@@ -252,6 +252,37 @@ return 1
 """
 )
 
+# KEYS: values, users, seen, chunks. The user's byte count set from its records, and its
+# bucket's total moved by as much. Returns the user's bytes, or NEED_CHUNKS.
+RECOUNT_USER = (
+    _USER
+    + """
+local records = redis.call('HVALS', VALUES)
+local bytes = 0
+for _, record in ipairs(records) do
+  local chunks = chunks_of(record)
+  if not chunks then return 'C' end
+  bytes = bytes + stored_size(record, chunks)
+end
+local old = tonumber(redis.call('HGET', USERS, MEMBER) or '0')
+if #records > 0 then redis.call('HSET', USERS, MEMBER, bytes)
+else redis.call('HDEL', USERS, MEMBER) end
+if bytes ~= old then redis.call('HINCRBY', USERS, TOTAL, bytes - old) end
+return bytes
+"""
+)
+
+# KEYS: a bucket's users hash. Its total set to the sum of its users' bytes.
+RECOUNT_TOTAL = f"""
+local total = 0
+local flat = redis.call('HGETALL', KEYS[1])
+for i = 1, #flat, 2 do
+  if flat[i] ~= '{TOTAL}' then total = total + tonumber(flat[i + 1]) end
+end
+redis.call('HSET', KEYS[1], '{TOTAL}', total)
+return total
+"""
+
 # KEYS: a values hash. The references of its chunked records, "{version}:{count}"
 # each: what a script answering NEED_CHUNKS needs.
 REFS = (

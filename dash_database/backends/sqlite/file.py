@@ -482,6 +482,11 @@ class FileBackend(Backend):
         rows = self._conn.query(sql.ALL_COUNTS if user_id is None else sql.USER_COUNT, args)
         return {json.loads(user): (keys, stored) for user, keys, stored in rows}
 
+    def recount(self) -> None:
+        """Rebuild every counter from the records' sizes, in one transaction."""
+        with self._conn.writing() as conn, conn.transaction():
+            counters.recount(conn)
+
     def check_storage(self) -> list[str]:
         """What SQLite's ``quick_check`` finds wrong with the file (a damaged page, an index
         that disagrees with its table), one line each."""
