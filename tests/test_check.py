@@ -26,6 +26,24 @@ def _fill(db: DashDatabase) -> None:
     db.store_user_value(7, "note", "hello")
 
 
+def _damaged_store(folder: Path) -> Path:
+    """A signed SQLite store whose side file (alice's "upload") is cut short, and whose
+    record of bob's "cart" has one bit flipped; its path."""
+    path = folder / "store.sqlite3"
+    with DashDatabase(path, secret_key=KEY) as db:
+        _fill(db)
+        db.store_user_value("bob", "cart", ["b"])
+        (side_file,) = Path(db._backend.files.folder).iterdir()  # type: ignore[attr-defined]
+        side_file.write_bytes(side_file.read_bytes()[:100])
+    with sqlite3.connect(path) as conn:
+        (record,) = conn.execute("""SELECT value FROM dash_database WHERE key = '["bob","cart"]'""")
+        altered = record[0][:-1] + bytes([record[0][-1] ^ 1])
+        conn.execute(
+            """UPDATE dash_database SET value = ? WHERE key = '["bob","cart"]'""", (altered,)
+        )
+    return path
+
+
 def test_a_healthy_store_checks_healthy_on_every_engine(open_db: OpenDb) -> None:
     """Every value reads, the counters agree: nothing is reported."""
     db = open_db(secret_key=KEY)
@@ -37,19 +55,8 @@ def test_a_healthy_store_checks_healthy_on_every_engine(open_db: OpenDb) -> None
 def test_check_finds_missing_damaged_and_miscounted_values(tmp_path: Path) -> None:
     """A cut-short side file, an altered signed value and a counter gone wrong are each
     reported, with the user and key; nothing else is."""
-    path = tmp_path / "store.sqlite3"
-    with DashDatabase(path, secret_key=KEY) as db:
-        _fill(db)
-        db.store_user_value("bob", "cart", ["b"])
-        folder = Path(db._backend.files.folder)  # type: ignore[attr-defined]
-        (side_file,) = folder.iterdir()
-        side_file.write_bytes(side_file.read_bytes()[:100])
+    path = _damaged_store(tmp_path)
     with sqlite3.connect(path) as conn:
-        (record,) = conn.execute("""SELECT value FROM dash_database WHERE key = '["bob","cart"]'""")
-        altered = record[0][:-1] + bytes([record[0][-1] ^ 1])
-        conn.execute(
-            """UPDATE dash_database SET value = ? WHERE key = '["bob","cart"]'""", (altered,)
-        )
         conn.execute("""UPDATE dash_database_users SET bytes = bytes + 5 WHERE user = '7'""")
     with DashDatabase(path, secret_key=KEY) as db:
         report = db.inspect.check()
@@ -123,19 +130,7 @@ def test_repair_rebuilds_the_counters_on_every_engine(open_db: OpenDb) -> None:
 def test_repair_drops_what_is_gone_or_damaged_and_keeps_the_rest(tmp_path: Path) -> None:
     """A dry run changes nothing; then the missing and damaged values go, the counters are
     rebuilt, and every other value reads as before."""
-    path = tmp_path / "store.sqlite3"
-    with DashDatabase(path, secret_key=KEY) as db:
-        _fill(db)
-        db.store_user_value("bob", "cart", ["b"])
-        folder = Path(db._backend.files.folder)  # type: ignore[attr-defined]
-        (side_file,) = folder.iterdir()
-        side_file.write_bytes(side_file.read_bytes()[:100])
-    with sqlite3.connect(path) as conn:
-        (record,) = conn.execute("""SELECT value FROM dash_database WHERE key = '["bob","cart"]'""")
-        altered = record[0][:-1] + bytes([record[0][-1] ^ 1])
-        conn.execute(
-            """UPDATE dash_database SET value = ? WHERE key = '["bob","cart"]'""", (altered,)
-        )
+    path = _damaged_store(tmp_path)
     with DashDatabase(path, secret_key=KEY) as db:
         planned = db.repair(dry_run=True)
         assert sorted((p.user_id, p.key_name) for p in planned.dropped) == [
