@@ -12,25 +12,22 @@ import json
 import logging
 import os
 import shutil
-import sqlite3
 import tempfile
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlitedict import SqliteDict
-
 from ... import forks, signals
 from ...activity import Touch
-from ...exceptions import InvalidLocationError, StorageError
+from ...exceptions import StorageError
 from ...keys import MISSING, Key, Where, encode_key
 from ...quotas import Quotas
 from ...records import is_chunked, split, stored_size
 from ...serialization import CHUNK_SIZE, Codec, Fill, RawValue, copy_pieces
 from ..base import Backend, Count, Seen, T, ValueSize
-from . import counters, user_changes
+from . import counters, opening, user_changes
 from . import schema as sql
-from .connection import Connection, Run, hint
+from .connection import Connection, Run
 from .room import Reserve
 from .side_files import SideFiles, SideFileWriter
 
@@ -39,81 +36,12 @@ logger = logging.getLogger("dash_database")
 _READ_ATTEMPTS = 5
 
 
-def _check_path(path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise InvalidLocationError(
-            f"db_location={path!r}: the folder {folder!r} does not exist; create it first"
-        )
-    if os.path.isdir(path):
-        raise InvalidLocationError(
-            f"db_location={path!r} is a folder; pass a file path inside it, "
-            f"e.g. {os.path.join(path, 'dash_database.sqlite3')!r}"
-        )
-    # The file's header is left for SQLite to check (see Connection): opening
-    # and closing the file here would drop every POSIX lock this process holds
-    # on it, and a connection that lost its shared lock can have its WAL
-    # deleted under it by another process that then believes it is the last.
-
-
 def _remove_temp_dir(path: str, owner_pid: int) -> None:
     # A forked worker inherits the finalizer; only the creating process cleans up.
     if os.getpid() == owner_pid:
         shutil.rmtree(path, ignore_errors=True)
         signals.forget(path)
         logger.debug("removed the temporary database folder %s", path)
-
-
-def _connect(
-    path: str, timeout: float, synchronous: str, create: bool, files: SideFiles
-) -> Connection:
-    """Open the file's connections and make sure its tables, triggers and counters exist.
-
-    :param create: let sqlitedict create the values table first.
-    :raises StorageError: the file is new (missing or empty), yet its side-file folder
-        holds values: it was wiped, and is not opened as an empty store.
-    """
-    new = create and (not os.path.exists(path) or os.path.getsize(path) == 0)
-    try:
-        # Our own connection first: a file that is not a database fails in
-        # this thread instead of killing sqlitedict's with a traceback.
-        conn = Connection(path, timeout, synchronous)
-    except sqlite3.DatabaseError as exc:
-        if "not a database" in str(exc):
-            raise InvalidLocationError(
-                f"db_location={path!r} exists but is not a SQLite database; "
-                "pass a new path or an existing dash_database file"
-            ) from exc
-        message = f"{path}: {exc} ({hint(str(exc), timeout)}); this call changed nothing"
-        raise StorageError(message) from exc
-    try:
-        if conn.read_only:
-            if conn.query("PRAGMA user_version")[0][0] < sql.VERSION:
-                raise StorageError(
-                    f"{path}: the store is on a read-only volume, and this version of "
-                    "dash_database must first upgrade its file (once): open it on a writable "
-                    "volume, then move it back"
-                )
-            return conn
-        if create:
-            # sqlitedict creates the values table; its thread is then done.
-            # Not autocommit, and no stack capture: neither is needed to create
-            # a table, and sqlitedict's commit failures kill its thread.
-            SqliteDict(
-                path, tablename=sql.VALUES, autocommit=False, journal_mode="WAL", outer_stack=False
-            ).close()
-        counters.upgrade(conn, files)
-        conn.watch_trash(sql.TRASH)
-        if new and (count := files.count()):
-            raise StorageError(
-                f"{path} was empty or missing, but {files.folder} holds {count} of its values: "
-                "the file was deleted, wiped or truncated. Restore it from a backup; or, to "
-                "start an empty store here, move that folder away first"
-            )
-    except BaseException:
-        conn.close()
-        raise
-    return conn
 
 
 def _is_full(exc: BaseException) -> bool:
@@ -174,11 +102,11 @@ class FileBackend(Backend):
             signals.remove_on_signal(folder)
         else:
             path = os.fspath(location)
-            _check_path(path)
+            opening.check_path(path)
         self.location = path
         self.files = SideFiles(os.path.abspath(path) + "-values", timeout)
         self._closed = False
-        self._conn = _connect(path, timeout, self._synchronous, True, self.files)
+        self._conn = opening.connect(path, timeout, self._synchronous, True, self.files)
         #: Disk kept for deletes on a full disk (none on a read-only volume).
         self.reserve = None if self._conn.read_only else Reserve(path)
         forks.register(self)
@@ -512,4 +440,6 @@ class FileBackend(Backend):
         if self._closed:
             return
         forks.keep(self._conn)
-        self._conn = _connect(self.location, self._timeout, self._synchronous, False, self.files)
+        self._conn = opening.connect(
+            self.location, self._timeout, self._synchronous, False, self.files
+        )
