@@ -351,3 +351,23 @@ def _side_files(db: DashDatabase) -> list[tuple[str, str]]:
     """(user, side-file name) of every value in a side file."""
     rows = db._backend._conn.query("SELECT key, value FROM dash_database")  # type: ignore[attr-defined]
     return [(json.loads(key)[0], record[1:].decode()) for key, record in rows if record[:1] == b"p"]
+
+
+@pytest.mark.parametrize("missing", ["absent", "refused"])
+def test_the_reserve_is_written_where_it_cannot_be_allocated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    """Without posix_fallocate (macOS), or on a file system that refuses it, the reserve is
+    written out, at its full size."""
+    if missing == "absent":
+        monkeypatch.delattr(os, "posix_fallocate")
+    else:
+
+        def refuse(fd: int, offset: int, length: int) -> None:
+            raise OSError(errno.EOPNOTSUPP, "not supported")
+
+        monkeypatch.setattr(os, "posix_fallocate", refuse)
+    monkeypatch.setenv(RESERVE_VARIABLE, str(3 * 1024 * 1024 + 5))
+    with DashDatabase(tmp_path / "store.sqlite3") as db:
+        db.store_user_value("u", "k", 1)
+    assert (tmp_path / "store.sqlite3-reserve").stat().st_size == 3 * 1024 * 1024 + 5

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -101,6 +102,8 @@ WATCHING = bool(_O_PATH)
 def on_read_only_volume(path: str) -> bool:
     """Whether the file's folder is on a file system mounted read-only."""
     folder = os.path.dirname(os.path.abspath(path))
+    if not hasattr(os, "statvfs"):  # Windows: a read-only volume fails on open instead
+        return False
     return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
 
 
@@ -348,8 +351,7 @@ class Connection:
                 for name in ("page_count", "page_size")
             )
             grows = pages * page - os.path.getsize(self.path)
-            volume = os.statvfs(self.path)
-            if grows > volume.f_bavail * volume.f_frsize:
+            if grows > shutil.disk_usage(self.path).free:
                 logger.warning("%s: no room on the disk to checkpoint the log", self.path)
                 return
             self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()

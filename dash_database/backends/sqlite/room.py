@@ -19,6 +19,7 @@ import contextlib
 import errno
 import logging
 import os
+import shutil
 
 from ...exceptions import StorageError
 
@@ -53,6 +54,27 @@ def disk_full(message: str) -> StorageError:
     )
 
 
+def _allocate(fd: int, size: int) -> None:
+    """Give the file ``size`` bytes of disk: allocated, not sparse, so that they are there
+    to give back. Where ``posix_fallocate`` is missing (macOS) or refused by the file
+    system, by writing zeros.
+
+    :raises OSError: the disk has no room for them.
+    """
+    try:
+        os.posix_fallocate(fd, 0, size)
+        return
+    except AttributeError:
+        pass
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+    block = bytes(min(size, 1024 * 1024))
+    for start in range(0, size, len(block) or 1):
+        os.write(fd, block[: size - start])
+    os.fsync(fd)
+
+
 class Reserve:
     """The reserve file of one store.
 
@@ -76,7 +98,7 @@ class Reserve:
         except OSError:
             return False
         try:
-            os.posix_fallocate(fd, 0, self.size)
+            _allocate(fd, self.size)
         except OSError:
             os.close(fd)
             with contextlib.suppress(OSError):
@@ -105,6 +127,5 @@ class Reserve:
         if self.make():
             self.released = False
             return
-        volume = os.statvfs(os.path.dirname(self.path))
-        if volume.f_bavail * volume.f_frsize < self.size // 2:
+        if shutil.disk_usage(os.path.dirname(self.path)).free < self.size // 2:
             raise disk_full(where)
