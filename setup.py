@@ -23,7 +23,7 @@ setup(
     entry_points={"console_scripts": ["dash-database = dash_database.cli:main"]},
     install_requires=["sqlitedict>=2.1,<3"],
     extras_require={
-        "redis": ["redis>=4.5"],
+        "redis": ["redis>=5.0.1"],
         # serializer="data" for DataFrames and arrays; before 14.0.1 pyarrow unpickles
         # extension types on read (CVE-2023-47248).
         "data": ["pyarrow>=14.0.1", "numpy>=1.22", "pandas>=2"],
@@ -40,7 +40,7 @@ setup(
             "pyarrow>=14.0.1",
             "zstandard>=0.22",
             # The contract suite also runs on Redis, with a real redis-server.
-            "redis>=4.5",
+            "redis>=5.0.1",
             # The example app in headless Chromium (Debian's chromium-driver),
             # and under gunicorn with 4 workers; the helpers on every Dash
             # backend (FastAPI and Quart under uvicorn), over WebSocket, async

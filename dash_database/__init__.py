@@ -2,11 +2,12 @@
 
 from ._version import __version__
 from .async_database import AsyncDashDatabase
-from .async_views import AsyncInspector, AsyncUserValues
+from .async_inspection import AsyncInspector
+from .async_user_values import AsyncUserValues
 from .database import DashDatabase
-from .inspection import Inspector, UserSummary
+from .inspection import Inspector
 from .sessions import new_session_id
-from .stats import Stats, UserStats
+from .stats import Stats, UserStats, UserSummary
 from .user_values import UserValues
 
 __all__ = [

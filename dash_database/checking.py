@@ -1,3 +1,4 @@
+# Written by tools/unasync.py from async_checking.py: edit that file, then run the script.
 """Checking a store and repairing it: its engine's own check, each value's data, and the
 counters against the values, without running anything the store holds (a pickle's opcodes
 are parsed, never run).
@@ -9,45 +10,15 @@ are parsed, never run).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import NamedTuple, cast
+from typing import cast
 
+from . import concurrency
+from .activity import Progress
 from .backends.base import Backend, Maintenance
 from .exceptions import DashDatabaseError
 from .keys import Key
+from .reports import CheckReport, Problem, RepairReport
 from .serialization import Codec, kind_name
-
-#: Called with the running count of values checked.
-Progress = Callable[[int], None]
-
-
-class Problem(NamedTuple):
-    """One thing wrong with a store.
-
-    :param kind: ``"storage"`` (the engine's own check), ``"missing"`` (a value's data is
-        gone, cut short or swapped), ``"damaged"`` (it cannot be read back) or
-        ``"counters"`` (a user's counted values or bytes differ from what it holds).
-    :param user_id: whose; ``None`` for the storage.
-    :param key_name: which value; ``None`` for the storage and counters.
-    :param detail: what was found.
-    """
-
-    kind: str
-    user_id: Key | None
-    key_name: Key | None
-    detail: str
-
-
-class CheckReport(NamedTuple):
-    """What :func:`check` found: how many values it read, and each problem."""
-
-    values: int
-    problems: list[Problem]
-
-    @property
-    def healthy(self) -> bool:
-        """Whether nothing is wrong."""
-        return not self.problems
 
 
 def check(backend: Maintenance, codec: Codec, progress: Progress | None = None) -> CheckReport:
@@ -86,23 +57,11 @@ def _damage(backend: Maintenance, codec: Codec, user_id: Key, key_name: Key) -> 
         if raw is None:
             return None  # deleted since it was listed
         head, pieces = raw
-        Codec(kind_name(head), signer=codec.signer).check(head, pieces, (user_id, key_name))
+        reader, where = Codec(kind_name(head), signer=codec.signer), (user_id, key_name)
+        concurrency.consume(lambda p: reader.check(head, p, where), pieces)
     except DashDatabaseError as exc:
         return str(exc)
     return None
-
-
-class RepairReport(NamedTuple):
-    """What :func:`repair` did (or, in a dry run, would do).
-
-    :param dropped: the values dropped: missing or damaged, as :func:`check` found them.
-    :param recounted: whether the counters were rebuilt from the values.
-    :param storage: what the engine's own check found; no repair of a value mends it.
-    """
-
-    dropped: list[Problem]
-    recounted: bool
-    storage: list[Problem]
 
 
 def repair(

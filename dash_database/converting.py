@@ -1,3 +1,4 @@
+# Written by tools/unasync.py from async_converting.py: edit that file, then run the script.
 """Converting a store's pickled values to the code-free serializer (``serializer="data"``).
 
 Each pickled value is unpickled, which runs whatever code the pickle names: so
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import records
@@ -22,25 +22,10 @@ from .activity import Progress
 from .backends.base import Backend
 from .exceptions import DashDatabaseError
 from .keys import Key, Where
+from .reports import ConvertReport
 from .serialization import Codec, Seekable, Writable
 
 logger = logging.getLogger("dash_database")
-
-
-@dataclass(frozen=True)
-class ConvertReport:
-    """What :func:`convert_to_data` did (or, with ``dry_run``, would do).
-
-    :param converted: pickled values rewritten in a code-free format.
-    :param unchanged: values already in one.
-    :param refused: values left as they are (each is also logged).
-    :param refusals: ``(user_id, key_name, why)`` of each value left as it is.
-    """
-
-    converted: int
-    unchanged: int
-    refused: int
-    refusals: tuple[tuple[Key, Key, str], ...] = field(default=(), repr=False)
 
 
 class _Converter(Codec):
@@ -99,7 +84,7 @@ def convert_to_data(
     converted = unchanged = looked = 0
     refusals: list[tuple[Key, Key, str]] = []
     for user_id in backend.users():
-        for key_name in backend.keys(user_id, None)[0]:
+        for key_name in (backend.keys(user_id, None))[0]:
             looked += 1
             try:
                 if not _is_pickle(backend.head(user_id, key_name, 0)):

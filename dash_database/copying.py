@@ -1,3 +1,4 @@
+# Written by tools/unasync.py from async_copying.py: edit that file, then run the script.
 """Copying a store to another: from one file to Redis when an app outgrows one host, and back.
 
 Records are copied as stored: nothing is unpickled (signed values are checked
@@ -11,34 +12,15 @@ only read: no value and no activity of it changes.
 from __future__ import annotations
 
 import hashlib
-import itertools
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 
-from . import records
+from . import concurrency, records
 from .activity import Progress
-from .backends.base import Backend
+from .backends.base import Backend, RawValue
 from .keys import Key
-from .serialization import ChunkReader, RawValue, kind_name
+from .reports import CopyReport
+from .serialization import ChunkReader, kind_name
 from .signing import LEGACY_HEADER_SIZE
-
-
-@dataclass(frozen=True)
-class CopyReport:
-    """What a copy did.
-
-    :param users: users copied (their values and activity).
-    :param copied: values written that the destination did not have.
-    :param unchanged: values the destination already held, equal.
-    :param replaced: values that differed, replaced (``overwrite=True``).
-    :param kept: values that differed, left alone (``overwrite=False``).
-    """
-
-    users: int
-    copied: int
-    unchanged: int
-    replaced: int
-    kept: int
 
 
 def _digest(raw: RawValue) -> tuple[bytes, bytes]:
@@ -59,14 +41,20 @@ def _verified(source: Backend, user_id: Key, key_name: Key, raw: RawValue) -> Ra
     signer, (head, pieces) = source.codec.signer, raw
     if signer is None:
         return raw
-    where, stream = (user_id, key_name), ChunkReader(pieces)
-    if records.has_header(head):
-        context, start = signer.open_head(head, where), b""
-    else:  # signed by 2.3: its header starts the body
-        start = stream.read(LEGACY_HEADER_SIZE)
-        context = signer.legacy_context(start, where, kind_name(head))
-    frames = (bytes(piece) for piece in signer.frames(stream, context, raw=True))
-    return head, itertools.chain([start] if start else [], frames)
+    where = (user_id, key_name)
+
+    def checked(body: Iterator[bytes]) -> Iterator[bytes]:
+        stream = ChunkReader(body)
+        if records.has_header(head):
+            context = signer.open_head(head, where)
+        else:  # signed by 2.3: its header starts the body
+            start = stream.read(LEGACY_HEADER_SIZE)
+            context = signer.legacy_context(start, where, kind_name(head))
+            yield start
+        for piece in signer.frames(stream, context, raw=True):
+            yield bytes(piece)
+
+    return head, concurrency.transform(checked, pieces)
 
 
 def copy_records(
@@ -86,7 +74,7 @@ def copy_records(
     counts = {"copied": 0, "unchanged": 0, "replaced": 0, "kept": 0}
     activity = source.sessions()
     for done, user_id in enumerate(chosen, 1):
-        for key_name in source.keys(user_id, None)[0]:
+        for key_name in (source.keys(user_id, None))[0]:
             existing = destination.read_raw(user_id, key_name)
             if existing is not None:
                 raw = source.read_raw(user_id, key_name)

@@ -21,17 +21,18 @@ every backend).
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
 import inspect
 import logging
 import weakref
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from .async_database import AsyncDashDatabase
-from .async_views import AsyncUserValues
+from .async_user_values import AsyncUserValues, AsyncValueStore
 from .database import DashDatabase
 from .exceptions import DependencyMissingError, InvalidSessionIdError
 from .sessions import SESSION_ID_PATTERN, check_session_id, new_session_id
@@ -48,6 +49,7 @@ except ImportError as exc:
     ) from exc
 
 __all__ = [
+    "NewSessionId",
     "SessionIdRefused",
     "async_user_values",
     "end_session",
@@ -110,10 +112,17 @@ class SessionSettings:
     db: DashDatabase | AsyncDashDatabase
     store_id: str
     storage_type: StorageType
+    #: The async face for ``async def`` callbacks: :attr:`db`, or its engine on a thread.
+    async_db: AsyncDashDatabase = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        db = self.db
+        face = db if isinstance(db, AsyncDashDatabase) else AsyncDashDatabase._over(db)
+        object.__setattr__(self, "async_db", face)
 
     @property
     def sync_db(self) -> DashDatabase:
-        """The sync face of :attr:`db`."""
+        """The sync face of :attr:`db`, for sync callbacks."""
         return self.db.sync if isinstance(self.db, AsyncDashDatabase) else self.db
 
 
@@ -267,37 +276,117 @@ def async_user_values(session_id: Any, app: Any = None) -> AsyncUserValues:
     """Like :func:`user_values`, for ``async def`` callbacks: ``await user.get(...)``."""
     app = app if app is not None else _current_app()
     settings = _settings(app)
-    return AsyncUserValues(settings.sync_db, _checked(session_id, app))
+    return _SessionValues(settings.async_db, _checked(session_id, app))
 
 
-def rotate_session(user: UserValues | AsyncUserValues, app: Any = None) -> str:
+class _SessionValues(AsyncUserValues):
+    """A session's values in an ``async def`` callback: each call first waits for the
+    session's rotation or ending that the callback started (see :func:`rotate_session`)."""
+
+    async def _ready(self) -> AsyncValueStore:
+        await _settled()
+        return self._db
+
+
+# What rotate_session and end_session started in this callback and that it has not
+# awaited: the callback's wrapper awaits it before Dash sends the response. A list,
+# shared by the tasks the callback starts (each copies the context, not the list).
+_PENDING: contextvars.ContextVar[list[asyncio.Task[None]] | None] = contextvars.ContextVar(
+    "dash_database_pending", default=None
+)
+# Tasks started outside user_callback, kept until done (the loop keeps only weak ones).
+_UNWATCHED: set[asyncio.Task[None]] = set()
+
+
+async def _settled() -> None:
+    """Wait for the session changes this callback started."""
+    pending = _PENDING.get()
+    while pending:
+        await pending.pop(0)
+
+
+class NewSessionId(str):
+    """The new session id that :func:`rotate_session` and :func:`end_session` return.
+
+    In an ``async def`` callback the store's change runs on the event loop, never
+    blocking it, and is done before the callback's response is sent, or before the
+    session's values are next used; ``await`` the id to wait for it there and then.
+    """
+
+    _change: asyncio.Task[None] | None = None
+
+    def __await__(self) -> Generator[Any, None, str]:
+        if self._change is not None:
+            yield from self._change.__await__()
+        return str(self)
+
+
+def _change_session(
+    user: UserValues | AsyncUserValues,
+    app: Any,
+    sync: Callable[[DashDatabase, str], object],
+    change: Callable[[AsyncDashDatabase, str], Awaitable[object]],
+) -> NewSessionId:
+    """Give the browser a new session id after ``sync`` (a sync callback's ``user``) or
+    ``change`` (an async one's, started now on the loop)."""
+    settings = _settings(app)
+    new_id = NewSessionId(new_session_id())
+    if isinstance(user, AsyncUserValues):
+        work = change(settings.async_db, new_id)
+        task = asyncio.get_running_loop().create_task(_awaited(work))
+        pending = _PENDING.get()
+        if pending is None:
+            _UNWATCHED.add(task)
+            task.add_done_callback(_UNWATCHED.discard)
+        else:
+            pending.append(task)
+        new_id._change = task
+    else:
+        sync(settings.sync_db, new_id)
+    dash.set_props(settings.store_id, {"data": new_id})
+    return new_id
+
+
+async def _awaited(awaitable: Awaitable[object]) -> None:
+    await awaitable
+
+
+def rotate_session(user: UserValues | AsyncUserValues, app: Any = None) -> NewSessionId:
     """Give the browser a new session id and move the session's values to it (call at login).
 
     An id seen before login, in a shared browser or a leaked URL, is then worth
     nothing. Call it inside a callback; use the returned id's values from then
-    on (``user`` still names the old one, which now holds nothing).
+    on (``user`` still names the old one, which holds nothing once the move is done).
+    In an ``async def`` callback the move runs on the event loop, and is done before
+    the response is sent; ``await rotate_session(user)`` waits for it there.
 
     :param user: the session's values, as the callback got them.
     :param app: the app (default: the current one).
     :returns: the new session id.
     """
-    settings = _settings(app)
-    new_id = new_session_id()
-    settings.sync_db.rename_user(user.user_id, new_id)
-    dash.set_props(settings.store_id, {"data": new_id})
-    return new_id
+    old_id = user.user_id
+    return _change_session(
+        user,
+        app,
+        lambda db, new_id: db.rename_user(old_id, new_id),
+        lambda db, new_id: db.rename_user(old_id, new_id),
+    )
 
 
-def end_session(user: UserValues | AsyncUserValues, app: Any = None) -> str:
+def end_session(user: UserValues | AsyncUserValues, app: Any = None) -> NewSessionId:
     """Delete the session's values and give the browser a fresh, empty session (at logout).
+
+    In an ``async def`` callback the delete runs as :func:`rotate_session`'s move does.
 
     :returns: the new session id.
     """
-    settings = _settings(app)
-    settings.sync_db.delete_all_user_values(user.user_id)
-    new_id = new_session_id()
-    dash.set_props(settings.store_id, {"data": new_id})
-    return new_id
+    old_id = user.user_id
+    return _change_session(
+        user,
+        app,
+        lambda db, _: db.delete_all_user_values(old_id),
+        lambda db, _: db.delete_all_user_values(old_id),
+    )
 
 
 def _is_app(candidate: Any) -> bool:
@@ -342,10 +431,14 @@ def user_callback(*args: Any, **options: Any) -> Callable[[F], F]:
             async def with_streaming_user(*values: Any) -> AsyncIterator[Any]:
                 *values_, session_id = values
                 stream = func(async_user_values(session_id, app_ref()), *values_)
+                token = _PENDING.set([])
                 try:
                     async for frame in stream:
+                        await _settled()  # a rotation, done before the frame is sent
                         yield frame
+                    await _settled()
                 finally:
+                    _PENDING.reset(token)
                     # A stream cut short (the tab closed): the writes made so far are
                     # committed; the user's generator gets to run its own cleanup.
                     await stream.aclose()
@@ -356,7 +449,13 @@ def user_callback(*args: Any, **options: Any) -> Callable[[F], F]:
             @functools.wraps(func)
             async def with_async_user(*values: Any) -> Any:
                 *values_, session_id = values
-                return await func(async_user_values(session_id, app_ref()), *values_)
+                token = _PENDING.set([])
+                try:
+                    result = await func(async_user_values(session_id, app_ref()), *values_)
+                    await _settled()  # rotate_session's move, done before the response
+                    return result
+                finally:
+                    _PENDING.reset(token)
 
             register(*dependencies, state, **options)(with_async_user)
         else:

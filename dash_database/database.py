@@ -1,4 +1,12 @@
+# Written by tools/unasync.py from async_database.py: edit that file, then run the script.
 """The public entry point: :class:`DashDatabase`, argument checks and one engine call each.
+
+Written once, for the async face; ``tools/unasync.py`` writes the sync face,
+``DashDatabase``, from it (as httpcore writes its sync code), so that both check
+the same arguments, decide about activity by the same rule, and make the same
+engine call. On Redis the async face talks to the server through
+``redis``, on the event loop, with no thread; a SQLite engine is reached
+through one thread hop per call (:mod:`.backends.threaded`).
 
 Each public call checks the closed state and its arguments, asks the
 :class:`~.activity.Activity` what it must do about the user's activity, makes
@@ -14,16 +22,15 @@ import contextvars
 import datetime
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar
+from typing import Any
 
 from . import checking, clock, compression, purging
 from .activity import PURGE_BATCH, Activity, Progress, Touch
 from .backends.base import Backend
 from .backends.locations import Location, open_backend
-from .checking import RepairReport
 from .clock import to_seconds
-from .converting import ConvertReport, convert_to_data
-from .copying import CopyReport, copy_records
+from .converting import convert_to_data
+from .copying import copy_records
 from .exceptions import (
     DatabaseClosedError,
     KeyNotFoundError,
@@ -33,7 +40,8 @@ from .exceptions import (
 from .inspection import Inspector
 from .keys import MISSING, Key, check_key, sort_keys
 from .quotas import Quotas
-from .resigning import SignReport, sign_values, upgrade_legacy
+from .reports import ConvertReport, CopyReport, RepairReport, SignReport
+from .resigning import sign_values, upgrade_legacy
 from .serialization import Codec
 from .signing import SecretKey, Signer
 from .stats import Stats, UserStats
@@ -46,8 +54,8 @@ _IF_NOT_EXISTS = ("ignore", "raise")
 # The databases inside update_user_value in this context: its func (and the
 # pickling around it) must not call them back, since on SQLite it would wait
 # for itself and on Redis retry until the timeout. A context variable, not a
-# thread-local, because the async face runs calls on other threads, and
-# asyncio.to_thread carries the context there.
+# thread-local: each asyncio task has its own, and the threads the async face
+# uses get their caller's.
 _UPDATING: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar(
     "dash_database_updating", default=frozenset()
 )
@@ -86,11 +94,6 @@ class DashDatabase:
         cannot hold a database; nothing was created.
     """
 
-    # The async face opens its engine without reaching a server (see
-    # .async_database), and names itself in messages.
-    _connect: ClassVar[bool] = True
-    _face: ClassVar[str] = "DashDatabase"
-
     def __init__(
         self,
         db_location: Location = None,
@@ -107,24 +110,27 @@ class DashDatabase:
         compress: str | None = None,
         compress_level: int | None = None,
     ) -> None:
-        self._closed = False
         expiry = None if expire_after is None else to_seconds("expire_after", expire_after)
-        self._activity = Activity(expiry)
         compression.check(compress, compress_level)
         signer = None if secret_key is None else Signer(secret_key)
         codec = Codec(serializer, signer=signer, compress=compress, level=compress_level)
         quotas = Quotas(max_keys_per_user, max_bytes_per_user, max_total_bytes)
-        self._backend = open_backend(
+        backend = open_backend(
             db_location,
             codec,
             quotas if any(quotas.limits()) else None,
             timeout=timeout,
             durability=durability,
             prefix=prefix,
-            connect=self._connect,
         )
+        self._start(backend, Activity(expiry))
+
+    def _start(self, backend: Backend, activity: Activity) -> None:
+        """Hold an opened engine, and what this process learns of its users' activity."""
+        self._closed = False
+        self._backend, self._activity = backend, activity
         #: Read-only views for operators; see :class:`~dash_database.inspection.Inspector`.
-        self.inspect = Inspector(self._open, self._activity)
+        self.inspect = Inspector(self._open, activity)
 
     def _open(self) -> Backend:
         if id(self) in _UPDATING.get():
@@ -133,7 +139,8 @@ class DashDatabase:
                 "its value was pickled or unpickled; call it before or after instead"
             )
         if self._closed:
-            raise DatabaseClosedError(f"{self!r} is closed; open a new {self._face} to use it")
+            face = type(self).__name__
+            raise DatabaseClosedError(f"{self!r} is closed; open a new {face} to use it")
         return self._backend
 
     # Each call checks, in this order: the closed state, the arguments, then decides
@@ -333,7 +340,8 @@ class DashDatabase:
         backend, user_id = self._open(), check_key("user_id", user_id)
         # Whatever this process learned lately: a user idle past expiry is dropped,
         # one with activity gets now, and one without stays without.
-        _, seen = backend.contains(user_id, "", self._activity.decide(user_id, False, force=True))
+        touch = self._activity.decide(user_id, False, force=True)
+        _, seen = backend.contains(user_id, "", touch)
         self._learn(user_id, seen)
 
     def purge_expired(
@@ -364,7 +372,7 @@ class DashDatabase:
         return self.inspect.user_stats(user_id)
 
     def user(self, user_id: Key) -> UserValues:
-        """Return a live ``MutableMapping`` view of one user's values (:mod:`.user_values`)."""
+        """Return a view of one user's values (:mod:`.user_values`)."""
         return UserValues(self, check_key("user_id", user_id))
 
     @property
@@ -374,9 +382,10 @@ class DashDatabase:
 
     def close(self) -> None:
         """Release the database; a temporary file is removed. Calling it again does nothing."""
-        if not self._closed:
-            self._closed = True
-            self._backend.close()
+        if self._closed:
+            return
+        self._closed = True
+        self._backend.close()
 
     def __enter__(self) -> DashDatabase:
         self._open()
@@ -387,4 +396,5 @@ class DashDatabase:
 
     def __repr__(self) -> str:
         state, serializer = (", closed" if self._closed else ""), self._backend.codec.name
-        return f"{self._face}({self._backend.location!r}, serializer={serializer!r}{state})"
+        face, location = type(self).__name__, self._backend.location
+        return f"{face}({location!r}, serializer={serializer!r}{state})"

@@ -1,3 +1,4 @@
+# Written by tools/unasync.py from async_inspection.py: edit that file, then run the script.
 """Looking at a store without changing it: ``db.inspect``, for operators and the CLI.
 
 Nothing here records activity, drops an expired user or collects garbage:
@@ -8,40 +9,23 @@ clock, where it was.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from . import checking, clock
-from .activity import Activity
+from . import checking, clock, concurrency
+from .activity import Activity, Progress
 from .backends.base import Backend
-from .checking import CheckReport, Progress
 from .clock import to_seconds
 from .exceptions import KeyNotFoundError
 from .keys import Key, check_key, sort_keys
+from .reports import CheckReport
 from .serialization import Codec, kind_name
-from .stats import Stats, UserStats
+from .stats import Stats, UserStats, UserSummary
 
 
 def _stats(users: int, sizes: list[int | None]) -> Stats:
     """The figures of values of these stored sizes (``None``: missing)."""
     stored = sum(size for size in sizes if size is not None)
     return Stats(users, len(sizes), stored, missing=sizes.count(None))
-
-
-@dataclass(frozen=True)
-class UserSummary:
-    """What one user holds, as an operator sees it.
-
-    :param user_id: the user.
-    :param keys: values stored.
-    :param bytes: bytes the serialized values take.
-    :param last_activity: the user's last recorded activity (``time.time()``), or ``None``.
-    """
-
-    user_id: Key
-    keys: int
-    bytes: int
-    last_activity: float | None
 
 
 class Inspector:
@@ -98,7 +82,7 @@ class Inspector:
         if seen is not None and self._activity.is_expired(seen, clock.now()):
             return UserStats(keys=0, bytes=0, last_activity=None)
         if not check:
-            keys, stored = backend.counts(user_id).get(user_id, (0, 0))
+            keys, stored = (backend.counts(user_id)).get(user_id, (0, 0))
             return UserStats(keys=keys, bytes=stored, last_activity=seen)
         totals = _stats(1, [size for *_, size in backend.value_sizes(user_id)])
         return UserStats(totals.keys, totals.bytes, seen, totals.missing)
@@ -141,7 +125,8 @@ class Inspector:
             raise KeyNotFoundError(f"user_id={user_id!r} has no value named {key_name!r}")
         head, pieces = raw
         codec = Codec(kind_name(head), plain_only=not unpickle, signer=backend.codec.signer)
-        return codec.load(head, pieces, (user_id, key_name))
+        where = (user_id, key_name)
+        return concurrency.consume(lambda p: codec.load(head, p, where), pieces)
 
     def last_activity(self, user_id: Key) -> float | None:
         """The user's last recorded activity (``time.time()``), or ``None``."""

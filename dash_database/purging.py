@@ -1,3 +1,4 @@
+# Written by tools/unasync.py from async_purging.py: edit that file, then run the script.
 """Idle users: who is live, and deleting those idle past expiry, through the engine's
 maintenance calls (``Activity`` decides when; it never calls an engine itself)."""
 

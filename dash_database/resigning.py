@@ -1,3 +1,4 @@
+# Written by tools/unasync.py from async_resigning.py: edit that file, then run the script.
 """Signing a store in place, on its stored bytes: nothing is ever unpickled or decoded.
 
 After a key rotation (``secret_key=[new, old]``), each value signed by a key in the
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from . import records
@@ -26,24 +26,11 @@ from .activity import Progress
 from .backends.base import Backend
 from .exceptions import DeserializationError
 from .keys import Key, Where
+from .reports import SignReport
 from .serialization import ChunkReader, Codec, Readable, Seekable, Writable, kind_name
 from .signing import LEGACY_HEADER_SIZE, LEGACY_MAGIC, Signer
 
 logger = logging.getLogger("dash_database")
-
-
-@dataclass(frozen=True)
-class SignReport:
-    """What :func:`sign_values` did.
-
-    :param signed: values signed (or signed again) with the current key.
-    :param refused: values left alone (each is also logged).
-    :param refusals: ``(user_id, key_name, why)`` of each value left alone.
-    """
-
-    signed: int
-    refused: int
-    refusals: tuple[tuple[Key, Key, str], ...] = field(default=(), repr=False)
 
 
 class Checked(NamedTuple):
@@ -123,7 +110,7 @@ def sign_values(
     signed, looked = 0, 0
     refusals: list[tuple[Key, Key, str]] = []
     for user_id in backend.users():
-        for key_name in backend.keys(user_id, None)[0]:
+        for key_name in (backend.keys(user_id, None))[0]:
             looked += 1
             try:
                 head = backend.head(user_id, key_name, LEGACY_HEADER_SIZE)
@@ -144,7 +131,7 @@ def upgrade_legacy(backend: Backend, user_id: Key) -> None:
     if backend.codec.signer is None:
         return
     resealer = Resealer(backend.codec, trust_unsigned=False)
-    for key_name in backend.keys(user_id, None)[0]:
+    for key_name in (backend.keys(user_id, None))[0]:
         try:
             head = backend.head(user_id, key_name, len(LEGACY_MAGIC))
             if head is None or records.has_header(head) or not head[1:].startswith(LEGACY_MAGIC):

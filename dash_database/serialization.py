@@ -428,10 +428,6 @@ class Codec:
 #: Writes a record's body to a file-like object; returns its head (inline form).
 Fill = Callable[[Writable], bytes]
 
-#: A value as stored, never decoded: its record's head (inline form: tag and
-#: header) and its body, as a stream of pieces.
-RawValue = tuple[bytes, Iterator[bytes]]
-
 
 def kind_name(head: bytes) -> str:
     """The serializer that reads the record whose head is ``head``.

@@ -1,8 +1,11 @@
-"""What a store, or one user, holds: the figures ``stats()`` and ``user_stats()`` return."""
+"""What a store, or one user, holds: the figures ``stats()``, ``user_stats()`` and
+``inspect.users()`` return."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from .keys import Key
 
 
 @dataclass(frozen=True)
@@ -39,3 +42,19 @@ class UserStats:
     bytes: int
     last_activity: float | None
     missing: int | None = None
+
+
+@dataclass(frozen=True)
+class UserSummary:
+    """What one user holds, as an operator sees it.
+
+    :param user_id: the user.
+    :param keys: values stored.
+    :param bytes: bytes the serialized values take.
+    :param last_activity: the user's last recorded activity (``time.time()``), or ``None``.
+    """
+
+    user_id: Key
+    keys: int
+    bytes: int
+    last_activity: float | None

@@ -29,9 +29,16 @@ from dash_database import DashDatabase  # noqa: E402
 
 from helpers import Clock, OpenDb, RedisServer, open_backend, require_redis_server  # noqa: E402
 
-#: The engines the contract suite runs over, each once: a SQLite file, this process's
-#: memory, Redis; and the async face over a file and over Redis (which it reaches lazily).
-BACKENDS = ["sqlite-path", "sqlite-memory", "redis", "async-sqlite-path", "async-redis"]
+#: The engines the contract suite runs over, each once through either face: a SQLite
+#: file, this process's memory, Redis (which the async face reaches lazily).
+BACKENDS = [
+    "sqlite-path",
+    "sqlite-memory",
+    "redis",
+    "async-sqlite-path",
+    "async-sqlite-memory",
+    "async-redis",
+]
 
 
 @pytest.hookimpl(wrapper=True)

@@ -199,12 +199,15 @@ def streaming_app(
     return app
 
 
-def websocket_app(backend: str, db: DashDatabase, callback: str) -> Dash:
-    """The README app with every callback over WebSocket (Dash 4.2+), and login and logout
-    buttons; its ``user_callback`` functions are sync or ``async def``."""
+def websocket_app(
+    backend: str, db: DashDatabase | AsyncDashDatabase, callback: str, websocket: bool = True
+) -> Dash:
+    """The README app with every callback over WebSocket (Dash 4.2+; over HTTP if not
+    ``websocket``), and login and logout buttons; its ``user_callback`` functions are sync
+    or ``async def``."""
     from dash_database.dash import end_session, rotate_session
 
-    app = Dash(__name__, backend=backend, websocket_callbacks=True)
+    app = Dash(__name__, backend=backend, websocket_callbacks=websocket)
     init_app(app, db)
 
     def layout() -> html.Div:

@@ -7,6 +7,8 @@ Fixtures live in ``conftest.py``; everything else a test file imports lives here
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
 import importlib.util
 import inspect
 import os
@@ -18,7 +20,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ import pytest
 from dash_database import AsyncDashDatabase, DashDatabase, UserValues
 from dash_database.backends.memory import MemoryBackend
 from dash_database.backends.sqlite.file import FileBackend
+from dash_database.backends.threaded import ThreadedBackend
 from dash_database.serialization import Codec
 from dash_database.signing import FRAME
 
@@ -128,9 +131,17 @@ def large_bodies(db: DashDatabase) -> dict[Any, Any]:
     if isinstance(engine, MemoryBackend):
         records = engine._values.values()
         return {id(chunks): chunks for values in records for _, chunks in values.values()}
-    client, prefix = engine._client, engine._prefix
-    keys = client.scan_iter(f"{prefix}*chunk:*")
-    return {key.rsplit(b"}:", 1)[-1]: client.get(key) for key in keys}
+    with redis_client(engine) as client:
+        keys = client.scan_iter(f"{engine._prefix}*chunk:*")
+        return {key.rsplit(b"}:", 1)[-1]: client.get(key) for key in keys}
+
+
+def redis_client(engine: Any) -> Any:
+    """A sync client to a Redis engine's server, whichever face's engine it is (the async
+    one's clients belong to event loops)."""
+    import redis
+
+    return redis.Redis.from_url(engine.location)
 
 
 def assert_counters_exact(db: DashDatabase) -> None:
@@ -321,9 +332,22 @@ def require_redis_server() -> None:
     )
 
 
+def run_now(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run ``coroutine`` to its end from sync code, on a new event loop (as Flask runs each
+    async view). From code that an event loop is running (a func of update_user_value, a
+    value's pickling), on a thread of its own, in the caller's context."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    context = contextvars.copy_context()
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        return thread.submit(context.run, asyncio.run, coroutine).result()
+
+
 class _Awaiting:
-    """Calls an async object's coroutine methods from sync code, each on a new event loop
-    (as Flask runs each async view); other attributes pass through."""
+    """Calls an async object's coroutine methods from sync code (see :func:`run_now`);
+    other attributes pass through."""
 
     def __init__(self, target: Any) -> None:
         self._target = target
@@ -331,8 +355,38 @@ class _Awaiting:
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._target, name)
         if inspect.iscoroutinefunction(attr):
-            return lambda *args, **kwargs: asyncio.run(attr(*args, **kwargs))
+            return lambda *args, **kwargs: run_now(attr(*args, **kwargs))
         return attr
+
+
+class EngineAsSync(_Awaiting):
+    """An async engine with the sync engine's API, for tests that reach into the engine:
+    settings (``chunk_size``) reach it, and raw values cross as lists of pieces."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "_target":
+            super().__setattr__(name, value)
+        else:
+            setattr(self._target, name, value)
+
+    def read_raw(self, user_id: Any, key_name: Any) -> tuple[bytes, Iterator[bytes]] | None:
+        """The raw value, its pieces read at once."""
+
+        async def read() -> tuple[bytes, list[bytes]] | None:
+            raw = await self._target.read_raw(user_id, key_name)
+            return None if raw is None else (raw[0], [piece async for piece in raw[1]])
+
+        raw = run_now(read())
+        return None if raw is None else (raw[0], iter(raw[1]))
+
+    def write_raw(self, user_id: Any, key_name: Any, head: bytes, pieces: Iterable[bytes]) -> None:
+        """Store a raw value from pieces in a list."""
+
+        async def each() -> AsyncIterator[bytes]:
+            for piece in pieces:
+                yield piece
+
+        run_now(self._target.write_raw(user_id, key_name, head, each()))
 
 
 class AsyncFaceAsSync(_Awaiting):
@@ -344,9 +398,14 @@ class AsyncFaceAsSync(_Awaiting):
     def __init__(self, db: AsyncDashDatabase) -> None:
         super().__init__(db)
         self.inspect = _Awaiting(db.inspect)
-        # Engine-level tweaks (chunk_size) and the activity cache reach the sync core.
-        self._backend = db.sync._backend
-        self._activity = db.sync._activity
+        # Engine-level tweaks (chunk_size) and the activity cache reach the face's own;
+        # a SQLite engine is the one under the thread.
+        backend = db._backend
+        if isinstance(backend, ThreadedBackend):
+            self._backend: Any = backend.engine
+        else:
+            self._backend = EngineAsSync(backend)
+        self._activity = db._activity
 
     def user(self, user_id: Any) -> UserValues:
         """The sync view, over the async face's methods."""
@@ -359,11 +418,11 @@ class AsyncFaceAsSync(_Awaiting):
         return bool(self._target.closed)
 
     def __enter__(self) -> AsyncFaceAsSync:
-        asyncio.run(self._target.__aenter__())
+        run_now(self._target.__aenter__())
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        asyncio.run(self._target.__aexit__(*exc_info))
+        run_now(self._target.__aexit__(*exc_info))
 
     def __repr__(self) -> str:
         return repr(self._target)

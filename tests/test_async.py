@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
+import re
+import threading
 import time
 import uuid
+import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
-from dash_database import AsyncDashDatabase, AsyncUserValues, DashDatabase
+from dash_database import (
+    AsyncDashDatabase,
+    AsyncInspector,
+    AsyncUserValues,
+    DashDatabase,
+    async_concurrency,
+)
 from dash_database.exceptions import ConnectionFailedError, DatabaseClosedError
 
 from helpers import RedisServer, require_redis_server
@@ -114,10 +124,14 @@ async def largest_gap_while(work: Callable[[], Awaitable[object]]) -> float:
     return max(gaps)
 
 
-@pytest.mark.parametrize("location", [":memory:", "file"])
-def test_a_200_mb_value_leaves_other_tasks_running(location: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("location", [":memory:", "file", "redis"])
+def test_a_200_mb_value_leaves_other_tasks_running(
+    location: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     """Storing and reading 200 MB, the loop never pauses for 1/3 of the time they block it."""
-    where = tmp_path / "big.sqlite3" if location == "file" else location
+    where: Any = {"file": tmp_path / "big.sqlite3", ":memory:": ":memory:"}.get(location)
+    if location == "redis":
+        where = request.getfixturevalue("redis_url")
     big = bytes(200 * 1024 * 1024)
 
     async def main() -> tuple[float, float]:
@@ -168,3 +182,162 @@ def test_several_event_loops_in_turn(tmp_path: Path, request: pytest.FixtureRequ
         assert asyncio.run(db.list_stored_user_keys("u")) == [0, 1, 2, 3, 4]
         assert asyncio.run(db.get_user_value("u", 4)) == 40
         asyncio.run(db.close())
+
+
+class _RefusingExecutor(concurrent.futures.ThreadPoolExecutor):
+    """A loop's default executor that fails any work given to it."""
+
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the loop's default executor was used")
+
+
+def _refuse(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("a thread was used")
+
+
+#: Every public method of the async face and its views, as the test below calls them.
+_CALLED = {
+    "AsyncDashDatabase": {
+        "store_user_value", "get_user_value", "has_user_value", "count_user_values",
+        "list_stored_user_keys", "delete_user_value", "delete_all_user_values",
+        "update_user_value", "rename_user", "copy_to", "sign_values", "convert_to_data",
+        "repair", "list_users", "touch", "purge_expired", "stats", "user_stats", "user",
+        "close",
+    },
+    "AsyncInspector": {
+        "users", "stats", "check", "user_stats", "key_sizes", "head", "value",
+        "last_activity", "idle_users",
+    },
+    "AsyncUserValues": {
+        "get", "set", "delete", "contains", "count", "keys", "clear", "update_value",
+    },
+}  # fmt: skip
+
+
+def test_the_no_thread_test_calls_every_public_method() -> None:
+    """The test below names every public method of the async face, its inspector and views."""
+    for cls in (AsyncDashDatabase, AsyncInspector, AsyncUserValues):
+        public = {name for name in vars(cls) if not name.startswith("_") and name != "sync"}
+        public -= {"closed"}  # a property
+        assert public == _CALLED[cls.__name__], cls.__name__
+
+
+def test_calls_under_the_chunk_size_use_no_thread_on_redis(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1,000 rounds of every public method on Redis, with every way to a thread failing."""
+    monkeypatch.setattr(asyncio, "to_thread", _refuse)
+    monkeypatch.setattr(async_concurrency, "_pool", _refuse)
+    with pytest.raises(AssertionError, match="a thread was used"):  # the trap is set
+        asyncio.run(async_concurrency.run(len, b""))
+    prefix = f"test-{uuid.uuid4().hex}:"
+    key = b"k" * 32
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_default_executor(_RefusingExecutor())
+        db = AsyncDashDatabase(redis_url, prefix=prefix, expire_after=3600, secret_key=key)
+        target = AsyncDashDatabase(redis_url, prefix=prefix + "copy:", secret_key=key)
+        for turn in range(1000):
+            await db.store_user_value("u", "k", turn)
+            assert await db.get_user_value("u", "k") == turn
+            assert await db.has_user_value("u", "k")
+            assert await db.count_user_values("u") == 1
+            assert await db.list_stored_user_keys("u") == ["k"]
+            assert await db.update_user_value("u", "n", lambda n: n + 1, 0) == 1
+            await db.delete_user_value("u", "n")
+            assert await db.rename_user("u", "v") == 1
+            assert await db.rename_user("v", "u") == 1
+            await db.touch("u")
+            assert await db.list_users() == ["u"]
+            assert (await db.stats()).keys == 1
+            assert (await db.user_stats("u")).keys == 1
+            assert (await db.copy_to(target)).users == 1
+            assert (await db.sign_values()).refused == 0
+            assert (await db.convert_to_data(trust_pickles=True, dry_run=True)).refused == 0
+            assert (await db.repair(dry_run=True)).dropped == []
+            assert await db.purge_expired() == 0
+            inspect_ = db.inspect
+            assert [u.user_id for u in await inspect_.users()] == ["u"]
+            assert (await inspect_.stats()).users == 1
+            assert (await inspect_.check()).healthy
+            assert (await inspect_.user_stats("u")).keys == 1
+            assert list(await inspect_.key_sizes("u")) == ["k"]
+            assert await inspect_.head("u", "k") is not None
+            assert await inspect_.value("u", "k") == turn
+            assert await inspect_.last_activity("u") is not None
+            assert await inspect_.idle_users(3600) == []
+            view = db.user("w")
+            await view.set("a", 1)
+            assert await view.get("a") == 1
+            assert await view.contains("a")
+            assert await view.count() == 1
+            assert await view.keys() == ["a"]
+            assert await view.update_value("a", lambda n: n + 1) == 2
+            assert await view.delete("a")
+            await view.clear()
+            await db.delete_all_user_values("u")
+        await target.close()
+        await db.close()
+
+    asyncio.run(main())
+
+
+def test_a_thousand_event_loops_leave_no_connection_open(redis_url: str) -> None:
+    """1,000 calls, each in its own asyncio.run, leave the server's client count where it was."""
+    import redis
+
+    db = AsyncDashDatabase(redis_url, prefix=f"test-{uuid.uuid4().hex}:")
+    with redis.Redis.from_url(redis_url) as admin, warnings.catch_warnings():
+        warnings.simplefilter("error")  # an unclosed transport or socket fails the test
+        before = len(admin.client_list())
+        for turn in range(1000):
+            asyncio.run(db.store_user_value("u", "k", turn))
+        assert asyncio.run(db.get_user_value("u", "k")) == 999
+        # A closed connection leaves the server's list as soon as the server reads its end.
+        deadline = time.monotonic() + 5
+        while len(admin.client_list()) != before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(admin.client_list()) == before
+        asyncio.run(db.close())
+
+
+class Traced:
+    """A value that notes the thread each time it is pickled and unpickled."""
+
+    threads: ClassVar[list[str]] = []
+
+    def __init__(self, size: int) -> None:
+        self.data = b"x" * size
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        Traced.threads.append(f"dump:{threading.current_thread().name}")
+        return (_rebuild, (self.data,))
+
+
+def _rebuild(data: bytes) -> Traced:
+    Traced.threads.append(f"load:{threading.current_thread().name}")
+    return Traced(len(data))
+
+
+def test_a_value_larger_than_a_chunk_is_serialized_and_read_off_the_loop(redis_url: str) -> None:
+    """On Redis, a value under a chunk is pickled on the loop; a larger one on a thread of the
+    store's own after one try on the loop, and read back there too."""
+    Traced.threads.clear()
+
+    async def main() -> None:
+        async with AsyncDashDatabase(redis_url, prefix=f"test-{uuid.uuid4().hex}:") as db:
+            db._backend.chunk_size = 1024
+            await db.store_user_value("u", "small", Traced(100))
+            assert (await db.get_user_value("u", "small")).data == b"x" * 100
+            await db.store_user_value("u", "big", Traced(5000))
+            assert (await db.get_user_value("u", "big")).data == b"x" * 5000
+
+    asyncio.run(main())
+    loop, own = "MainThread", "dash_database"
+    assert [re.sub(r"_[0-9]+$", "", t) for t in Traced.threads] == [
+        f"dump:{loop}",
+        f"load:{loop}",
+        f"dump:{loop}",
+        f"dump:{own}",
+        f"load:{own}",
+    ]

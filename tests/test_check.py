@@ -16,7 +16,7 @@ from dash_database.cli import EXIT_DAMAGED, main
 from dash_database.keys import Key
 from dash_database.serialization import Codec
 
-from helpers import KEY, Marker, OpenDb, assert_counters_exact, write_with
+from helpers import KEY, Marker, OpenDb, assert_counters_exact, redis_client, write_with
 
 
 def _fill(db: DashDatabase) -> None:
@@ -111,8 +111,9 @@ def _miscount(db: DashDatabase, user: Key) -> None:
         engine._bytes[user] += 5
     else:
         member = json.dumps(user)
-        users = engine.layout.user_keys(member)[1]
-        engine._client.hincrby(users, member, 5)
+        users = engine.open().user_keys(member)[1]
+        with redis_client(engine) as client:
+            client.hincrby(users, member, 5)
 
 
 def test_repair_rebuilds_the_counters_on_every_engine(open_db: OpenDb) -> None:

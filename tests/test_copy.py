@@ -82,7 +82,7 @@ def _reopen(db: DashDatabase) -> dict[str, Any]:
     """The arguments that open ``db``'s store again."""
     engine = db._backend
     if engine.location.startswith("redis"):
-        return {"db_location": engine._client, "prefix": engine._prefix}  # type: ignore[attr-defined]
+        return {"db_location": engine._server.client(), "prefix": engine._prefix}  # type: ignore[attr-defined]
     return {"db_location": engine.location}
 
 

@@ -190,7 +190,7 @@ def test_a_chunk_replaced_midway_through_its_pieces_reads_the_new_value(
     ):
         db._backend.chunk_size = writer._backend.chunk_size = 1024
         db.store_user_value(1, "v", b"a" * 5000)
-        client = db._backend._client  # type: ignore[attr-defined]
+        client = db._backend._server.client()  # type: ignore[attr-defined]
         getrange = client.getrange
         replaced: list[bool] = []
 
@@ -214,7 +214,7 @@ def test_a_value_whose_chunks_keep_vanishing_fails_clearly(
     with DashDatabase(redis_url, prefix="vanishing:") as db:
         db._backend.chunk_size = 1024
         db.store_user_value(1, "v", b"a" * 5000)
-        client = db._backend._client  # type: ignore[attr-defined]
+        client = db._backend._server.client()  # type: ignore[attr-defined]
         monkeypatch.setattr(client, "getrange", lambda key, start, end: b"")
         with pytest.raises(StorageError, match="kept changing while it was read"):
             db.get_user_value(1, "v")
@@ -295,7 +295,8 @@ def test_a_read_or_write_is_one_round_trip_with_its_activity(redis_url: str) -> 
             return counted
 
         # Reads go through the client, writes (scripts) through a connection of its pool.
-        server.client.execute_command = counting(server.client.execute_command)
+        client = server.client()
+        client.execute_command = counting(client.execute_command)
         server.write = counting(server.write)
         db.store_user_value("warm-up", "k", 0)  # loads the scripts; the background purge runs
         assert db.get_user_value("not written", "k") is None  # loads the read's script

@@ -65,7 +65,7 @@ def test_bucket_tags_spread_over_the_slots_as_redis_hashes_them() -> None:
 def test_every_key_of_one_user_is_in_one_slot(redis_url: str) -> None:
     """A user's values, chunks and index entries share one hash slot, whatever its id."""
     with DashDatabase(redis_url, prefix=f"test-{uuid.uuid4().hex}:") as db:
-        store = db._backend.layout  # type: ignore[attr-defined]
+        store = db._backend.open()  # type: ignore[attr-defined]
         for user in (1, "alice", "a}b{c", "{}", "é"):
             member = json.dumps(user)
             names = [*store.user_keys(member), store.chunk(member, "0" * 32, 3)]
@@ -186,7 +186,7 @@ def test_every_script_declares_every_key_it_touches(
         run = server.run
 
         def racing(script: Any, keys: list[str], args: list[Any]) -> Any:
-            if script.script == scripts.RENAME_USER and not racer.get_user_value("u", "late"):
+            if script.text == scripts.RENAME_USER and not racer.get_user_value("u", "late"):
                 racer.store_user_value("u", "late", 1)  # lands between the heads and the move
             return run(script, keys, args)
 
@@ -209,7 +209,7 @@ def test_every_script_declares_every_key_it_touches(
         assert db.list_users() == []
         db.store_user_value("counted", "big", b"g" * 5000)
         member = json.dumps("counted")
-        db._backend._client.hincrby(db._backend.layout.user_keys(member)[1], member, 5)  # type: ignore[attr-defined]
+        db._backend._server.client().hincrby(db._backend.open().user_keys(member)[1], member, 5)  # type: ignore[attr-defined]
         assert db.repair().recounted  # the recount scripts, a user's chunks declared
         assert db.inspect.check().healthy
     ran, undeclared = monitored()

@@ -108,7 +108,7 @@ def test_a_side_file_vanishing_during_garbage_collection_is_tolerated(
 def redis_record(db: DashDatabase, user: str, key: str, record: bytes) -> None:
     """Write a record straight into the user's hash, as any client of the server could."""
     engine = db._backend
-    engine._client.hset(engine._hash(user), f'"{key}"', record)  # type: ignore[attr-defined]
+    engine._server.client().hset(engine._hash(user), f'"{key}"', record)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
@@ -128,7 +128,7 @@ def test_forged_redis_chunk_references_are_refused_promptly(redis_url: str, reco
         db.delete_user_value("u", "k", if_not_exists="raise")
         redis_record(db, "u", "k", record)
         db.delete_all_user_values("u")
-        assert db._backend._client.ping()  # type: ignore[attr-defined]
+        assert db._backend._server.client().ping()  # type: ignore[attr-defined]
         assert db.list_users() == []
 
 
@@ -147,9 +147,9 @@ engine = db._backend
 if location == ":memory:":
     engine._values["u"]["k"] = (b"P", (crafted, b"y" * 1024))
 elif location.startswith("redis"):
-    record = engine._client.hget(engine._hash("u"), '"k"')
+    record = engine._server.client().hget(engine._hash("u"), '"k"')
     first = engine._store().chunks.keys_of(record[1:], "u", "k")[0]
-    engine._client.set(first, crafted)
+    engine._server.client().set(first, crafted)
 else:
     import os
     folder = engine.files.folder

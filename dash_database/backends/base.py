@@ -1,4 +1,11 @@
+# Written by tools/unasync.py from async_base.py: edit that file, then run the script.
 """The contract every storage engine implements: the calls an app makes, and maintenance.
+
+Written once, for the async face (:class:`Engine`, :class:`Maintenance`);
+``tools/unasync.py`` writes the sync contract (``Engine``, ``Maintenance``) from it.
+The Redis engine implements both, from one source; the SQLite engines implement the
+sync one, and the async face reaches them through
+:class:`~dash_database.backends.threaded.ThreadedBackend`.
 
 :class:`Engine` holds the calls an app makes. :class:`~dash_database.DashDatabase`
 checks the arguments and the closed state, asks :class:`~..activity.Activity` what the
@@ -46,13 +53,13 @@ skipped (never followed) by deletes and clean-ups.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from ..activity import Touch
 from ..keys import Key
 from ..quotas import Quotas
-from ..serialization import CHUNK_SIZE, Codec, RawValue
+from ..serialization import CHUNK_SIZE, Codec
 
 T = TypeVar("T")
 #: A result, and the user's stored activity after the call (``None``: none, or not read).
@@ -62,6 +69,8 @@ Seen = tuple[T, float | None]
 ValueSize = tuple[Key, Key, int | None]
 #: ``(values, stored bytes)`` of one user, from the counters.
 Count = tuple[int, int]
+#: A value as stored: its record's head (inline form), and its body as a stream of pieces.
+RawValue = tuple[bytes, Iterator[bytes]]
 
 
 class Engine(abc.ABC):
@@ -151,7 +160,7 @@ class Maintenance(abc.ABC):
 
     def seen(self, user_id: Key) -> float | None:
         """The user's last recorded activity, or ``None``."""
-        return self.sessions().get(user_id)
+        return (self.sessions()).get(user_id)
 
     @abc.abstractmethod
     def mark_seen(self, user_id: Key, when: float, create: bool) -> None:

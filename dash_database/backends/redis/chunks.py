@@ -1,3 +1,4 @@
+# Written by tools/unasync.py from async_chunks.py: edit that file, then run the script.
 """Values larger than one chunk, as numbered Redis strings.
 
 Redis refuses strings over 512 MB, and one large string would be held whole
@@ -13,19 +14,21 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
 import redis
 
-from ...exceptions import DashDatabaseError, DeserializationError
+from ... import concurrency
+from ...exceptions import DeserializationError
 from ...keys import Key, Where, encode_key
-from ...records import continued, is_chunked, split, stored_size
+from ...records import continued, inline, is_chunked, split, stored_size
 from ...serialization import ChunkWriter, Codec, Fill
 from . import scripts
 from .layout import Layout
 from .scripts import MAX_CHUNKS
 from .server import Server
+from .wire import ChunkVanished, Script
 
 logger = logging.getLogger("dash_database")
 
@@ -36,6 +39,7 @@ PENDING_CHUNK_SECONDS = 3600
 _REFS = re.compile(rb"([0-9a-f]{32}):([0-9]{1,6})")
 #: A chunk is read in replies of at most this many bytes (see :meth:`Chunks.read`).
 READ_PIECE = 1024 * 1024
+_REFS_SCRIPT = Script.of(scripts.REFS)
 
 
 class Written(NamedTuple):
@@ -44,10 +48,6 @@ class Written(NamedTuple):
     record: bytes
     chunks: list[str]
     size: int
-
-
-class ChunkVanished(DashDatabaseError):
-    """A concurrent write replaced the value while we read its chunks."""
 
 
 class Chunks:
@@ -59,7 +59,6 @@ class Chunks:
 
     def __init__(self, server: Server, layout: Layout) -> None:
         self._server, self._layout = server, layout
-        self._refs = server.client.register_script(scripts.REFS)
 
     def declared(self, values: str, chunk_key: Callable[[str, int], str]) -> list[str]:
         """The chunk keys to give a script that answered ``NEED_CHUNKS`` for the values hash
@@ -68,10 +67,10 @@ class Chunks:
 
         :param chunk_key: the name of a chunk (version, index) of these records.
         """
-        found = [_REFS.fullmatch(ref) for ref in self._server.run(self._refs, [values], [])]
+        found = [_REFS.fullmatch(ref) for ref in self._server.run(_REFS_SCRIPT, [values], [])]
         valid = [(m[1].decode(), int(m[2])) for m in found if m and 1 <= int(m[2]) <= MAX_CHUNKS]
         lasts = [chunk_key(version, count - 1) for version, count in valid]
-        pipe = self._server.client.pipeline(transaction=False)
+        pipe = (self._server.client()).pipeline(transaction=False)
         for last in lasts:
             pipe.exists(last)
         there = self._server.call(pipe.execute) if lasts else []
@@ -105,7 +104,7 @@ class Chunks:
             keys = self.keys_of(reference, user_id, key_name)
         except DeserializationError:
             return None
-        pipe = self._server.client.pipeline(transaction=False)
+        pipe = (self._server.client()).pipeline(transaction=False)
         for key in keys:
             pipe.strlen(key)
         lengths = self._server.call(pipe.execute)
@@ -117,7 +116,8 @@ class Chunks:
         if not is_chunked(record):
             return head + body[:limit]
         first_chunk = self.keys_of(body, user_id, key_name)[0]
-        first = self._server.call(self._server.client.getrange, first_chunk, 0, limit - 1)
+        client = self._server.client()
+        first = self._server.call(client.getrange, first_chunk, 0, limit - 1)
         return head + bytes(first or b"")
 
     def read(self, keys: list[str]) -> Iterator[bytes]:
@@ -130,8 +130,9 @@ class Chunks:
 
         :raises ChunkVanished: a chunk is gone (its value was replaced meanwhile).
         """
+        client = self._server.client()
         for key in keys:
-            pipe = self._server.client.pipeline(transaction=False)
+            pipe = client.pipeline(transaction=False)
             pipe.strlen(key)
             pipe.getrange(key, 0, READ_PIECE - 1)
             length, piece = self._server.call(pipe.execute)
@@ -144,7 +145,7 @@ class Chunks:
                 if start >= length:
                     break
                 end = start + READ_PIECE - 1
-                piece = self._server.call(self._server.client.getrange, key, start, end)
+                piece = self._server.call(client.getrange, key, start, end)
 
     def write(self, codec: Codec, value: Any, where: Where, chunk_size: int) -> Written:
         """Serialize ``value`` (``where``'s) into its record; a big value's chunks are stored,
@@ -153,38 +154,75 @@ class Chunks:
 
     def write_from(self, fill: Fill, user_id: Key, chunk_size: int) -> Written:
         """Like :meth:`write`, with the serialized bytes written by ``fill``."""
-        member = encode_key(user_id)
-        version = ""  # made on the first chunk: most values have none
-        written: list[str] = []
-        size = 0
-
-        def put(chunk: bytes) -> None:
-            nonlocal version, size
-            version = version or uuid.uuid4().hex
-            key = self._layout.chunk(member, version, len(written))
-            self._server.call(self._server.client.set, key, chunk, ex=PENDING_CHUNK_SECONDS)
-            written.append(key)
-            size += len(chunk)
-
-        out = ChunkWriter(put, chunk_size)
+        pending = _Pending(self._server, self._layout, encode_key(user_id))
         try:
-            head = fill(out)
-            if not written:
-                record = head + out.tail()
+            head, tail = concurrency.fill(fill, pending.put, chunk_size)
+            if not pending.keys:
+                record = head + tail
+                return Written(record, [], len(record))
+            if tail:
+                pending.put(tail)
+        except BaseException:
+            self.discard(pending.keys)
+            raise
+        return pending.written(head)
+
+    def write_raw(
+        self, head: bytes, pieces: Iterable[bytes], user_id: Key, chunk_size: int
+    ) -> Written:
+        """Like :meth:`write`, for a record read elsewhere: its head, and its body in pieces
+        (copied, never decoded, so that each chunk is written as soon as it fills)."""
+        pending = _Pending(self._server, self._layout, encode_key(user_id))
+        full: list[bytes] = []
+        out = ChunkWriter(full.append, chunk_size)
+        try:
+            for piece in pieces:
+                out.write(piece)
+                for chunk in full:
+                    pending.put(chunk)
+                full.clear()
+            if not pending.keys:
+                record = inline(head) + out.tail()
                 return Written(record, [], len(record))
             if out.tail():
-                put(out.tail())
+                pending.put(out.tail())
         except BaseException:
-            self.discard(written)
+            self.discard(pending.keys)
             raise
-        reference = f"{version}:{len(written)}".encode()
-        return Written(continued(head) + reference, written, stored_size(len(head), size))
+        return pending.written(inline(head))
 
     def discard(self, keys: list[str]) -> None:
         """Delete the pending chunks of a value whose record was not committed."""
         if keys:
             try:
-                self._server.client.delete(*keys)
+                (self._server.client()).delete(*keys)
             except redis.RedisError:
                 location = self._server.location
                 logger.warning("%s: %d pending chunks left to expire", location, len(keys))
+
+
+class _Pending:
+    """The chunks of one value being written, each stored with an expiry as it fills.
+
+    :param member: the JSON id of the value's user.
+    """
+
+    def __init__(self, server: Server, layout: Layout, member: str) -> None:
+        self._server, self._layout, self._member = server, layout, member
+        self._version = ""  # made on the first chunk: most values have none
+        self.keys: list[str] = []
+        self._size = 0
+
+    def put(self, chunk: bytes) -> None:
+        """Store the next chunk."""
+        self._version = self._version or uuid.uuid4().hex
+        key = self._layout.chunk(self._member, self._version, len(self.keys))
+        client = self._server.client()
+        self._server.call(client.set, key, chunk, ex=PENDING_CHUNK_SECONDS)
+        self.keys.append(key)
+        self._size += len(chunk)
+
+    def written(self, head: bytes) -> Written:
+        """The written value's record, once every chunk is stored."""
+        reference = f"{self._version}:{len(self.keys)}".encode()
+        return Written(continued(head) + reference, self.keys, stored_size(len(head), self._size))

@@ -1,3 +1,4 @@
+# Written by tools/unasync.py from async_counters.py: edit that file, then run the script.
 """Reading the Redis engine's counters: each user's stored bytes, and its values.
 
 The write scripts keep them (see :mod:`.scripts`): each bucket's users hash
@@ -26,7 +27,7 @@ class Counters:
 
     def members(self) -> list[bytes]:
         """The JSON id of every user holding at least one value, in one round trip."""
-        pipe = self._server.client.pipeline(transaction=False)
+        pipe = (self._server.client()).pipeline(transaction=False)
         for users in self._layout.users:
             pipe.hkeys(users)
         buckets = self._server.call(pipe.execute)
@@ -35,19 +36,20 @@ class Counters:
     def counts(self, member: str | None) -> dict[Key, Count]:
         """``(values, stored bytes)`` of the user with this member (``None``: of every user);
         those without values are left out."""
-        layout = self._layout
+        layout, client = self._layout, self._server.client()
         if member is None:
-            pipe = self._server.client.pipeline(transaction=False)
+            pipe = client.pipeline(transaction=False)
             for users in layout.users:
                 pipe.hgetall(users)
-            sizes = {m: s for bucket in self._server.call(pipe.execute) for m, s in bucket.items()}
+            buckets = self._server.call(pipe.execute)
+            sizes = {m: s for bucket in buckets for m, s in bucket.items()}
             sizes.pop(TOTAL.encode(), None)
         else:
             users = layout.users[layout.bucket(member)]
-            sizes = {member.encode(): self._server.call(self._server.client.hget, users, member)}
+            sizes = {member.encode(): self._server.call(client.hget, users, member)}
         if not sizes:
             return {}
-        pipe = self._server.client.pipeline(transaction=False)
+        pipe = client.pipeline(transaction=False)
         for name in sizes:
             pipe.hlen(layout.values(name.decode()))
         lengths = self._server.call(pipe.execute)

@@ -1,3 +1,4 @@
+# Written by tools/unasync.py from async_engine.py: edit that file, then run the script.
 """The Redis engine: values in a server shared by every process on every host.
 
 Each user's values are one hash, and the store's indexes (users with values,
@@ -24,31 +25,29 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
-from redis.commands.core import Script
-
+from ... import concurrency
 from ...activity import Touch
 from ...exceptions import StorageError
 from ...keys import MISSING, Key, Where, decode_key, encode_key
 from ...quotas import Quotas
 from ...records import is_chunked, split
-from ...serialization import CHUNK_SIZE, Codec, RawValue, copy_pieces
-from ..base import Backend, Count, Seen, ValueSize
+from ...serialization import CHUNK_SIZE, Codec
+from ..base import Backend, Count, RawValue, Seen, ValueSize
 from . import renaming, scripts
-from .chunks import Chunks, ChunkVanished, Written
+from .chunks import Chunks, Written
 from .counters import Counters
 from .layout import Layout
 from .migration import open_layout
 from .scripts import NEED_CHUNKS
-from .server import Server, redact
+from .server import Server
+from .wire import ChunkVanished, Script, redact
 
-__all__ = ["DEFAULT_PREFIX", "RedisBackend", "redact"]
+__all__ = ["RedisBackend", "redact"]
 
 logger = logging.getLogger("dash_database")
-
-DEFAULT_PREFIX = "dash_database:"
 
 #: A replaced value's chunks stay this long, so that a reader already
 #: streaming them finishes with the old value instead of starting over.
@@ -56,6 +55,14 @@ REPLACED_CHUNK_SECONDS = 60
 #: update_user_value's retries wait a random time up to this (seconds).
 MAX_BACKOFF_SECONDS = 0.005
 _READ_ATTEMPTS = 5
+_SET = Script.of(scripts.SET)
+_GET = Script.of(scripts.GET)
+_TOUCH = Script.of(scripts.TOUCH)
+_DELETE = Script.of(scripts.DELETE)
+_DELETE_USER = Script.of(scripts.DELETE_USER)
+_DELETE_IDLE = Script.of(scripts.DELETE_IDLE)
+_RECOUNT_USER = Script.of(scripts.RECOUNT_USER)
+_RECOUNT_TOTAL = Script.of(scripts.RECOUNT_TOTAL)
 
 
 def _touch_arg(touch: Touch | None) -> str:
@@ -82,8 +89,6 @@ class RedisBackend(Backend):
     :param timeout: seconds to wait for the server to connect or answer, and
         for a contended update to get through.
     :param prefix: the start of every key written.
-    :param connect: reach the server now; ``False`` leaves it to the first call.
-    :raises ConnectionFailedError: the server cannot be reached.
     """
 
     def __init__(
@@ -95,43 +100,32 @@ class RedisBackend(Backend):
         *,
         timeout: float,
         prefix: str,
-        connect: bool = True,
     ) -> None:
         super().__init__(codec, quotas, chunk_size)
         self._server = Server(target, timeout)
-        self._client = self._server.client
         self.location = self._server.location
         self._timeout, self._prefix = timeout, prefix
         self._opened: _Opened | None = None
-        self._set: Script = self._client.register_script(scripts.SET)
-        self._get: Script = self._client.register_script(scripts.GET)
-        self._touch: Script = self._client.register_script(scripts.TOUCH)
-        self._delete: Script = self._client.register_script(scripts.DELETE)
-        self._delete_user: Script = self._client.register_script(scripts.DELETE_USER)
-        self._delete_idle: Script = self._client.register_script(scripts.DELETE_IDLE)
-        self._recount_user: Script = self._client.register_script(scripts.RECOUNT_USER)
-        self._recount_total: Script = self._client.register_script(scripts.RECOUNT_TOTAL)
-        self._rename = renaming.Renamer(self._client)
-        if connect:
-            self._store()
         logger.debug("opened %s (prefix %r)", self.location, prefix)
 
     def _store(self) -> _Opened:
         """The store's layout and what reads it: read, and the store upgraded once if 2.x
-        wrote it, on first use."""
+        wrote it, on first use.
+
+        :raises ConnectionFailedError: the server cannot be reached.
+        """
         if self._opened is None:
             layout = open_layout(self._server, self._prefix)
-            chunks, counters = Chunks(self._server, layout), Counters(self._server, layout)
-            self._opened = _Opened(layout, chunks, counters)
+            chunks = Chunks(self._server, layout)
+            self._opened = _Opened(layout, chunks, Counters(self._server, layout))
         return self._opened
 
-    @property
-    def layout(self) -> Layout:
-        """The store's key names."""
-        return self._store().layout
+    def open(self) -> Layout:
+        """Reach the server and read the store's layout (its key names), if not yet done."""
+        return (self._store()).layout
 
     def _hash(self, user_id: Key) -> str:
-        return self.layout.values(encode_key(user_id))
+        return (self.open()).values(encode_key(user_id))
 
     def _run(self, script: Script, member: str, args: list[Any], first: Sequence[str] = ()) -> Any:
         """Run a per-user script; run it again with the user's chunk keys if it needs them.
@@ -148,13 +142,13 @@ class RedisBackend(Backend):
         return self._server.run(script, [*keys, *chunks], args)
 
     def _load(self, record: bytes, user_id: Key, key_name: Key, codec: Codec | None = None) -> Any:
-        codec = codec or self.codec
+        codec, where = codec or self.codec, (user_id, key_name)
         if not is_chunked(record):
-            return codec.load_record(record, (user_id, key_name))
+            return codec.load_record(record, where)
         head, reference = split(record)
-        chunks = self._store().chunks
-        keys = chunks.keys_of(reference, user_id, key_name)
-        return codec.load(head, chunks.read(keys), (user_id, key_name))
+        chunks = (self._store()).chunks
+        pieces = chunks.read(chunks.keys_of(reference, user_id, key_name))
+        return concurrency.consume(lambda p: codec.load(head, p, where), pieces)
 
     def get(self, user_id: Key, key_name: Key, touch: Touch | None) -> Seen[Any]:
         """The stored value, or :data:`~dash_database.keys.MISSING`."""
@@ -162,9 +156,10 @@ class RedisBackend(Backend):
         args = None if touch is None else [field, _touch_arg(touch)]
         for _ in range(_READ_ATTEMPTS):
             if args is None:
-                record = self._server.call(self._client.hget, self.layout.values(member), field)
+                client, values = self._server.client(), self._hash(user_id)
+                record = self._server.call(client.hget, values, field)
             else:  # the read and its activity in one round trip, once
-                record, score = self._run(self._get, member, args)
+                record, score = self._run(_GET, member, args)
                 record, seen, args = record or None, _seen(score), None
             if record is None:
                 return MISSING, seen
@@ -179,17 +174,19 @@ class RedisBackend(Backend):
         if touch is None:
             return None
         member = encode_key(user_id)
-        return _seen(self._run(self._touch, member, [_touch_arg(touch)]))
+        return _seen(self._run(_TOUCH, member, [_touch_arg(touch)]))
 
     def contains(self, user_id: Key, key_name: Key, touch: Touch | None) -> Seen[bool]:
         """Whether a value is stored, without reading it."""
         seen, field = self._touched(user_id, touch), encode_key(key_name)
-        return bool(self._server.call(self._client.hexists, self._hash(user_id), field)), seen
+        client, values = self._server.client(), self._hash(user_id)
+        return bool(self._server.call(client.hexists, values, field)), seen
 
     def keys(self, user_id: Key, touch: Touch | None) -> Seen[list[Key]]:
         """The user's key names, from the user's own hash."""
         seen = self._touched(user_id, touch)
-        fields = self._server.call(self._client.hkeys, self._hash(user_id))
+        client, values = self._server.client(), self._hash(user_id)
+        fields = self._server.call(client.hkeys, values)
         return [decode_key(field) for field in fields], seen
 
     def _commit(
@@ -201,22 +198,22 @@ class RedisBackend(Backend):
 
         :raises QuotaExceededError: it would have passed a limit.
         """
-        layout = self.layout
+        store = self._store()
         limits = self.quotas.limits() if self.quotas else (0, 0, 0)
         # The store's total is the sum of every bucket's, all read in the same script.
-        totals = layout.users if limits[2] else []
+        totals = store.layout.users if limits[2] else []
         sizes = ":".join(
             str(n or 0) for n in (REPLACED_CHUNK_SECONDS, written.size, *limits, len(totals))
         )
         member = encode_key(user_id)
         args = [encode_key(key_name), written.record, _touch_arg(touch), sizes, *expect]
         try:
-            status = self._run(self._set, member, args, [*totals, *written.chunks])
+            status = self._run(_SET, member, args, [*totals, *written.chunks])
         except BaseException:
-            self._store().chunks.discard(written.chunks)
+            store.chunks.discard(written.chunks)
             raise
         if status != 1:
-            self._store().chunks.discard(written.chunks)
+            store.chunks.discard(written.chunks)
         if isinstance(status, bytes) and self.quotas is not None:  # "limit:figure"
             which, figure = map(int, status.split(b":"))
             raise self.quotas.error(which, user_id, key_name, written.size, figure)
@@ -224,7 +221,7 @@ class RedisBackend(Backend):
 
     def set(self, user_id: Key, key_name: Key, value: Any, touch: Touch | None) -> float | None:
         """Store ``value``; committed when this returns."""
-        chunks = self._store().chunks
+        chunks = (self._store()).chunks
         written = chunks.write(self.codec, value, (user_id, key_name), self.chunk_size)
         self._commit(user_id, key_name, written, touch=touch)
         # A write stores at least its time (see Touch.outcome): no read back needed.
@@ -232,19 +229,20 @@ class RedisBackend(Backend):
 
     def read_raw(self, user_id: Key, key_name: Key) -> RawValue | None:
         """The value as stored, never decoded; ``None`` if there is none."""
-        record = self._server.call(self._client.hget, self._hash(user_id), encode_key(key_name))
+        client, values = self._server.client(), self._hash(user_id)
+        record = self._server.call(client.hget, values, encode_key(key_name))
         if record is None:
             return None
         head, body = split(record)
         if not is_chunked(record):
-            return head, iter([body])
-        chunks = self._store().chunks
+            return head, _one(body)
+        chunks = (self._store()).chunks
         return head, chunks.read(chunks.keys_of(body, user_id, key_name))
 
     def write_raw(self, user_id: Key, key_name: Key, head: bytes, pieces: Iterable[bytes]) -> None:
         """Store a record read elsewhere, as :meth:`set` stores a value."""
-        chunks = self._store().chunks
-        written = chunks.write_from(copy_pieces(head, pieces), user_id, self.chunk_size)
+        chunks = (self._store()).chunks
+        written = chunks.write_raw(head, pieces, user_id, self.chunk_size)
         self._commit(user_id, key_name, written)
 
     def _compare_and_set(
@@ -269,7 +267,8 @@ class RedisBackend(Backend):
         tries = 0
         while True:
             tries += 1
-            record = self._server.call(self._client.hget, self._hash(user_id), field)
+            client, values = self._server.client(), self._hash(user_id)
+            record = self._server.call(client.hget, values, field)
             if record is None and default is MISSING:
                 return False, MISSING
             try:
@@ -278,7 +277,8 @@ class RedisBackend(Backend):
                 pass  # replaced while we read it: try again
             else:
                 new = func(old)
-                written = self._store().chunks.write(codec, new, where, self.chunk_size)
+                chunks = (self._store()).chunks
+                written = chunks.write(codec, new, where, self.chunk_size)
                 # Stored only if the key's record is still the one read (None: absent).
                 expect = ["absent", b""] if record is None else ["equal", record]
                 if self._commit(user_id, key_name, written, expect, touch):
@@ -290,7 +290,7 @@ class RedisBackend(Backend):
                     f"timeout={self._timeout}s. Nothing was stored; retry, or raise timeout"
                 )
             # Spread the retries of updaters that lost the same race.
-            time.sleep(random.uniform(0, MAX_BACKOFF_SECONDS))
+            concurrency.sleep(random.uniform(0, MAX_BACKOFF_SECONDS))
 
     def update(
         self,
@@ -301,50 +301,51 @@ class RedisBackend(Backend):
         touch: Touch | None,
     ) -> Seen[Any]:
         """Atomically store and return ``func(old value or default)`` (a compare-and-set)."""
-        _, new = self._compare_and_set((user_id, key_name), self.codec, func, default, touch)
+        where = (user_id, key_name)
+        _, new = self._compare_and_set(where, self.codec, func, default, touch)
         return new, None if touch is None else touch.now
 
     def recode(self, user_id: Key, key_name: Key, codec: Codec, func: Callable[[Any], Any]) -> bool:
         """Atomically replace a stored value with ``func(old)``, through ``codec``."""
-        return self._compare_and_set((user_id, key_name), codec, func, MISSING, None)[0]
+        return (self._compare_and_set((user_id, key_name), codec, func, MISSING, None))[0]
 
     def delete(self, user_id: Key, key_name: Key, touch: Touch | None) -> Seen[bool]:
         """Delete one value; whether it existed."""
         seen, member = self._touched(user_id, touch), encode_key(user_id)
-        return bool(self._run(self._delete, member, [encode_key(key_name)])), seen
+        return bool(self._run(_DELETE, member, [encode_key(key_name)])), seen
 
     def delete_user(self, user_id: Key) -> int:
         """Delete all the user's values in one script, hence atomically."""
-        member = encode_key(user_id)
-        return int(self._run(self._delete_user, member, []))
+        return int(self._run(_DELETE_USER, encode_key(user_id), []))
 
     def rename_user(self, old_id: Key, new_id: Key) -> int:
         """Move the user's hash, chunks and activity, in one script (see :mod:`.renaming`)."""
         store = self._store()
-        return self._rename(
-            self._server.run, store.layout, store.chunks, self.codec, (old_id, new_id)
-        )
+        ids = (old_id, new_id)
+        return renaming.rename(self._server, store.layout, store.chunks, self.codec, ids)
 
     def users(self) -> list[Key]:
         """Every user id holding at least one value."""
-        return [json.loads(member) for member in self._store().counters.members()]
+        counters = (self._store()).counters
+        return [json.loads(member) for member in counters.members()]
 
     def seen(self, user_id: Key) -> float | None:
         """The user's last recorded activity, or ``None``."""
-        member = encode_key(user_id)
-        seen = self.layout.user_keys(member)[2]
-        return _seen(self._server.call(self._client.zscore, seen, member))
+        member, client = encode_key(user_id), self._server.client()
+        seen = (self.open()).user_keys(member)[2]
+        return _seen(self._server.call(client.zscore, seen, member))
 
     def mark_seen(self, user_id: Key, when: float, create: bool) -> None:
         """Record activity at ``when`` (never moving it back); ``create`` adds a missing user."""
         only = [] if create else ["XX"]
         member = encode_key(user_id)
-        self._server.write("ZADD", self.layout.user_keys(member)[2], *only, "GT", when, member)
+        seen = (self.open()).user_keys(member)[2]
+        self._server.write("ZADD", seen, *only, "GT", when, member)
 
     def _buckets(self, command: str, *args: Any, **kwargs: Any) -> list[Any]:
         """``command`` run on every bucket's activity set, in one round trip."""
-        pipe = self._client.pipeline(transaction=False)
-        for seen in self.layout.seen:
+        pipe = (self._server.client()).pipeline(transaction=False)
+        for seen in (self.open()).seen:
             getattr(pipe, command)(seen, *args, **kwargs)
         return list(self._server.call(pipe.execute))
 
@@ -363,42 +364,47 @@ class RedisBackend(Backend):
 
     def delete_idle_user(self, user_id: Key, cutoff: float) -> bool:
         """Delete the user if it was last active before ``cutoff``, in one script."""
-        member = encode_key(user_id)
-        return bool(self._run(self._delete_idle, member, [repr(cutoff)]))
+        return bool(self._run(_DELETE_IDLE, encode_key(user_id), [repr(cutoff)]))
 
     def value_sizes(self, user_id: Key | None) -> list[ValueSize]:
         """``(user, key, stored bytes)`` for one user's values, or everybody's."""
         users = self.users() if user_id is None else [user_id]
-        records = {u: self._server.call(self._client.hgetall, self._hash(u)) for u in users}
-        pairs = [(u, decode_key(f), r) for u, rs in records.items() for f, r in rs.items()]
-        chunks = self._store().chunks
-        return [(u, k, chunks.stored_size(r, u, k)) for u, k, r in pairs]
+        client, chunks = self._server.client(), (self._store()).chunks
+        sizes: list[ValueSize] = []
+        for user in users:
+            records = self._server.call(client.hgetall, self._hash(user))
+            for field, record in records.items():
+                key_name = decode_key(field)
+                sizes.append((user, key_name, chunks.stored_size(record, user, key_name)))
+        return sizes
 
     def recount(self) -> None:
         """Recount each user in one script, from its values, then each bucket's total; users
         whose counter was lost are found by their values' keys."""
-        store = self._store()
+        store, client = self._store(), self._server.client()
         members = {member.decode() for member in store.counters.members()}
         for base in store.layout.bases:
             pattern = _glob_escape(f"{base}user:") + "*"
-            for key in self._server.call(self._client.scan_iter, match=pattern, count=1000):
-                members.add(key.decode()[len(base) + len("user:") :])
+            with self._server.errors():
+                for key in client.scan_iter(match=pattern, count=1000):
+                    members.add(key.decode()[len(base) + len("user:") :])
         for member in sorted(members):
-            self._run(self._recount_user, member, [])
+            self._run(_RECOUNT_USER, member, [])
         for users in store.layout.users:
-            self._server.run(self._recount_total, [users], [])
+            self._server.run(_RECOUNT_TOTAL, [users], [])
 
     def counts(self, user_id: Key | None) -> dict[Key, Count]:
         """``(values, stored bytes)`` of one user, or of every user, in one round trip."""
-        counters = self._store().counters
+        counters = (self._store()).counters
         return counters.counts(None if user_id is None else encode_key(user_id))
 
     def head(self, user_id: Key, key_name: Key, limit: int) -> bytes | None:
         """The first ``limit`` bytes of the stored record, tag first, or ``None``."""
-        record = self._server.call(self._client.hget, self._hash(user_id), encode_key(key_name))
+        client, values = self._server.client(), self._hash(user_id)
+        record = self._server.call(client.hget, values, encode_key(key_name))
         if record is None:
             return None
-        return self._store().chunks.head(record, user_id, key_name, limit)
+        return (self._store()).chunks.head(record, user_id, key_name, limit)
 
     def close(self) -> None:
         """Close the connections this engine opened; never deletes data."""
@@ -411,6 +417,11 @@ class _Opened(NamedTuple):
     layout: Layout
     chunks: Chunks
     counters: Counters
+
+
+def _one(body: bytes) -> Iterator[bytes]:
+    """The body of a record stored whole, as a stream of one piece."""
+    yield body
 
 
 def _glob_escape(text: str) -> str:

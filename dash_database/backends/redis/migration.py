@@ -1,3 +1,4 @@
+# Written by tools/unasync.py from async_migration.py: edit that file, then run the script.
 """Opening a Redis store: its layout, and the upgrade of a store that dash_database 2.x wrote.
 
 dash_database 2.x kept one flat set of keys per prefix ``P``: ``Puser:{id}``
@@ -25,6 +26,7 @@ from .chunks import Chunks
 from .layout import BUCKETS, MAX_BUCKETS, VERSION, Layout
 from .scripts import NEED_CHUNKS
 from .server import Server
+from .wire import Script
 
 logger = logging.getLogger("dash_database")
 
@@ -32,6 +34,7 @@ logger = logging.getLogger("dash_database")
 PROGRESS_EVERY = 10_000
 #: How many times one user's move is tried while 2.x writers keep changing it.
 _ATTEMPTS = 5
+_UPGRADE_USER = Script.of(scripts.UPGRADE_USER)
 
 
 def open_layout(server: Server, prefix: str) -> Layout:
@@ -40,14 +43,14 @@ def open_layout(server: Server, prefix: str) -> Layout:
 
     :raises StorageError: a newer dash_database wrote the store.
     """
-    marker = f"{prefix}layout"
-    found = server.call(server.client.get, marker)
+    marker, client = f"{prefix}layout", server.client()
+    found = server.call(client.get, marker)
     if found is None:
         flat = [f"{prefix}{name}" for name in ("users", "seen", "bytes", "totals")]
-        if server.call(server.client.exists, *flat):
+        if server.call(client.exists, *flat):
             _Upgrade(server, prefix).run()
         server.write("SET", marker, f"{VERSION}:{BUCKETS}", "NX")
-        found = server.call(server.client.get, marker)
+        found = server.call(client.get, marker)
     # Read back from the server, hence untrusted: the bucket count bounds the tag search.
     version, _, buckets = (found or b"").decode(errors="replace").partition(":")
     if version != str(VERSION) or not (buckets.isascii() and buckets.isdigit()):
@@ -67,13 +70,12 @@ class _Upgrade:
         self._server, self._prefix = server, prefix
         self._layout = Layout(prefix)
         self._chunks = Chunks(server, self._layout)
-        self._script = server.client.register_script(scripts.UPGRADE_USER)
         self._users, self._seen = f"{prefix}users", f"{prefix}seen"
 
     def run(self) -> None:
         """Move every user, until the flat layout holds none (another process may be moving
         them too), then drop its counters."""
-        client = self._server.client
+        client = self._server.client()
         while True:
             members = set(self._server.call(client.smembers, self._users))
             members.update(self._server.call(client.zrange, self._seen, 0, -1))
@@ -95,7 +97,7 @@ class _Upgrade:
             count = len(chunk_pairs) // 2
             args = [member, member, count]
             moved = self._server.run(
-                self._script, [*keys, *chunk_pairs, f"{self._prefix}bytes"], args
+                _UPGRADE_USER, [*keys, *chunk_pairs, f"{self._prefix}bytes"], args
             )
             if moved == -1:
                 raise StorageError(

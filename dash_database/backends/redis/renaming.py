@@ -1,3 +1,4 @@
+# Written by tools/unasync.py from async_renaming.py: edit that file, then run the script.
 """Renaming a user on Redis, with its signed records bound to the new id.
 
 A signed record's binding names its user (see :mod:`dash_database.signing`),
@@ -13,12 +14,6 @@ to the old id after that goes to the old id, as any later write would.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-import redis
-from redis.commands.core import Script
-
 from ...exceptions import StorageError, UserExistsError
 from ...keys import Key, decode_key, encode_key
 from ...serialization import Codec
@@ -26,12 +21,14 @@ from . import scripts
 from .chunks import Chunks
 from .layout import Layout
 from .scripts import NEED_CHUNKS
+from .server import Server
+from .wire import Script
 
 #: What the rename script returns when the new id has values.
 TAKEN = -1
-#: Runs a registered script with these keys and arguments, turning Redis errors into
-#: dash_database's.
-Run = Callable[[Script, list[str], list[Any]], Any]
+_HEADS = Script.of(scripts.HEADS)
+_RENAME = Script.of(scripts.RENAME_USER)
+_REHEAD = Script.of(scripts.REHEAD)
 
 
 def rebinds(flat: list[bytes], codec: Codec, old_id: Key, new_id: Key) -> list[bytes]:
@@ -46,49 +43,37 @@ def rebinds(flat: list[bytes], codec: Codec, old_id: Key, new_id: Key) -> list[b
     return found
 
 
-class Renamer:
-    """The scripts of a rename, registered on one client.
+def rename(
+    server: Server, layout: Layout, chunks: Chunks, codec: Codec, ids: tuple[Key, Key]
+) -> int:
+    """Rename a user (``ids``: old and new); return how many values moved.
 
-    :param client: the engine's client.
+    :raises UserExistsError: the new id has values; nothing changed.
     """
-
-    def __init__(self, client: redis.Redis) -> None:
-        self._heads = client.register_script(scripts.HEADS)
-        self._rename = client.register_script(scripts.RENAME_USER)
-        self._rehead = client.register_script(scripts.REHEAD)
-
-    def __call__(
-        self, run: Run, layout: Layout, chunks: Chunks, codec: Codec, ids: tuple[Key, Key]
-    ) -> int:
-        """Rename a user (``ids``: old and new); return how many values moved.
-
-        :param run: runs a script (the engine's server's).
-        :raises UserExistsError: the new id has values; nothing changed.
-        """
-        old_id, new_id = ids
-        old, new = encode_key(old_id), encode_key(new_id)
-        keys = [*layout.user_keys(old), *layout.user_keys(new)]
-        found = rebinds(run(self._heads, keys[:1], []), codec, old_id, new_id)
-        old_base, new_base = layout.base(old), layout.base(new)
-        old_chunks: list[str] = []
-        for _ in range(2):  # the second time with the chunks the first answer asked for
-            new_chunks = [new_base + key[len(old_base) :] for key in old_chunks]
-            args = [old, new, len(old_chunks), *found]
-            moved = run(self._rename, [*keys, *old_chunks, *new_chunks], args)
-            if moved != NEED_CHUNKS:
-                break
-            old_chunks = chunks.declared(keys[0], lambda v, n: f"{old_base}chunk:{v}:{n}")
-        if moved == NEED_CHUNKS:
-            raise StorageError(
-                f"user_id={old_id!r} kept changing while it was renamed; nothing was moved. Retry"
-            )
-        if moved == TAKEN:
-            raise UserExistsError(
-                f"user_id={new_id!r} already has values; nothing was moved or changed"
-            )
-        if codec.signer is not None:
-            # Records written to the old id between the two scripts are bound to it.
-            late = rebinds(run(self._heads, keys[3:4], []), codec, old_id, new_id)
-            if late:
-                run(self._rehead, keys[3:4], late)
-        return int(moved)
+    old_id, new_id = ids
+    old, new = encode_key(old_id), encode_key(new_id)
+    keys = [*layout.user_keys(old), *layout.user_keys(new)]
+    found = rebinds(server.run(_HEADS, keys[:1], []), codec, old_id, new_id)
+    old_base, new_base = layout.base(old), layout.base(new)
+    old_chunks: list[str] = []
+    for _ in range(2):  # the second time with the chunks the first answer asked for
+        new_chunks = [new_base + key[len(old_base) :] for key in old_chunks]
+        args = [old, new, len(old_chunks), *found]
+        moved = server.run(_RENAME, [*keys, *old_chunks, *new_chunks], args)
+        if moved != NEED_CHUNKS:
+            break
+        old_chunks = chunks.declared(keys[0], lambda v, n: f"{old_base}chunk:{v}:{n}")
+    if moved == NEED_CHUNKS:
+        raise StorageError(
+            f"user_id={old_id!r} kept changing while it was renamed; nothing was moved. Retry"
+        )
+    if moved == TAKEN:
+        raise UserExistsError(
+            f"user_id={new_id!r} already has values; nothing was moved or changed"
+        )
+    if codec.signer is not None:
+        # Records written to the old id between the two scripts are bound to it.
+        late = rebinds(server.run(_HEADS, keys[3:4], []), codec, old_id, new_id)
+        if late:
+            server.run(_REHEAD, keys[3:4], late)
+    return int(moved)

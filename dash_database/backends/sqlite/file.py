@@ -23,8 +23,8 @@ from ...exceptions import StorageError
 from ...keys import MISSING, Key, Where, encode_key
 from ...quotas import Quotas
 from ...records import is_chunked, split, stored_size
-from ...serialization import CHUNK_SIZE, Codec, Fill, RawValue, copy_pieces
-from ..base import Backend, Count, Seen, T, ValueSize
+from ...serialization import CHUNK_SIZE, Codec, Fill, copy_pieces
+from ..base import Backend, Count, RawValue, Seen, T, ValueSize
 from . import counters, opening, user_changes
 from . import schema as sql
 from .connection import Connection, Run

@@ -1,0 +1,34 @@
+"""The async face's engine for a location: Redis natively, SQLite through a thread."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from ..quotas import Quotas
+from ..serialization import Codec
+from .async_base import AsyncBackend
+from .locations import Location, is_redis, open_sqlite, redis_module, redis_prefix
+from .threaded import ThreadedBackend
+
+
+def async_open_backend(
+    location: Location,
+    codec: Codec,
+    quotas: Quotas | None,
+    *,
+    timeout: float,
+    durability: str,
+    prefix: str | None,
+) -> AsyncBackend:
+    """Open the async engine that serves ``location`` (see
+    :func:`~.locations.open_backend`); a Redis server is reached on the first call.
+
+    :raises ValueError: an option that does not apply to this kind of location.
+    :raises ~dash_database.exceptions.DependencyMissingError: Redis without redis-py.
+    """
+    if not is_redis(location):
+        return ThreadedBackend(open_sqlite(location, codec, quotas, timeout, durability, prefix))
+    engine = redis_module("async_engine")
+    prefix = redis_prefix(prefix, durability)
+    backend = engine.AsyncRedisBackend(location, codec, quotas, timeout=timeout, prefix=prefix)
+    return cast(AsyncBackend, backend)

@@ -1,0 +1,229 @@
+"""Values larger than one chunk, as numbered Redis strings.
+
+Redis refuses strings over 512 MB, and one large string would be held whole
+in memory on both ends; so a large value is written as chunks first, with an
+expiry, and its record (``p`` or ``j``, then ``{version}:{count}``) is
+committed after them by the set script, which makes them permanent. Chunks
+live in their user's bucket (see :mod:`.layout`), so that the scripts for one
+user touch one hash slot.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from typing import Any, NamedTuple
+
+import redis.asyncio
+
+from ... import async_concurrency
+from ...exceptions import DeserializationError
+from ...keys import Key, Where, encode_key
+from ...records import continued, inline, is_chunked, split, stored_size
+from ...serialization import ChunkWriter, Codec, Fill
+from . import scripts
+from .async_server import AsyncServer
+from .layout import Layout
+from .scripts import MAX_CHUNKS
+from .wire import ChunkVanished, Script
+
+logger = logging.getLogger("dash_database")
+
+#: Chunks of a value being written expire unless its record is committed:
+#: a writer that dies halfway leaves nothing behind for long.
+PENDING_CHUNK_SECONDS = 3600
+# The chunk references a record may hold, as this module writes them.
+_REFS = re.compile(rb"([0-9a-f]{32}):([0-9]{1,6})")
+#: A chunk is read in replies of at most this many bytes (see :meth:`AsyncChunks.read`).
+READ_PIECE = 1024 * 1024
+_REFS_SCRIPT = Script.of(scripts.REFS)
+
+
+class Written(NamedTuple):
+    """A value written for the set script: its record, its pending chunks, its stored bytes."""
+
+    record: bytes
+    chunks: list[str]
+    size: int
+
+
+class AsyncChunks:
+    """The chunks of one store on one server.
+
+    :param server: the server.
+    :param layout: the store's key names.
+    """
+
+    def __init__(self, server: AsyncServer, layout: Layout) -> None:
+        self._server, self._layout = server, layout
+
+    async def declared(self, values: str, chunk_key: Callable[[str, int], str]) -> list[str]:
+        """The chunk keys to give a script that answered ``NEED_CHUNKS`` for the values hash
+        ``values``: every chunk of each chunked record, or only the last one of a record whose
+        last chunk is gone (damaged: the script then leaves its chunks alone).
+
+        :param chunk_key: the name of a chunk (version, index) of these records.
+        """
+        found = [_REFS.fullmatch(ref) for ref in await self._server.run(_REFS_SCRIPT, [values], [])]
+        valid = [(m[1].decode(), int(m[2])) for m in found if m and 1 <= int(m[2]) <= MAX_CHUNKS]
+        lasts = [chunk_key(version, count - 1) for version, count in valid]
+        pipe = (await self._server.client()).pipeline(transaction=False)
+        for last in lasts:
+            pipe.exists(last)
+        there = await self._server.call(pipe.execute) if lasts else []
+        keys: list[str] = []
+        for (version, count), last, exists in zip(valid, lasts, there, strict=True):
+            keys += [chunk_key(version, n) for n in range(count)] if exists else [last]
+        return keys
+
+    def keys_of(self, reference: bytes, user_id: Key, key_name: Key) -> list[str]:
+        """The chunk keys that the body of a chunked record of ``user_id`` names.
+
+        :raises DeserializationError: the record holds references this library
+            cannot have made.
+        """
+        match = _REFS.fullmatch(reference)
+        if match is None or not 1 <= int(match[2]) <= MAX_CHUNKS:
+            raise DeserializationError(
+                f"the record of key_name={key_name!r} of user_id={user_id!r} holds chunk "
+                f"references {reference[:80]!r} that dash_database cannot "
+                "have made: the record is damaged or forged, and was not used. Delete the value"
+            )
+        return self._layout.chunks(encode_key(user_id), match[1].decode(), int(match[2]))
+
+    async def stored_size(self, record: bytes, user_id: Key, key_name: Key) -> int | None:
+        """The stored bytes of the value of ``record``: its head and its chunks (or the whole
+        record); ``None`` if a chunk is missing or the record is damaged."""
+        if not is_chunked(record):
+            return len(record)
+        try:
+            head, reference = split(record)
+            keys = self.keys_of(reference, user_id, key_name)
+        except DeserializationError:
+            return None
+        pipe = (await self._server.client()).pipeline(transaction=False)
+        for key in keys:
+            pipe.strlen(key)
+        lengths = await self._server.call(pipe.execute)
+        return None if 0 in lengths else stored_size(len(head), sum(lengths))
+
+    async def head(self, record: bytes, user_id: Key, key_name: Key, limit: int) -> bytes:
+        """The head of ``record`` (inline form) and the first ``limit`` bytes of its body."""
+        head, body = split(record)
+        if not is_chunked(record):
+            return head + body[:limit]
+        first_chunk = self.keys_of(body, user_id, key_name)[0]
+        client = await self._server.client()
+        first = await self._server.call(client.getrange, first_chunk, 0, limit - 1)
+        return head + bytes(first or b"")
+
+    async def read(self, keys: list[str]) -> AsyncIterator[bytes]:
+        """The chunks, in pieces of at most :data:`READ_PIECE` bytes, as the reader asks.
+
+        A whole 8 MiB chunk in one reply costs the client several copies of it at once
+        (its socket buffer, the reply, ours); pieces keep that transient small beside
+        a large value. Chunks are never rewritten (each value has new ones), so a piece
+        shorter than the chunk's length means the chunk is gone.
+
+        :raises ChunkVanished: a chunk is gone (its value was replaced meanwhile).
+        """
+        client = await self._server.client()
+        for key in keys:
+            pipe = client.pipeline(transaction=False)
+            pipe.strlen(key)
+            pipe.getrange(key, 0, READ_PIECE - 1)
+            length, piece = await self._server.call(pipe.execute)
+            start = 0
+            while True:
+                if not piece or len(piece) != min(READ_PIECE, length - start):
+                    raise ChunkVanished(key)
+                yield piece
+                start += len(piece)
+                if start >= length:
+                    break
+                end = start + READ_PIECE - 1
+                piece = await self._server.call(client.getrange, key, start, end)
+
+    async def write(self, codec: Codec, value: Any, where: Where, chunk_size: int) -> Written:
+        """Serialize ``value`` (``where``'s) into its record; a big value's chunks are stored,
+        pending, first."""
+        return await self.write_from(
+            lambda out: codec.dump(value, out, where), where[0], chunk_size
+        )
+
+    async def write_from(self, fill: Fill, user_id: Key, chunk_size: int) -> Written:
+        """Like :meth:`write`, with the serialized bytes written by ``fill``."""
+        pending = _Pending(self._server, self._layout, encode_key(user_id))
+        try:
+            head, tail = await async_concurrency.fill(fill, pending.put, chunk_size)
+            if not pending.keys:
+                record = head + tail
+                return Written(record, [], len(record))
+            if tail:
+                await pending.put(tail)
+        except BaseException:
+            await self.discard(pending.keys)
+            raise
+        return pending.written(head)
+
+    async def write_raw(
+        self, head: bytes, pieces: AsyncIterable[bytes], user_id: Key, chunk_size: int
+    ) -> Written:
+        """Like :meth:`write`, for a record read elsewhere: its head, and its body in pieces
+        (copied, never decoded, so that each chunk is written as soon as it fills)."""
+        pending = _Pending(self._server, self._layout, encode_key(user_id))
+        full: list[bytes] = []
+        out = ChunkWriter(full.append, chunk_size)
+        try:
+            async for piece in pieces:
+                out.write(piece)
+                for chunk in full:
+                    await pending.put(chunk)
+                full.clear()
+            if not pending.keys:
+                record = inline(head) + out.tail()
+                return Written(record, [], len(record))
+            if out.tail():
+                await pending.put(out.tail())
+        except BaseException:
+            await self.discard(pending.keys)
+            raise
+        return pending.written(inline(head))
+
+    async def discard(self, keys: list[str]) -> None:
+        """Delete the pending chunks of a value whose record was not committed."""
+        if keys:
+            try:
+                await (await self._server.client()).delete(*keys)
+            except redis.RedisError:
+                location = self._server.location
+                logger.warning("%s: %d pending chunks left to expire", location, len(keys))
+
+
+class _Pending:
+    """The chunks of one value being written, each stored with an expiry as it fills.
+
+    :param member: the JSON id of the value's user.
+    """
+
+    def __init__(self, server: AsyncServer, layout: Layout, member: str) -> None:
+        self._server, self._layout, self._member = server, layout, member
+        self._version = ""  # made on the first chunk: most values have none
+        self.keys: list[str] = []
+        self._size = 0
+
+    async def put(self, chunk: bytes) -> None:
+        """Store the next chunk."""
+        self._version = self._version or uuid.uuid4().hex
+        key = self._layout.chunk(self._member, self._version, len(self.keys))
+        client = await self._server.client()
+        await self._server.call(client.set, key, chunk, ex=PENDING_CHUNK_SECONDS)
+        self.keys.append(key)
+        self._size += len(chunk)
+
+    def written(self, head: bytes) -> Written:
+        """The written value's record, once every chunk is stored."""
+        reference = f"{self._version}:{len(self.keys)}".encode()
+        return Written(continued(head) + reference, self.keys, stored_size(len(head), self._size))

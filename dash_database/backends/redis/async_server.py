@@ -1,0 +1,149 @@
+"""One Redis server as the engine sees it: a client, its name, and errors that say what to do.
+
+A write sent to the server may be applied even if its reply is lost on the way
+back. So writes (:meth:`AsyncServer.run`, :meth:`AsyncServer.write`) are sent on a
+pooled connection driven here, which tells the two cases apart: a failure before
+the request left (not connected, not sent whole) changed nothing; one after it
+may have been applied, and raises
+:class:`~dash_database.exceptions.OutcomeUnknownError`. Nothing is ever sent
+again behind the caller's back: redis-py's automatic retry (whose default has
+changed between versions) is off for the clients made here, and never used for
+writes on a client the app hands in.
+
+The async face keeps one client per running event loop (see
+:class:`~dash_database.async_concurrency.PerLoop`); the sync face, one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, cast
+
+import redis.asyncio
+
+from ... import async_concurrency
+from .wire import (
+    Script,
+    async_client_for,
+    asyncio_twin,
+    decodes,
+    describe,
+    fail,
+    outcome_unknown,
+    pack,
+    redact,
+)
+
+
+class AsyncServer:
+    """A Redis client whose errors become dash_database's.
+
+    :param target: a ``redis://``, ``rediss://`` or ``unix://`` URL, or a
+        ready ``redis.asyncio.Redis`` client (which :meth:`aclose` leaves open).
+    :param timeout: seconds to wait for the server to connect or answer.
+    :raises TypeError: ``target`` is neither.
+    :raises ValueError: a client that decodes responses.
+    """
+
+    def __init__(self, target: object, timeout: float) -> None:
+        if isinstance(target, str):
+            #: The server's URL, never with its password.
+            self.location = redact(target)
+            url = target
+            self._clients = async_concurrency.PerLoop(
+                lambda: async_client_for(url, timeout), _close
+            )
+        elif isinstance(target, redis.asyncio.Redis):
+            self.location = describe(target)
+            self._clients = async_concurrency.PerLoop(lambda: target, _leave_open)
+        # begin async only
+        elif isinstance(target, redis.Redis):  # a 2.3 app's sync client: its server
+            self.location = describe(target)
+            self._clients = async_concurrency.PerLoop(lambda: asyncio_twin(target), _close)
+        # end async only
+        else:
+            raise TypeError(
+                "db_location must be None, ':memory:', a file path, a redis:// URL or a "
+                f"redis.Redis client, not {type(target).__name__}"
+            )
+        if not isinstance(target, str) and decodes(target):
+            raise ValueError("pass a redis.Redis client made with decode_responses=False")
+
+    async def client(self) -> redis.asyncio.Redis:
+        """The client for this thread's calls (the async face: the running loop's)."""
+        return await self._clients.get()
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        """Turn the Redis errors raised inside into dash_database's."""
+        try:
+            yield
+        except redis.RedisError as exc:
+            fail(self.location, exc)
+
+    async def call(self, function: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
+        """``function(*args, **kwargs)``, with its Redis errors turned into ours."""
+        try:  # not self.errors(): a context manager costs more on every read
+            return await function(*args, **kwargs)
+        except redis.RedisError as exc:
+            fail(self.location, exc)
+
+    async def run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
+        """Run a script in one round trip (a write: see the module)."""
+        # EVALSHA straight away: redis-py's Script.__call__ costs more per call.
+        try:
+            return await self.write("EVALSHA", script.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            # Not run: the server does not know it (new, or flushed). Load it, run again.
+            client = await self.client()
+            await self.call(client.script_load, script.text)
+            return await self.write("EVALSHA", script.sha, len(keys), *keys, *args)
+
+    async def write(self, *command: str | bytes | int | float) -> Any:
+        """Send a command that changes the server, and return its reply.
+
+        :raises OutcomeUnknownError: the connection failed once it was sent.
+        :raises ConnectionFailedError: it failed before; nothing changed.
+        :raises redis.exceptions.NoScriptError: EVALSHA of a script the server lacks.
+        """
+        client = await self.client()
+        pool = client.connection_pool
+        with self.errors():  # it may connect: a failure here sent nothing
+            # redis-py before 5.3 needs a command name here; later versions warn about one.
+            name = () if redis.VERSION >= (5, 3) else command[:1]
+            connection = await cast(Any, pool).get_connection(*name)
+        try:
+            try:
+                await connection.send_packed_command(pack(command))
+            except redis.RedisError as exc:
+                await connection.disconnect()
+                fail(self.location, exc)
+            try:
+                return await connection.read_response()
+            except redis.exceptions.NoScriptError:
+                raise
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                # A reply may still come: it must never be read as another call's.
+                await connection.disconnect()
+                raise outcome_unknown(self.location, exc) from exc
+            except redis.RedisError as exc:
+                fail(self.location, exc)
+            except BaseException:
+                # Interrupted (a cancelled task) with the reply unread: the same.
+                await connection.disconnect()
+                raise
+        finally:
+            await pool.release(connection)
+
+    async def aclose(self) -> None:
+        """Close the connections of the clients this object made; never deletes data."""
+        await self._clients.aclose()
+
+
+async def _close(client: redis.asyncio.Redis) -> None:
+    await client.aclose()
+
+
+async def _leave_open(client: redis.asyncio.Redis) -> None:
+    """A client the app handed in is the app's to close."""

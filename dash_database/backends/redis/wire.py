@@ -1,0 +1,149 @@
+"""What both faces' Redis servers share: the wire format of a command, scripts, names, errors.
+
+:mod:`.async_server` (and its sync twin :mod:`.server`) send commands; this module
+says what goes on the wire and what a failure means to the caller, once for both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import NamedTuple, NoReturn
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ...exceptions import (
+    ConnectionFailedError,
+    DashDatabaseError,
+    OutcomeUnknownError,
+    StorageError,
+)
+
+#: The connections that one event loop's client opens at most; a call beyond them
+#: waits for one (up to the store's ``timeout``).
+MAX_ASYNC_CONNECTIONS = 64
+#: Arguments larger than this many bytes are sent without being copied (see :func:`pack`).
+LARGE = 6000
+
+
+class ChunkVanished(DashDatabaseError):
+    """A concurrent write replaced the value while we read its chunks."""
+
+
+class Script(NamedTuple):
+    """A Lua script, run by its SHA-1 (``EVALSHA``), loaded when the server lacks it."""
+
+    text: str
+    sha: str
+
+    @classmethod
+    def of(cls, text: str) -> Script:
+        """The script of ``text``."""
+        return cls(text, hashlib.sha1(text.encode()).hexdigest())
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for messages and ``repr``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + netloc))
+
+
+def describe(client: redis.Redis | redis.asyncio.Redis) -> str:
+    """Where a client given by the app connects, never with its password."""
+    kwargs = client.get_connection_kwargs()
+    if "path" in kwargs:
+        return f"unix://{kwargs['path']}"
+    host, port = kwargs.get("host", "localhost"), kwargs.get("port", 6379)
+    return f"redis://{host}:{port}/{kwargs.get('db', 0)}"
+
+
+def decodes(client: redis.Redis | redis.asyncio.Redis) -> bool:
+    """Whether a client given by the app decodes replies, which the engine cannot read."""
+    return bool(client.get_connection_kwargs().get("decode_responses"))
+
+
+def client_for(url: str, timeout: float) -> redis.Redis:
+    """A client of the sync face: a connection per thread calling at once, never a retry
+    (see :mod:`.server`)."""
+    return redis.Redis.from_url(
+        url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
+    )
+
+
+def async_client_for(url: str, timeout: float) -> redis.asyncio.Redis:
+    """A client of the async face, for one event loop. Tasks are cheap and connections are
+    not: beyond :data:`MAX_ASYNC_CONNECTIONS`, a call waits for a free one."""
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        url,
+        max_connections=MAX_ASYNC_CONNECTIONS,
+        timeout=timeout,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=AsyncRetry(NoBackoff(), 0),
+    )
+    return redis.asyncio.Redis.from_pool(pool)  # which closes the pool with the client
+
+
+def asyncio_twin(client: redis.Redis) -> redis.asyncio.Redis:
+    """A ``redis.asyncio`` client to the server of a sync client, with its options: an app
+    of 2.3 may hand ``AsyncDashDatabase`` a ``redis.Redis``."""
+    pool = client.connection_pool
+    kwargs = dict(pool.connection_kwargs)
+    kwargs.pop("retry", None)  # a sync Retry; the async connection makes its own
+    connection_class = getattr(redis.asyncio.connection, pool.connection_class.__name__)
+    twin = redis.asyncio.BlockingConnectionPool(
+        connection_class=connection_class, max_connections=MAX_ASYNC_CONNECTIONS, **kwargs
+    )
+    return redis.asyncio.Redis.from_pool(twin)
+
+
+def pack(command: tuple[str | bytes | int | float, ...]) -> list[bytes]:
+    """``command`` in the Redis protocol, as buffers to send in turn.
+
+    redis-py's packer takes any argument type and checks each; a write here sends
+    a dozen arguments of four types, so this plainer one is cheaper. An argument
+    above :data:`LARGE` bytes is sent as its own buffer, never copied.
+    """
+    buffers: list[bytes] = []
+    small = [b"*%d\r\n" % len(command)]
+    for argument in command:
+        if isinstance(argument, str):
+            data = argument.encode()
+        elif isinstance(argument, bytes):
+            data = argument
+        else:
+            data = repr(argument).encode()
+        if len(data) < LARGE:
+            small.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        else:
+            small.append(b"$%d\r\n" % len(data))
+            buffers += [b"".join(small), data]
+            small = [b"\r\n"]
+    buffers.append(b"".join(small))
+    return buffers
+
+
+def fail(location: str, exc: redis.RedisError) -> NoReturn:
+    """Raise the dash_database error that stands for ``exc``, raised before a request left."""
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        raise ConnectionFailedError(
+            f"{location}: cannot reach the Redis server ({exc}); check that it runs "
+            "and the URL and password are right. This call changed nothing."
+        ) from exc
+    raise StorageError(f"{location}: Redis refused the operation: {exc}") from exc
+
+
+def outcome_unknown(location: str, exc: BaseException) -> OutcomeUnknownError:
+    """The error for a connection that failed after a write was sent."""
+    return OutcomeUnknownError(
+        f"{location}: the connection failed after the request was sent ({exc}): the call "
+        "may have been applied. Read the value back before retrying it"
+    )

@@ -1,0 +1,65 @@
+"""What the sync face does where the async face must not block its event loop.
+
+The I/O code is written once, async (see ``tools/unasync.py``); where the faces
+differ in more than syntax, it calls this module's functions, whose async twins
+in :mod:`.async_concurrency` keep the event loop free. Here, in the sync face,
+each does its work in the calling thread.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from .serialization import ChunkWriter, Fill
+
+T = TypeVar("T")
+
+
+def sleep(seconds: float) -> None:
+    """Wait ``seconds``."""
+    time.sleep(seconds)
+
+
+def fill(write: Fill, put: Callable[[bytes], None], chunk_size: int) -> tuple[bytes, bytes]:
+    """Serialize with ``write``, handing each full chunk to ``put`` as it fills; the record's
+    head, and the bytes after the last full chunk."""
+    out = ChunkWriter(put, chunk_size)
+    head = write(out)
+    return head, out.tail()
+
+
+def consume(function: Callable[[Iterator[bytes]], T], pieces: Iterator[bytes]) -> T:
+    """``function(pieces)``: decode or check a stream of pieces."""
+    return function(pieces)
+
+
+def transform(
+    function: Callable[[Iterator[bytes]], Iterator[bytes]], pieces: Iterator[bytes]
+) -> Iterator[bytes]:
+    """``function(pieces)``: a stream of pieces checked as it goes."""
+    return function(pieces)
+
+
+class PerLoop(Generic[T]):
+    """One resource (a client), made on first use.
+
+    :param make: makes it.
+    :param close: releases it.
+    """
+
+    def __init__(self, make: Callable[[], T], close: Callable[[T], None]) -> None:
+        self._make, self._close = make, close
+        self._item: T | None = None
+
+    def get(self) -> T:
+        """The resource."""
+        if self._item is None:
+            self._item = self._make()
+        return self._item
+
+    def close(self) -> None:
+        """Release the resource, if it was made."""
+        if self._item is not None:
+            self._close(self._item)
