@@ -3,7 +3,7 @@ file engine through it against the sync face.
 
 Run from the project root (not collected by pytest)::
 
-    python benchmarks/async_face.py [--tasks 50] [--ops 4000]
+    python benchmarks/async_face.py [--tasks 50] [--ops 10000]
 
 Starts a redis-server on 127.0.0.1, then prints three Markdown tables, each way
 measured side by side in the same turns (median of 3 turns, with min-max), after
@@ -11,7 +11,8 @@ waiting for a quiet machine (the other processes' CPU share is in the last colum
 
 * Redis: ``--tasks`` asyncio tasks make ``--ops`` small (100-byte) writes, reads,
   and a mix (4 reads to 1 write), through ``AsyncDashDatabase`` and through bare
-  ``redis.asyncio`` doing the same ``HSET``/``HGET`` (the limit row);
+  ``redis.asyncio`` doing the same ``HSET``/``HGET`` (the limit row), each after one
+  call per task (connections made, the store opened: a running app's steady state);
 * the loop's longest stall (a task ticking every millisecond notes its longest
   wait) while 200 tasks each write and read a small value, both ways, and while one
   task stores and reads back a 200 MB value;
@@ -96,6 +97,8 @@ async def redis_turn(way: str, url: str, tasks: int, ops: int) -> list[float]:
     """Writes/s, reads/s and mixed calls/s of one way in one turn."""
     write, read, close = redis_calls(way, url, tasks)
     try:
+        # The steady state of a running app: connections made, the store opened.
+        await run_tasks(tasks, tasks, lambda i: write(-1 - i))
         figures = [await run_tasks(tasks, ops, write), await run_tasks(tasks, ops, read)]
         figures.append(await run_tasks(tasks, ops, mixed(write, read)))
     finally:
@@ -228,7 +231,7 @@ def main() -> None:
     """Start redis-server, measure every way, print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", type=int, default=50)
-    parser.add_argument("--ops", type=int, default=4000)
+    parser.add_argument("--ops", type=int, default=10000)
     args = parser.parse_args()
     with redis_server(None) as url, tempfile.TemporaryDirectory() as folder:
         if url is None:

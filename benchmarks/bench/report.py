@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 KEPT_SECTIONS = (
     "## Where the time goes",
     "## What options cost",
-    "## The async face on Redis",
+    "## The async face",
     "## This tree against",
     "## Serializers and compression",
 )

@@ -121,7 +121,7 @@ class AsyncRedisBackend(AsyncBackend):
 
     async def open(self) -> Layout:
         """Reach the server and read the store's layout (its key names), if not yet done."""
-        return (await self._store()).layout
+        return (self._opened or await self._store()).layout
 
     async def _hash(self, user_id: Key) -> str:
         return (await self.open()).values(encode_key(user_id))
@@ -133,7 +133,7 @@ class AsyncRedisBackend(AsyncBackend):
 
         :param first: keys the script takes after the user's own, before the chunks.
         """
-        store = await self._store()
+        store = self._opened or await self._store()
         keys = [*store.layout.user_keys(member), *first]
         answer = await self._server.run(script, keys, args)
         if answer != NEED_CHUNKS:
@@ -201,13 +201,12 @@ class AsyncRedisBackend(AsyncBackend):
 
         :raises QuotaExceededError: it would have passed a limit.
         """
-        store = await self._store()
-        limits = self.quotas.limits() if self.quotas else (0, 0, 0)
+        store = self._opened or await self._store()
+        limits = self.quotas.limits() if self.quotas else ()
+        keys, size, total = (limit or 0 for limit in limits) if limits else (0, 0, 0)
         # The store's total is the sum of every bucket's, all read in the same script.
-        totals = store.layout.users if limits[2] else []
-        sizes = ":".join(
-            str(n or 0) for n in (REPLACED_CHUNK_SECONDS, written.size, *limits, len(totals))
-        )
+        totals = store.layout.users if total else []
+        sizes = f"{REPLACED_CHUNK_SECONDS}:{written.size}:{keys}:{size}:{total}:{len(totals)}"
         member = encode_key(user_id)
         args = [encode_key(key_name), written.record, _touch_arg(touch), sizes, *expect]
         try:
@@ -226,7 +225,7 @@ class AsyncRedisBackend(AsyncBackend):
         self, user_id: Key, key_name: Key, value: Any, touch: Touch | None
     ) -> float | None:
         """Store ``value``; committed when this returns."""
-        chunks = (await self._store()).chunks
+        chunks = (self._opened or await self._store()).chunks
         written = await chunks.write(self.codec, value, (user_id, key_name), self.chunk_size)
         await self._commit(user_id, key_name, written, touch=touch)
         # A write stores at least its time (see Touch.outcome): no read back needed.

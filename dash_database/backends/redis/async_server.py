@@ -67,12 +67,10 @@ class AsyncServer:
                 "db_location must be None, ':memory:', a file path, a redis:// URL or a "
                 f"redis.Redis client, not {type(target).__name__}"
             )
+        #: Returns the client for this thread's calls (the async face: the running loop's).
+        self.client = self._clients.get
         if not isinstance(target, str) and decodes(target):
             raise ValueError("pass a redis.Redis client made with decode_responses=False")
-
-    async def client(self) -> redis.asyncio.Redis:
-        """The client for this thread's calls (the async face: the running loop's)."""
-        return await self._clients.get()
 
     @contextmanager
     def errors(self) -> Iterator[None]:

@@ -122,7 +122,7 @@ class RedisBackend(Backend):
 
     def open(self) -> Layout:
         """Reach the server and read the store's layout (its key names), if not yet done."""
-        return (self._store()).layout
+        return (self._opened or self._store()).layout
 
     def _hash(self, user_id: Key) -> str:
         return (self.open()).values(encode_key(user_id))
@@ -132,7 +132,7 @@ class RedisBackend(Backend):
 
         :param first: keys the script takes after the user's own, before the chunks.
         """
-        store = self._store()
+        store = self._opened or self._store()
         keys = [*store.layout.user_keys(member), *first]
         answer = self._server.run(script, keys, args)
         if answer != NEED_CHUNKS:
@@ -198,13 +198,12 @@ class RedisBackend(Backend):
 
         :raises QuotaExceededError: it would have passed a limit.
         """
-        store = self._store()
-        limits = self.quotas.limits() if self.quotas else (0, 0, 0)
+        store = self._opened or self._store()
+        limits = self.quotas.limits() if self.quotas else ()
+        keys, size, total = (limit or 0 for limit in limits) if limits else (0, 0, 0)
         # The store's total is the sum of every bucket's, all read in the same script.
-        totals = store.layout.users if limits[2] else []
-        sizes = ":".join(
-            str(n or 0) for n in (REPLACED_CHUNK_SECONDS, written.size, *limits, len(totals))
-        )
+        totals = store.layout.users if total else []
+        sizes = f"{REPLACED_CHUNK_SECONDS}:{written.size}:{keys}:{size}:{total}:{len(totals)}"
         member = encode_key(user_id)
         args = [encode_key(key_name), written.record, _touch_arg(touch), sizes, *expect]
         try:
@@ -221,7 +220,7 @@ class RedisBackend(Backend):
 
     def set(self, user_id: Key, key_name: Key, value: Any, touch: Touch | None) -> float | None:
         """Store ``value``; committed when this returns."""
-        chunks = (self._store()).chunks
+        chunks = (self._opened or self._store()).chunks
         written = chunks.write(self.codec, value, (user_id, key_name), self.chunk_size)
         self._commit(user_id, key_name, written, touch=touch)
         # A write stores at least its time (see Touch.outcome): no read back needed.
