@@ -42,6 +42,28 @@ def transform(
     return function(pieces)
 
 
+def within(seconds: float, value: T) -> T:
+    """``value``: the sync face's sockets time out by themselves."""
+    return value
+
+
+class Deadline:
+    """Nothing: the sync face's sockets time out by themselves (see the async twin)."""
+
+    def __init__(self, seconds: float, expire: Callable[[], object]) -> None:
+        """Ignore both."""
+
+    def expired(self) -> bool:
+        """Never: a socket's timeout raises instead."""
+        return False
+
+    def __enter__(self) -> Callable[[], bool]:
+        return self.expired
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
+
+
 class PerLoop(Generic[T]):
     """One resource (a client), made on first use.
 

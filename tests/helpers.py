@@ -14,6 +14,7 @@ import inspect
 import os
 import pathlib
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -221,6 +222,12 @@ class RedisServer:
         assert self.process is not None
         self.process.kill()
         self.process.wait()
+
+    def pause(self, paused: bool) -> None:
+        """Stop the server's process where it is (SIGSTOP), as a stalled host would; or let it
+        go on (SIGCONT)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP if paused else signal.SIGCONT)
 
     def stop(self) -> None:
         """Stop the server if it runs."""

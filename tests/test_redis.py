@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dash_database import DashDatabase
+from dash_database import AsyncDashDatabase, DashDatabase
 from dash_database.backends.redis.engine import redact
 from dash_database.exceptions import (
     ConnectionFailedError,
@@ -23,7 +26,12 @@ from dash_database.exceptions import (
     StorageError,
 )
 
-from helpers import RedisServer, ReplyDroppingProxy, free_port, require_redis_server
+from helpers import (
+    RedisServer,
+    ReplyDroppingProxy,
+    free_port,
+    require_redis_server,
+)
 
 redis = pytest.importorskip("redis")
 
@@ -294,9 +302,8 @@ def test_a_read_or_write_is_one_round_trip_with_its_activity(redis_url: str) -> 
 
             return counted
 
-        # Reads go through the client, writes (scripts) through a connection of its pool.
-        client = server.client()
-        client.execute_command = counting(client.execute_command)
+        # Plain reads and writes (scripts) each go through one method of the server.
+        server.read = counting(server.read)
         server.write = counting(server.write)
         db.store_user_value("warm-up", "k", 0)  # loads the scripts; the background purge runs
         assert db.get_user_value("not written", "k") is None  # loads the read's script
@@ -342,3 +349,67 @@ def test_a_server_that_cannot_be_reached_changed_nothing(tmp_path: Path) -> None
         db.store_user_value("u", "k", 1)
     assert not isinstance(info.value, OutcomeUnknownError)
     db.close()
+
+
+def test_a_stalled_server_fails_each_call_after_the_timeout(tmp_path: Path) -> None:
+    """A server that stops answering (SIGSTOP): a write already sent fails with
+    OutcomeUnknownError and a read with ConnectionFailedError once the timeout passes; once it
+    goes on, the value is the old or the new one and the store works."""
+    require_redis_server()
+    server = RedisServer(tmp_path).start()
+    try:
+        with DashDatabase(server.url, timeout=0.5) as db:
+            db.store_user_value("u", "k", "old")
+            with paused(server):
+                with pytest.raises(OutcomeUnknownError, match="may have been applied"):
+                    db.store_user_value("u", "k", "new")  # on a connection made before
+                with pytest.raises(ConnectionFailedError) as read:
+                    db.get_user_value("u", "k")
+                assert not isinstance(read.value, OutcomeUnknownError)
+            assert db.get_user_value("u", "k") in ("old", "new")
+            db.store_user_value("u", "k", "after")
+            assert db.get_user_value("u", "k") == "after"
+    finally:
+        server.stop()
+
+
+def test_a_stalled_server_fails_each_async_call_after_the_timeout(tmp_path: Path) -> None:
+    """The same through the async face on one event loop, whose connections have no socket
+    timeout (a deadline per call bounds them); and a new connection's handshake, on a loop
+    of its own, gives up too."""
+    require_redis_server()
+    server = RedisServer(tmp_path).start()
+
+    async def main(db: AsyncDashDatabase) -> None:
+        await db.store_user_value("u", "k", "old")
+        with paused(server):
+            with pytest.raises(OutcomeUnknownError, match=r"no answer within timeout=0\.5s"):
+                await db.store_user_value("u", "k", "new")
+            with pytest.raises(ConnectionFailedError) as read:
+                await db.get_user_value("u", "k")
+            assert not isinstance(read.value, OutcomeUnknownError)
+        assert await db.get_user_value("u", "k") in ("old", "new")
+        await db.store_user_value("u", "k", "after")
+        assert await db.get_user_value("u", "k") == "after"
+
+    try:
+        db = AsyncDashDatabase(server.url, timeout=0.5)
+        asyncio.run(main(db))
+        with paused(server), pytest.raises(ConnectionFailedError, match="handshake"):
+            asyncio.run(db.get_user_value("u", "k"))  # a new loop: a new connection
+        assert asyncio.run(db.get_user_value("u", "k")) == "after"
+        asyncio.run(db.close())
+    finally:
+        server.stop()
+
+
+@contextmanager
+def paused(server: RedisServer) -> Iterator[None]:
+    """The server stopped where it is (SIGSTOP) inside the block, each call bounded in time."""
+    server.pause(True)
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        server.pause(False)
+    assert time.monotonic() - started < 10  # each call gave up; none hung

@@ -16,10 +16,8 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any, NamedTuple
 
-import redis.asyncio
-
 from ... import async_concurrency
-from ...exceptions import DeserializationError
+from ...exceptions import DashDatabaseError, DeserializationError
 from ...keys import Key, Where, encode_key
 from ...records import continued, inline, is_chunked, split, stored_size
 from ...serialization import ChunkWriter, Codec, Fill
@@ -196,8 +194,8 @@ class AsyncChunks:
         """Delete the pending chunks of a value whose record was not committed."""
         if keys:
             try:
-                await (await self._server.client()).delete(*keys)
-            except redis.RedisError:
+                await self._server.write("DEL", *keys)
+            except DashDatabaseError:
                 location = self._server.location
                 logger.warning("%s: %d pending chunks left to expire", location, len(keys))
 
@@ -207,6 +205,8 @@ class _Pending:
 
     :param member: the JSON id of the value's user.
     """
+
+    __slots__ = ("_layout", "_member", "_server", "_size", "_version", "keys")
 
     def __init__(self, server: AsyncServer, layout: Layout, member: str) -> None:
         self._server, self._layout, self._member = server, layout, member

@@ -123,8 +123,10 @@ class AsyncRedisBackend(AsyncBackend):
         """Reach the server and read the store's layout (its key names), if not yet done."""
         return (self._opened or await self._store()).layout
 
-    async def _hash(self, user_id: Key) -> str:
-        return (await self.open()).values(encode_key(user_id))
+    async def _hash(self, user_id: Key, member: str | None = None) -> str:
+        """The name of the user's values hash (``member``: its id, encoded already)."""
+        layout = (self._opened or await self._store()).layout
+        return layout.values(member or encode_key(user_id))
 
     async def _run(
         self, script: Script, member: str, args: list[Any], first: Sequence[str] = ()
@@ -159,8 +161,8 @@ class AsyncRedisBackend(AsyncBackend):
         args = None if touch is None else [field, _touch_arg(touch)]
         for _ in range(_READ_ATTEMPTS):
             if args is None:
-                client, values = await self._server.client(), await self._hash(user_id)
-                record = await self._server.call(client.hget, values, field)
+                values = await self._hash(user_id, member)
+                record = await self._server.read("HGET", values, field)
             else:  # the read and its activity in one round trip, once
                 record, score = await self._run(_GET, member, args)
                 record, seen, args = record or None, _seen(score), None
@@ -182,14 +184,13 @@ class AsyncRedisBackend(AsyncBackend):
     async def contains(self, user_id: Key, key_name: Key, touch: Touch | None) -> Seen[bool]:
         """Whether a value is stored, without reading it."""
         seen, field = await self._touched(user_id, touch), encode_key(key_name)
-        client, values = await self._server.client(), await self._hash(user_id)
-        return bool(await self._server.call(client.hexists, values, field)), seen
+        values = await self._hash(user_id)
+        return bool(await self._server.read("HEXISTS", values, field)), seen
 
     async def keys(self, user_id: Key, touch: Touch | None) -> Seen[list[Key]]:
         """The user's key names, from the user's own hash."""
         seen = await self._touched(user_id, touch)
-        client, values = await self._server.client(), await self._hash(user_id)
-        fields = await self._server.call(client.hkeys, values)
+        fields = await self._server.read("HKEYS", await self._hash(user_id))
         return [decode_key(field) for field in fields], seen
 
     async def _commit(
@@ -233,8 +234,8 @@ class AsyncRedisBackend(AsyncBackend):
 
     async def read_raw(self, user_id: Key, key_name: Key) -> AsyncRawValue | None:
         """The value as stored, never decoded; ``None`` if there is none."""
-        client, values = await self._server.client(), await self._hash(user_id)
-        record = await self._server.call(client.hget, values, encode_key(key_name))
+        values = await self._hash(user_id)
+        record = await self._server.read("HGET", values, encode_key(key_name))
         if record is None:
             return None
         head, body = split(record)
@@ -273,8 +274,7 @@ class AsyncRedisBackend(AsyncBackend):
         tries = 0
         while True:
             tries += 1
-            client, values = await self._server.client(), await self._hash(user_id)
-            record = await self._server.call(client.hget, values, field)
+            record = await self._server.read("HGET", await self._hash(user_id), field)
             if record is None and default is MISSING:
                 return False, MISSING
             try:
@@ -345,9 +345,9 @@ class AsyncRedisBackend(AsyncBackend):
 
     async def seen(self, user_id: Key) -> float | None:
         """The user's last recorded activity, or ``None``."""
-        member, client = encode_key(user_id), await self._server.client()
+        member = encode_key(user_id)
         seen = (await self.open()).user_keys(member)[2]
-        return _seen(await self._server.call(client.zscore, seen, member))
+        return _seen(await self._server.read("ZSCORE", seen, member))
 
     async def mark_seen(self, user_id: Key, when: float, create: bool) -> None:
         """Record activity at ``when`` (never moving it back); ``create`` adds a missing user."""
@@ -399,9 +399,12 @@ class AsyncRedisBackend(AsyncBackend):
         members = {member.decode() for member in await store.counters.members()}
         for base in store.layout.bases:
             pattern = _glob_escape(f"{base}user:") + "*"
-            with self._server.errors():
-                async for key in client.scan_iter(match=pattern, count=1000):
-                    members.add(key.decode()[len(base) + len("user:") :])
+            cursor = None
+            while cursor != 0:  # page by page, each bounded by the timeout
+                cursor, keys = await self._server.call(
+                    client.scan, cursor or 0, match=pattern, count=1000
+                )
+                members.update(key.decode()[len(base) + len("user:") :] for key in keys)
         for member in sorted(members):
             await self._run(_RECOUNT_USER, member, [])
         for users in store.layout.users:
@@ -414,8 +417,8 @@ class AsyncRedisBackend(AsyncBackend):
 
     async def head(self, user_id: Key, key_name: Key, limit: int) -> bytes | None:
         """The first ``limit`` bytes of the stored record, tag first, or ``None``."""
-        client, values = await self._server.client(), await self._hash(user_id)
-        record = await self._server.call(client.hget, values, encode_key(key_name))
+        values = await self._hash(user_id)
+        record = await self._server.read("HGET", values, encode_key(key_name))
         if record is None:
             return None
         return await (await self._store()).chunks.head(record, user_id, key_name, limit)

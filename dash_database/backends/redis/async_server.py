@@ -16,8 +16,7 @@ The async face keeps one client per running event loop (see
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import redis.asyncio
@@ -47,6 +46,7 @@ class AsyncServer:
     """
 
     def __init__(self, target: object, timeout: float) -> None:
+        self._timeout = timeout
         if isinstance(target, str):
             #: The server's URL, never with its password.
             self.location = redact(target)
@@ -72,19 +72,11 @@ class AsyncServer:
         if not isinstance(target, str) and decodes(target):
             raise ValueError("pass a redis.Redis client made with decode_responses=False")
 
-    @contextmanager
-    def errors(self) -> Iterator[None]:
-        """Turn the Redis errors raised inside into dash_database's."""
-        try:
-            yield
-        except redis.RedisError as exc:
-            fail(self.location, exc)
-
     async def call(self, function: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
         """``function(*args, **kwargs)``, with its Redis errors turned into ours."""
-        try:  # not self.errors(): a context manager costs more on every read
-            return await function(*args, **kwargs)
-        except redis.RedisError as exc:
+        try:
+            return await async_concurrency.within(self._timeout, function(*args, **kwargs))
+        except (redis.RedisError, TimeoutError) as exc:
             fail(self.location, exc)
 
     async def run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
@@ -98,39 +90,58 @@ class AsyncServer:
             await self.call(client.script_load, script.text)
             return await self.write("EVALSHA", script.sha, len(keys), *keys, *args)
 
+    async def read(self, *command: str | bytes | int | float) -> Any:
+        """Send a command that changes nothing, and return its reply, as the server sent it.
+
+        :raises ConnectionFailedError: the connection failed, or the server did not answer
+            within the timeout.
+        """
+        return await self._request(command, False)
+
     async def write(self, *command: str | bytes | int | float) -> Any:
         """Send a command that changes the server, and return its reply.
 
-        :raises OutcomeUnknownError: the connection failed once it was sent.
+        :raises OutcomeUnknownError: the connection failed once it was sent, or the server
+            did not answer within the timeout.
         :raises ConnectionFailedError: it failed before; nothing changed.
         :raises redis.exceptions.NoScriptError: EVALSHA of a script the server lacks.
         """
+        return await self._request(command, True)
+
+    async def _request(self, command: tuple[str | bytes | int | float, ...], changes: bool) -> Any:
+        """Send ``command`` on a connection driven here (see the module), within the timeout."""
         client = await self.client()
         pool = client.connection_pool
-        with self.errors():  # it may connect: a failure here sent nothing
-            # redis-py before 5.3 needs a command name here; later versions warn about one.
-            name = () if redis.VERSION >= (5, 3) else command[:1]
+        # redis-py before 5.3 needs a command name here; later versions warn about one.
+        name = () if redis.VERSION >= (5, 3) else command[:1]
+        try:  # it may connect: a failure here sent nothing
             connection = await cast(Any, pool).get_connection(*name)
+        except redis.RedisError as exc:
+            fail(self.location, exc)
         try:
-            try:
-                await connection.send_packed_command(pack(command))
-            except redis.RedisError as exc:
-                await connection.disconnect()
-                fail(self.location, exc)
-            try:
-                return await connection.read_response()
-            except redis.exceptions.NoScriptError:
-                raise
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                # A reply may still come: it must never be read as another call's.
-                await connection.disconnect()
-                raise outcome_unknown(self.location, exc) from exc
-            except redis.RedisError as exc:
-                fail(self.location, exc)
-            except BaseException:
-                # Interrupted (a cancelled task) with the reply unread: the same.
-                await connection.disconnect()
-                raise
+            with async_concurrency.Deadline(self._timeout, connection.disconnect) as expired:
+                try:
+                    await connection.send_packed_command(pack(command))
+                except redis.RedisError as exc:  # not sent whole: nothing to apply
+                    await connection.disconnect()
+                    fail(self.location, _timed_out(exc, expired(), self._timeout))
+                try:
+                    return await connection.read_response()
+                except redis.exceptions.NoScriptError:
+                    raise
+                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    # A reply may still come: it must never be read as another call's.
+                    await connection.disconnect()
+                    lost = _timed_out(exc, expired(), self._timeout)
+                    if changes:
+                        raise outcome_unknown(self.location, lost) from exc
+                    fail(self.location, lost)
+                except redis.RedisError as exc:
+                    fail(self.location, exc)
+                except BaseException:
+                    # Interrupted (a cancelled task) with the reply unread: the same.
+                    await connection.disconnect()
+                    raise
         finally:
             await pool.release(connection)
 
@@ -145,3 +156,8 @@ async def _close(client: redis.asyncio.Redis) -> None:
 
 async def _leave_open(client: redis.asyncio.Redis) -> None:
     """A client the app handed in is the app's to close."""
+
+
+def _timed_out(exc: redis.RedisError, expired: bool, timeout: float) -> redis.RedisError:
+    """``exc``, or the timeout that caused it (the deadline closed the connection)."""
+    return redis.TimeoutError(f"no answer within timeout={timeout}s") if expired else exc

@@ -17,10 +17,8 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
-import redis
-
 from ... import concurrency
-from ...exceptions import DeserializationError
+from ...exceptions import DashDatabaseError, DeserializationError
 from ...keys import Key, Where, encode_key
 from ...records import continued, inline, is_chunked, split, stored_size
 from ...serialization import ChunkWriter, Codec, Fill
@@ -195,8 +193,8 @@ class Chunks:
         """Delete the pending chunks of a value whose record was not committed."""
         if keys:
             try:
-                (self._server.client()).delete(*keys)
-            except redis.RedisError:
+                self._server.write("DEL", *keys)
+            except DashDatabaseError:
                 location = self._server.location
                 logger.warning("%s: %d pending chunks left to expire", location, len(keys))
 
@@ -206,6 +204,8 @@ class _Pending:
 
     :param member: the JSON id of the value's user.
     """
+
+    __slots__ = ("_layout", "_member", "_server", "_size", "_version", "keys")
 
     def __init__(self, server: Server, layout: Layout, member: str) -> None:
         self._server, self._layout, self._member = server, layout, member

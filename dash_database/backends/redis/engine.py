@@ -124,8 +124,10 @@ class RedisBackend(Backend):
         """Reach the server and read the store's layout (its key names), if not yet done."""
         return (self._opened or self._store()).layout
 
-    def _hash(self, user_id: Key) -> str:
-        return (self.open()).values(encode_key(user_id))
+    def _hash(self, user_id: Key, member: str | None = None) -> str:
+        """The name of the user's values hash (``member``: its id, encoded already)."""
+        layout = (self._opened or self._store()).layout
+        return layout.values(member or encode_key(user_id))
 
     def _run(self, script: Script, member: str, args: list[Any], first: Sequence[str] = ()) -> Any:
         """Run a per-user script; run it again with the user's chunk keys if it needs them.
@@ -156,8 +158,8 @@ class RedisBackend(Backend):
         args = None if touch is None else [field, _touch_arg(touch)]
         for _ in range(_READ_ATTEMPTS):
             if args is None:
-                client, values = self._server.client(), self._hash(user_id)
-                record = self._server.call(client.hget, values, field)
+                values = self._hash(user_id, member)
+                record = self._server.read("HGET", values, field)
             else:  # the read and its activity in one round trip, once
                 record, score = self._run(_GET, member, args)
                 record, seen, args = record or None, _seen(score), None
@@ -179,14 +181,13 @@ class RedisBackend(Backend):
     def contains(self, user_id: Key, key_name: Key, touch: Touch | None) -> Seen[bool]:
         """Whether a value is stored, without reading it."""
         seen, field = self._touched(user_id, touch), encode_key(key_name)
-        client, values = self._server.client(), self._hash(user_id)
-        return bool(self._server.call(client.hexists, values, field)), seen
+        values = self._hash(user_id)
+        return bool(self._server.read("HEXISTS", values, field)), seen
 
     def keys(self, user_id: Key, touch: Touch | None) -> Seen[list[Key]]:
         """The user's key names, from the user's own hash."""
         seen = self._touched(user_id, touch)
-        client, values = self._server.client(), self._hash(user_id)
-        fields = self._server.call(client.hkeys, values)
+        fields = self._server.read("HKEYS", self._hash(user_id))
         return [decode_key(field) for field in fields], seen
 
     def _commit(
@@ -228,8 +229,8 @@ class RedisBackend(Backend):
 
     def read_raw(self, user_id: Key, key_name: Key) -> RawValue | None:
         """The value as stored, never decoded; ``None`` if there is none."""
-        client, values = self._server.client(), self._hash(user_id)
-        record = self._server.call(client.hget, values, encode_key(key_name))
+        values = self._hash(user_id)
+        record = self._server.read("HGET", values, encode_key(key_name))
         if record is None:
             return None
         head, body = split(record)
@@ -266,8 +267,7 @@ class RedisBackend(Backend):
         tries = 0
         while True:
             tries += 1
-            client, values = self._server.client(), self._hash(user_id)
-            record = self._server.call(client.hget, values, field)
+            record = self._server.read("HGET", self._hash(user_id), field)
             if record is None and default is MISSING:
                 return False, MISSING
             try:
@@ -330,9 +330,9 @@ class RedisBackend(Backend):
 
     def seen(self, user_id: Key) -> float | None:
         """The user's last recorded activity, or ``None``."""
-        member, client = encode_key(user_id), self._server.client()
+        member = encode_key(user_id)
         seen = (self.open()).user_keys(member)[2]
-        return _seen(self._server.call(client.zscore, seen, member))
+        return _seen(self._server.read("ZSCORE", seen, member))
 
     def mark_seen(self, user_id: Key, when: float, create: bool) -> None:
         """Record activity at ``when`` (never moving it back); ``create`` adds a missing user."""
@@ -384,9 +384,12 @@ class RedisBackend(Backend):
         members = {member.decode() for member in store.counters.members()}
         for base in store.layout.bases:
             pattern = _glob_escape(f"{base}user:") + "*"
-            with self._server.errors():
-                for key in client.scan_iter(match=pattern, count=1000):
-                    members.add(key.decode()[len(base) + len("user:") :])
+            cursor = None
+            while cursor != 0:  # page by page, each bounded by the timeout
+                cursor, keys = self._server.call(
+                    client.scan, cursor or 0, match=pattern, count=1000
+                )
+                members.update(key.decode()[len(base) + len("user:") :] for key in keys)
         for member in sorted(members):
             self._run(_RECOUNT_USER, member, [])
         for users in store.layout.users:
@@ -399,8 +402,8 @@ class RedisBackend(Backend):
 
     def head(self, user_id: Key, key_name: Key, limit: int) -> bytes | None:
         """The first ``limit`` bytes of the stored record, tag first, or ``None``."""
-        client, values = self._server.client(), self._hash(user_id)
-        record = self._server.call(client.hget, values, encode_key(key_name))
+        values = self._hash(user_id)
+        record = self._server.read("HGET", values, encode_key(key_name))
         if record is None:
             return None
         return (self._store()).chunks.head(record, user_id, key_name, limit)

@@ -17,8 +17,7 @@ The async face keeps one client per running event loop (see
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, cast
 
 import redis
@@ -47,6 +46,7 @@ class Server:
     """
 
     def __init__(self, target: object, timeout: float) -> None:
+        self._timeout = timeout
         if isinstance(target, str):
             #: The server's URL, never with its password.
             self.location = redact(target)
@@ -65,19 +65,11 @@ class Server:
         if not isinstance(target, str) and decodes(target):
             raise ValueError("pass a redis.Redis client made with decode_responses=False")
 
-    @contextmanager
-    def errors(self) -> Iterator[None]:
-        """Turn the Redis errors raised inside into dash_database's."""
-        try:
-            yield
-        except redis.RedisError as exc:
-            fail(self.location, exc)
-
     def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``function(*args, **kwargs)``, with its Redis errors turned into ours."""
-        try:  # not self.errors(): a context manager costs more on every read
-            return function(*args, **kwargs)
-        except redis.RedisError as exc:
+        try:
+            return concurrency.within(self._timeout, function(*args, **kwargs))
+        except (redis.RedisError, TimeoutError) as exc:
             fail(self.location, exc)
 
     def run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
@@ -91,39 +83,58 @@ class Server:
             self.call(client.script_load, script.text)
             return self.write("EVALSHA", script.sha, len(keys), *keys, *args)
 
+    def read(self, *command: str | bytes | int | float) -> Any:
+        """Send a command that changes nothing, and return its reply, as the server sent it.
+
+        :raises ConnectionFailedError: the connection failed, or the server did not answer
+            within the timeout.
+        """
+        return self._request(command, False)
+
     def write(self, *command: str | bytes | int | float) -> Any:
         """Send a command that changes the server, and return its reply.
 
-        :raises OutcomeUnknownError: the connection failed once it was sent.
+        :raises OutcomeUnknownError: the connection failed once it was sent, or the server
+            did not answer within the timeout.
         :raises ConnectionFailedError: it failed before; nothing changed.
         :raises redis.exceptions.NoScriptError: EVALSHA of a script the server lacks.
         """
+        return self._request(command, True)
+
+    def _request(self, command: tuple[str | bytes | int | float, ...], changes: bool) -> Any:
+        """Send ``command`` on a connection driven here (see the module), within the timeout."""
         client = self.client()
         pool = client.connection_pool
-        with self.errors():  # it may connect: a failure here sent nothing
-            # redis-py before 5.3 needs a command name here; later versions warn about one.
-            name = () if redis.VERSION >= (5, 3) else command[:1]
+        # redis-py before 5.3 needs a command name here; later versions warn about one.
+        name = () if redis.VERSION >= (5, 3) else command[:1]
+        try:  # it may connect: a failure here sent nothing
             connection = cast(Any, pool).get_connection(*name)
+        except redis.RedisError as exc:
+            fail(self.location, exc)
         try:
-            try:
-                connection.send_packed_command(pack(command))
-            except redis.RedisError as exc:
-                connection.disconnect()
-                fail(self.location, exc)
-            try:
-                return connection.read_response()
-            except redis.exceptions.NoScriptError:
-                raise
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                # A reply may still come: it must never be read as another call's.
-                connection.disconnect()
-                raise outcome_unknown(self.location, exc) from exc
-            except redis.RedisError as exc:
-                fail(self.location, exc)
-            except BaseException:
-                # Interrupted (a cancelled task) with the reply unread: the same.
-                connection.disconnect()
-                raise
+            with concurrency.Deadline(self._timeout, connection.disconnect) as expired:
+                try:
+                    connection.send_packed_command(pack(command))
+                except redis.RedisError as exc:  # not sent whole: nothing to apply
+                    connection.disconnect()
+                    fail(self.location, _timed_out(exc, expired(), self._timeout))
+                try:
+                    return connection.read_response()
+                except redis.exceptions.NoScriptError:
+                    raise
+                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    # A reply may still come: it must never be read as another call's.
+                    connection.disconnect()
+                    lost = _timed_out(exc, expired(), self._timeout)
+                    if changes:
+                        raise outcome_unknown(self.location, lost) from exc
+                    fail(self.location, lost)
+                except redis.RedisError as exc:
+                    fail(self.location, exc)
+                except BaseException:
+                    # Interrupted (a cancelled task) with the reply unread: the same.
+                    connection.disconnect()
+                    raise
         finally:
             pool.release(connection)
 
@@ -138,3 +149,8 @@ def _close(client: redis.Redis) -> None:
 
 def _leave_open(client: redis.Redis) -> None:
     """A client the app handed in is the app's to close."""
+
+
+def _timed_out(exc: redis.RedisError, expired: bool, timeout: float) -> redis.RedisError:
+    """``exc``, or the timeout that caused it (the deadline closed the connection)."""
+    return redis.TimeoutError(f"no answer within timeout={timeout}s") if expired else exc
