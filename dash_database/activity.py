@@ -59,6 +59,13 @@ class Touch:
     drop_before: float | None
     create: bool
 
+    @classmethod
+    def if_missing(cls, now: float) -> Touch:
+        """A write's touch that records ``now`` only for a user with no activity at all
+        (an engine whose activity index can be lost apart from its values, Redis, sends it
+        with a write that :meth:`Activity.decide` had nothing to do for)."""
+        return cls(now, refresh_before=0.0, drop_before=None, create=True)
+
     def outcome(self, seen: float | None) -> tuple[bool, float | None]:
         """What applying this touch to a user whose stored activity is ``seen`` does:
         whether the user is dropped first, and the activity to store (``None``: none).

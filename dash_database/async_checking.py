@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from . import async_concurrency
+from . import async_concurrency, async_purging, clock
 from .activity import Progress
 from .backends.async_base import AsyncBackend, AsyncMaintenance
 from .exceptions import DashDatabaseError
@@ -70,16 +70,21 @@ async def _damage(
 async def repair(
     backend: AsyncBackend, codec: Codec, dry_run: bool, progress: Progress | None = None
 ) -> RepairReport:
-    """Drop every value whose data is missing or damaged, then rebuild the counters from
-    the values and remove what dead writers left; with ``dry_run``, only say so."""
+    """Rebuild the counters from the values, drop every value whose data is missing or
+    damaged, remove what dead writers left, and record activity for users with none; with
+    ``dry_run``, only say what it would do."""
+    if not dry_run:
+        # First, so that the check sees every user: counters lost apart from the values (a
+        # Redis server evicting keys) leave users out of the list the check reads.
+        await backend.recount()
     report = await check(backend, codec, progress)
     dropped = [p for p in report.problems if p.kind in ("missing", "damaged")]
     storage = [p for p in report.problems if p.kind == "storage"]
-    recount = any(p.kind != "storage" for p in report.problems)
+    recount = not dry_run or any(p.kind != "storage" for p in report.problems)
     if not dry_run:
-        for problem in dropped:  # each names its user and key (see Problem)
+        for problem in dropped:  # each names its user and key (see Problem); the deletes
+            # keep the counters exact, as every write does
             await backend.delete(cast(Key, problem.user_id), cast(Key, problem.key_name), None)
-        if recount:
-            await backend.recount()
         await backend.collect_garbage()
-    return RepairReport(dropped, recount, storage)
+    activity = await async_purging.record_activity(backend, clock.now(), dry_run)
+    return RepairReport(dropped, recount, storage, activity)

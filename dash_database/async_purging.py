@@ -45,10 +45,7 @@ async def purge_all(
     Users stored before their activity was recorded get it recorded now.
     """
     when = clock.now()
-    recorded = await backend.sessions()
-    for user_id in await backend.users():
-        if user_id not in recorded:
-            await backend.mark_seen(user_id, when, create=True)
+    await record_activity(backend, when, dry_run=False)
     cutoff = when - (activity.grace() if idle is None else idle)
     return await purge(backend, activity, cutoff, None, progress)
 
@@ -60,3 +57,15 @@ async def live_users(backend: AsyncMaintenance, activity: Activity) -> list[Key]
         return users
     seen, when = await backend.sessions(), clock.now()
     return [user for user in users if not activity.is_expired(seen.get(user, when), when)]
+
+
+async def record_activity(backend: AsyncMaintenance, when: float, dry_run: bool) -> int:
+    """Record ``when`` as the last activity of every user holding values with none recorded
+    (stored before activity was kept, or whose activity index was lost); return how many.
+    With ``dry_run``, only count them."""
+    recorded = await backend.sessions()
+    missing = [user_id for user_id in await backend.users() if user_id not in recorded]
+    if not dry_run:
+        for user_id in missing:
+            await backend.mark_seen(user_id, when, create=True)
+    return len(missing)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from . import concurrency
+from . import clock, concurrency, purging
 from .activity import Progress
 from .backends.base import Backend, Maintenance
 from .exceptions import DashDatabaseError
@@ -67,16 +67,21 @@ def _damage(backend: Maintenance, codec: Codec, user_id: Key, key_name: Key) -> 
 def repair(
     backend: Backend, codec: Codec, dry_run: bool, progress: Progress | None = None
 ) -> RepairReport:
-    """Drop every value whose data is missing or damaged, then rebuild the counters from
-    the values and remove what dead writers left; with ``dry_run``, only say so."""
+    """Rebuild the counters from the values, drop every value whose data is missing or
+    damaged, remove what dead writers left, and record activity for users with none; with
+    ``dry_run``, only say what it would do."""
+    if not dry_run:
+        # First, so that the check sees every user: counters lost apart from the values (a
+        # Redis server evicting keys) leave users out of the list the check reads.
+        backend.recount()
     report = check(backend, codec, progress)
     dropped = [p for p in report.problems if p.kind in ("missing", "damaged")]
     storage = [p for p in report.problems if p.kind == "storage"]
-    recount = any(p.kind != "storage" for p in report.problems)
+    recount = not dry_run or any(p.kind != "storage" for p in report.problems)
     if not dry_run:
-        for problem in dropped:  # each names its user and key (see Problem)
+        for problem in dropped:  # each names its user and key (see Problem); the deletes
+            # keep the counters exact, as every write does
             backend.delete(cast(Key, problem.user_id), cast(Key, problem.key_name), None)
-        if recount:
-            backend.recount()
         backend.collect_garbage()
-    return RepairReport(dropped, recount, storage)
+    activity = purging.record_activity(backend, clock.now(), dry_run)
+    return RepairReport(dropped, recount, storage, activity)

@@ -286,13 +286,21 @@ class Cli:
         lines += [f"  user {p.user_id!r} key {p.key_name!r}: {p.detail}" for p in report.dropped]
         if report.recounted:
             lines.append("would recount the counters" if self.args.dry_run else "recounted")
+        if report.activity:
+            record = "would record" if self.args.dry_run else "recorded"
+            lines.append(f"{record} activity for {report.activity:,} users who had none")
         lines += [f"storage: {p.detail} (restore the file from a backup)" for p in report.storage]
         dropped = [
             {"user": p.user_id, "key": p.key_name, "kind": p.kind, "detail": p.detail}
             for p in report.dropped
         ]
         storage = [p.detail for p in report.storage]
-        data = {"dry_run": self.args.dry_run, "dropped": dropped, "recounted": report.recounted}
+        data = {
+            "dry_run": self.args.dry_run,
+            "dropped": dropped,
+            "recounted": report.recounted,
+            "activity": report.activity,
+        }
         self.emit({**data, "storage": storage}, lines)
 
     def delete_user(self) -> None:

@@ -284,7 +284,7 @@ class _SessionValues(AsyncUserValues):
     session's rotation or ending that the callback started (see :func:`rotate_session`)."""
 
     async def _ready(self) -> AsyncValueStore:
-        await _settled()
+        await _settled(_PENDING.get())
         return self._db
 
 
@@ -298,11 +298,20 @@ _PENDING: contextvars.ContextVar[list[asyncio.Task[None]] | None] = contextvars.
 _UNWATCHED: set[asyncio.Task[None]] = set()
 
 
-async def _settled() -> None:
-    """Wait for the session changes this callback started."""
-    pending = _PENDING.get()
+async def _settled(pending: list[asyncio.Task[None]] | None) -> None:
+    """Wait for the session changes a callback started (``pending``)."""
     while pending:
         await pending.pop(0)
+
+
+async def _next_frame(stream: AsyncIterator[Any], pending: list[asyncio.Task[None]]) -> Any:
+    """The stream's next frame, made with ``pending`` as the changes' list. Set and reset in
+    this one step: Dash may run each step of a stream in another context."""
+    token = _PENDING.set(pending)
+    try:
+        return await anext(stream)
+    finally:
+        _PENDING.reset(token)
 
 
 class NewSessionId(str):
@@ -431,14 +440,17 @@ def user_callback(*args: Any, **options: Any) -> Callable[[F], F]:
             async def with_streaming_user(*values: Any) -> AsyncIterator[Any]:
                 *values_, session_id = values
                 stream = func(async_user_values(session_id, app_ref()), *values_)
-                token = _PENDING.set([])
+                pending: list[asyncio.Task[None]] = []
                 try:
-                    async for frame in stream:
-                        await _settled()  # a rotation, done before the frame is sent
+                    while True:
+                        try:
+                            frame = await _next_frame(stream, pending)
+                        except StopAsyncIteration:
+                            break
+                        await _settled(pending)  # a rotation, done before the frame is sent
                         yield frame
-                    await _settled()
+                    await _settled(pending)
                 finally:
-                    _PENDING.reset(token)
                     # A stream cut short (the tab closed): the writes made so far are
                     # committed; the user's generator gets to run its own cleanup.
                     await stream.aclose()
@@ -449,13 +461,14 @@ def user_callback(*args: Any, **options: Any) -> Callable[[F], F]:
             @functools.wraps(func)
             async def with_async_user(*values: Any) -> Any:
                 *values_, session_id = values
-                token = _PENDING.set([])
+                pending: list[asyncio.Task[None]] = []
+                token = _PENDING.set(pending)
                 try:
                     result = await func(async_user_values(session_id, app_ref()), *values_)
-                    await _settled()  # rotate_session's move, done before the response
-                    return result
                 finally:
                     _PENDING.reset(token)
+                await _settled(pending)  # rotate_session's move, done before the response
+                return result
 
             register(*dependencies, state, **options)(with_async_user)
         else:

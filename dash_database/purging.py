@@ -46,10 +46,7 @@ def purge_all(
     Users stored before their activity was recorded get it recorded now.
     """
     when = clock.now()
-    recorded = backend.sessions()
-    for user_id in backend.users():
-        if user_id not in recorded:
-            backend.mark_seen(user_id, when, create=True)
+    record_activity(backend, when, dry_run=False)
     cutoff = when - (activity.grace() if idle is None else idle)
     return purge(backend, activity, cutoff, None, progress)
 
@@ -61,3 +58,15 @@ def live_users(backend: Maintenance, activity: Activity) -> list[Key]:
         return users
     seen, when = backend.sessions(), clock.now()
     return [user for user in users if not activity.is_expired(seen.get(user, when), when)]
+
+
+def record_activity(backend: Maintenance, when: float, dry_run: bool) -> int:
+    """Record ``when`` as the last activity of every user holding values with none recorded
+    (stored before activity was kept, or whose activity index was lost); return how many.
+    With ``dry_run``, only count them."""
+    recorded = backend.sessions()
+    missing = [user_id for user_id in backend.users() if user_id not in recorded]
+    if not dry_run:
+        for user_id in missing:
+            backend.mark_seen(user_id, when, create=True)
+    return len(missing)

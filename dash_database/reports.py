@@ -94,8 +94,12 @@ class RepairReport(NamedTuple):
     :param dropped: the values dropped: missing or damaged, as :meth:`~.Inspector.check` found them.
     :param recounted: whether the counters were rebuilt from the values.
     :param storage: what the engine's own check found; no repair of a value mends it.
+    :param activity: users holding values with no activity recorded (written before activity
+        was kept, or whose activity index was lost), now recorded as active: without it
+        they would never expire.
     """
 
     dropped: list[Problem]
     recounted: bool
     storage: list[Problem]
+    activity: int = 0

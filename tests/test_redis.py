@@ -217,13 +217,23 @@ def test_a_chunk_replaced_midway_through_its_pieces_reads_the_new_value(
 def test_a_value_whose_chunks_keep_vanishing_fails_clearly(
     redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A value replaced under every read attempt fails with a StorageError, never a torn value."""
+    """A value whose chunk is gone while its record stays raises DeserializationError (its
+    data is lost); one replaced under every read attempt, StorageError; never a torn value."""
     monkeypatch.setattr("dash_database.backends.redis.chunks.READ_PIECE", 100)
     with DashDatabase(redis_url, prefix="vanishing:") as db:
         db._backend.chunk_size = 1024
         db.store_user_value(1, "v", b"a" * 5000)
-        client = db._backend._server.client()  # type: ignore[attr-defined]
-        monkeypatch.setattr(client, "getrange", lambda key, start, end: b"")
+        server = db._backend._server  # type: ignore[attr-defined]
+        monkeypatch.setattr(server.client(), "getrange", lambda key, start, end: b"")
+        with pytest.raises(DeserializationError, match="a chunk of its data is gone"):
+            db.get_user_value(1, "v")
+        read = server.read
+
+        def replaced_each_time(*command: Any) -> Any:
+            record = read(*command)
+            return b"p" + uuid.uuid4().hex.encode() + b":5" if command[0] == "HGET" else record
+
+        monkeypatch.setattr(server, "read", replaced_each_time)
         with pytest.raises(StorageError, match="kept changing while it was read"):
             db.get_user_value(1, "v")
 

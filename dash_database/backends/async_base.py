@@ -96,7 +96,10 @@ class AsyncEngine(abc.ABC):
         self, user_id: Key, key_name: Key, value: Any, touch: Touch | None
     ) -> float | None:
         """Store ``value``; committed when this returns. It is serialized before any lock.
-        A refused write records no activity.
+        A refused write records no activity. An engine whose activity index can be lost
+        apart from its values (Redis: a restart without persistence, eviction) applies
+        :meth:`~..activity.Touch.if_missing` when ``touch`` is ``None``, here and in
+        :meth:`update`, so that a written user always has activity; it reports ``None``.
 
         :raises ~dash_database.exceptions.QuotaExceededError: the write would pass
             one of the quotas; nothing changed. (:meth:`update` checks them too.)

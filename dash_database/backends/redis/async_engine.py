@@ -27,9 +27,9 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from typing import Any, NamedTuple
 
-from ... import async_concurrency
+from ... import async_concurrency, clock
 from ...activity import Touch
-from ...exceptions import StorageError
+from ...exceptions import DeserializationError, StorageError
 from ...keys import MISSING, Key, Where, decode_key, encode_key
 from ...quotas import Quotas
 from ...records import is_chunked, split
@@ -71,6 +71,13 @@ def _touch_arg(touch: Touch | None) -> str:
     refresh = "" if math.isinf(touch.refresh_before) else repr(touch.refresh_before)
     drop = "" if touch.drop_before is None else repr(touch.drop_before)
     return f"{touch.now!r}:{refresh}:{drop}:{'1' if touch.create else '0'}"
+
+
+def _writing() -> Touch:
+    """The touch of a write whose user this process saw lately: its activity is recorded only
+    if the user has none. A server restarted without persistence, or one that evicted the
+    activity index, has lost the activity this process remembers; a write puts it back."""
+    return Touch.if_missing(clock.now())
 
 
 def _seen(score: Any) -> float | None:
@@ -159,6 +166,7 @@ class AsyncRedisBackend(AsyncBackend):
         """The stored value, or :data:`~dash_database.keys.MISSING`."""
         member, field, seen = encode_key(user_id), encode_key(key_name), None
         args = None if touch is None else [field, _touch_arg(touch)]
+        previous = None
         for _ in range(_READ_ATTEMPTS):
             if args is None:
                 values = await self._hash(user_id, member)
@@ -171,7 +179,8 @@ class AsyncRedisBackend(AsyncBackend):
             try:
                 return await self._load(record, user_id, key_name), seen
             except ChunkVanished:
-                continue  # replaced while we read it: read the new value
+                _check_replaced(record, previous, (user_id, key_name))
+                previous = record  # replaced while we read it: read the new value
         raise StorageError(f"{self.location}: the value kept changing while it was read; retry")
 
     async def _touched(self, user_id: Key, touch: Touch | None) -> float | None:
@@ -228,7 +237,7 @@ class AsyncRedisBackend(AsyncBackend):
         """Store ``value``; committed when this returns."""
         chunks = (self._opened or await self._store()).chunks
         written = await chunks.write(self.codec, value, (user_id, key_name), self.chunk_size)
-        await self._commit(user_id, key_name, written, touch=touch)
+        await self._commit(user_id, key_name, written, touch=touch or _writing())
         # A write stores at least its time (see Touch.outcome): no read back needed.
         return None if touch is None else touch.now
 
@@ -271,7 +280,7 @@ class AsyncRedisBackend(AsyncBackend):
         user_id, key_name = where
         field = encode_key(key_name)
         deadline = time.monotonic() + self._timeout
-        tries = 0
+        tries, previous = 0, None
         while True:
             tries += 1
             record = await self._server.read("HGET", await self._hash(user_id), field)
@@ -284,7 +293,8 @@ class AsyncRedisBackend(AsyncBackend):
                     else await self._load(record, user_id, key_name, codec)
                 )
             except ChunkVanished:
-                pass  # replaced while we read it: try again
+                _check_replaced(record, previous, where)
+                previous = record  # replaced while we read it: try again
             else:
                 new = func(old)
                 chunks = (await self._store()).chunks
@@ -312,7 +322,7 @@ class AsyncRedisBackend(AsyncBackend):
     ) -> Seen[Any]:
         """Atomically store and return ``func(old value or default)`` (a compare-and-set)."""
         where = (user_id, key_name)
-        _, new = await self._compare_and_set(where, self.codec, func, default, touch)
+        _, new = await self._compare_and_set(where, self.codec, func, default, touch or _writing())
         return new, None if touch is None else touch.now
 
     async def recode(
@@ -337,11 +347,6 @@ class AsyncRedisBackend(AsyncBackend):
         return await async_renaming.rename(
             self._server, store.layout, store.chunks, self.codec, ids
         )
-
-    async def users(self) -> list[Key]:
-        """Every user id holding at least one value."""
-        counters = (await self._store()).counters
-        return [json.loads(member) for member in await counters.members()]
 
     async def seen(self, user_id: Key) -> float | None:
         """The user's last recorded activity, or ``None``."""
@@ -439,6 +444,22 @@ class _Opened(NamedTuple):
 async def _one(body: bytes) -> AsyncIterator[bytes]:
     """The body of a record stored whole, as a stream of one piece."""
     yield body
+
+
+def _check_replaced(record: bytes, previous: bytes | None, where: Where) -> None:
+    """After a chunk of ``record`` was found gone: nothing, if the record was replaced since
+    it was last read (``previous``), so that reading it again finds the new value.
+
+    :raises DeserializationError: it was not: its chunk is gone for good (evicted, or
+        deleted by hand), and the value cannot be read.
+    """
+    if record == previous:
+        user_id, key_name = where
+        raise DeserializationError(
+            f"key_name={key_name!r} of user_id={user_id!r}: a chunk of its data is gone from "
+            "the server (evicted by maxmemory-policy, or deleted by hand); the value cannot "
+            "be read. Delete it, or run repair"
+        )
 
 
 def _glob_escape(text: str) -> str:

@@ -59,7 +59,31 @@ async def open_layout(server: AsyncServer, prefix: str) -> Layout:
         )
     if not 0 < int(buckets) <= MAX_BUCKETS:
         raise StorageError(f"{server.location}: the layout key {marker!r} is damaged: {found!r}")
+    await _warn_if_evicting(server)
     return Layout(prefix, int(buckets))
+
+
+async def _warn_if_evicting(server: AsyncServer) -> None:
+    """Log a warning if the server may evict keys when full (any ``maxmemory-policy`` but
+    ``noeviction``): it would drop values, their chunks and the store's indexes."""
+    try:  # managed servers may refuse CONFIG: then nothing is known, and nothing said
+        reply = await server.read("CONFIG", "GET", "maxmemory-policy")
+    except StorageError:
+        return
+    # A map under RESP3 (redis-py 8 may speak it), a flat list under RESP2.
+    pairs = (
+        dict(reply) if isinstance(reply, dict) else dict(zip(reply[::2], reply[1::2], strict=True))
+    )
+    policy = bytes(pairs.get(b"maxmemory-policy", b"noeviction")).decode(errors="replace")
+    if policy != "noeviction":
+        logger.warning(
+            "%s: maxmemory-policy is %s: when full, Redis evicts keys, and this store "
+            "loses values and its indexes (reads of a lost chunk fail; stats and quotas go "
+            "wrong until repair). Set maxmemory-policy noeviction: a full server then "
+            "refuses writes, and loses nothing",
+            server.location,
+            policy,
+        )
 
 
 class _AsyncUpgrade:

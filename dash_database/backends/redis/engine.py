@@ -28,9 +28,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
-from ... import concurrency
+from ... import clock, concurrency
 from ...activity import Touch
-from ...exceptions import StorageError
+from ...exceptions import DeserializationError, StorageError
 from ...keys import MISSING, Key, Where, decode_key, encode_key
 from ...quotas import Quotas
 from ...records import is_chunked, split
@@ -72,6 +72,13 @@ def _touch_arg(touch: Touch | None) -> str:
     refresh = "" if math.isinf(touch.refresh_before) else repr(touch.refresh_before)
     drop = "" if touch.drop_before is None else repr(touch.drop_before)
     return f"{touch.now!r}:{refresh}:{drop}:{'1' if touch.create else '0'}"
+
+
+def _writing() -> Touch:
+    """The touch of a write whose user this process saw lately: its activity is recorded only
+    if the user has none. A server restarted without persistence, or one that evicted the
+    activity index, has lost the activity this process remembers; a write puts it back."""
+    return Touch.if_missing(clock.now())
 
 
 def _seen(score: Any) -> float | None:
@@ -156,6 +163,7 @@ class RedisBackend(Backend):
         """The stored value, or :data:`~dash_database.keys.MISSING`."""
         member, field, seen = encode_key(user_id), encode_key(key_name), None
         args = None if touch is None else [field, _touch_arg(touch)]
+        previous = None
         for _ in range(_READ_ATTEMPTS):
             if args is None:
                 values = self._hash(user_id, member)
@@ -168,7 +176,8 @@ class RedisBackend(Backend):
             try:
                 return self._load(record, user_id, key_name), seen
             except ChunkVanished:
-                continue  # replaced while we read it: read the new value
+                _check_replaced(record, previous, (user_id, key_name))
+                previous = record  # replaced while we read it: read the new value
         raise StorageError(f"{self.location}: the value kept changing while it was read; retry")
 
     def _touched(self, user_id: Key, touch: Touch | None) -> float | None:
@@ -223,7 +232,7 @@ class RedisBackend(Backend):
         """Store ``value``; committed when this returns."""
         chunks = (self._opened or self._store()).chunks
         written = chunks.write(self.codec, value, (user_id, key_name), self.chunk_size)
-        self._commit(user_id, key_name, written, touch=touch)
+        self._commit(user_id, key_name, written, touch=touch or _writing())
         # A write stores at least its time (see Touch.outcome): no read back needed.
         return None if touch is None else touch.now
 
@@ -264,7 +273,7 @@ class RedisBackend(Backend):
         user_id, key_name = where
         field = encode_key(key_name)
         deadline = time.monotonic() + self._timeout
-        tries = 0
+        tries, previous = 0, None
         while True:
             tries += 1
             record = self._server.read("HGET", self._hash(user_id), field)
@@ -273,7 +282,8 @@ class RedisBackend(Backend):
             try:
                 old = default if record is None else self._load(record, user_id, key_name, codec)
             except ChunkVanished:
-                pass  # replaced while we read it: try again
+                _check_replaced(record, previous, where)
+                previous = record  # replaced while we read it: try again
             else:
                 new = func(old)
                 chunks = (self._store()).chunks
@@ -301,7 +311,7 @@ class RedisBackend(Backend):
     ) -> Seen[Any]:
         """Atomically store and return ``func(old value or default)`` (a compare-and-set)."""
         where = (user_id, key_name)
-        _, new = self._compare_and_set(where, self.codec, func, default, touch)
+        _, new = self._compare_and_set(where, self.codec, func, default, touch or _writing())
         return new, None if touch is None else touch.now
 
     def recode(self, user_id: Key, key_name: Key, codec: Codec, func: Callable[[Any], Any]) -> bool:
@@ -322,11 +332,6 @@ class RedisBackend(Backend):
         store = self._store()
         ids = (old_id, new_id)
         return renaming.rename(self._server, store.layout, store.chunks, self.codec, ids)
-
-    def users(self) -> list[Key]:
-        """Every user id holding at least one value."""
-        counters = (self._store()).counters
-        return [json.loads(member) for member in counters.members()]
 
     def seen(self, user_id: Key) -> float | None:
         """The user's last recorded activity, or ``None``."""
@@ -424,6 +429,22 @@ class _Opened(NamedTuple):
 def _one(body: bytes) -> Iterator[bytes]:
     """The body of a record stored whole, as a stream of one piece."""
     yield body
+
+
+def _check_replaced(record: bytes, previous: bytes | None, where: Where) -> None:
+    """After a chunk of ``record`` was found gone: nothing, if the record was replaced since
+    it was last read (``previous``), so that reading it again finds the new value.
+
+    :raises DeserializationError: it was not: its chunk is gone for good (evicted, or
+        deleted by hand), and the value cannot be read.
+    """
+    if record == previous:
+        user_id, key_name = where
+        raise DeserializationError(
+            f"key_name={key_name!r} of user_id={user_id!r}: a chunk of its data is gone from "
+            "the server (evicted by maxmemory-policy, or deleted by hand); the value cannot "
+            "be read. Delete it, or run repair"
+        )
 
 
 def _glob_escape(text: str) -> str:

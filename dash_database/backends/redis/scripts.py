@@ -185,7 +185,8 @@ if version then
   for i = 0, chunks - 1 do
     new[#new + 1] = chunk_key(version, i)
     if redis.call('EXISTS', new[#new]) == 0 then
-      return redis.error_reply('DASHDB a chunk of the value expired before it was committed')
+      return redis.error_reply('DASHDB a chunk of the value was gone before it was committed ' ..
+        '(it expired, or the server evicted it: see maxmemory-policy); nothing was stored')
     end
   end
 end
