@@ -435,6 +435,14 @@ class AsyncFaceAsSync(_Awaiting):
         return repr(self._target)
 
 
+def open_face(face: str, location: Any, **options: Any) -> DashDatabase:
+    """A database through the sync face, or through the async face driven from sync code
+    (each call on an event loop of its own: see :class:`AsyncFaceAsSync`)."""
+    if face == "async":
+        return AsyncFaceAsSync(AsyncDashDatabase(location, **options))  # type: ignore[return-value]
+    return DashDatabase(location, **options)
+
+
 def open_backend(name: str, tmp_path: Path, redis_url: str = "", **options: Any) -> DashDatabase:
     """Open a fresh, empty database of the named backend."""
     if name.startswith("async-"):

@@ -9,6 +9,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from dash_database import DashDatabase
 from dash_database.backends.memory import MemoryBackend
 from dash_database.backends.sqlite.file import FileBackend
@@ -16,7 +18,15 @@ from dash_database.cli import EXIT_DAMAGED, main
 from dash_database.keys import Key
 from dash_database.serialization import Codec
 
-from helpers import KEY, Marker, OpenDb, assert_counters_exact, redis_client, write_with
+from helpers import (
+    KEY,
+    Marker,
+    OpenDb,
+    assert_counters_exact,
+    open_face,
+    redis_client,
+    write_with,
+)
 
 
 def _fill(db: DashDatabase) -> None:
@@ -52,13 +62,14 @@ def test_a_healthy_store_checks_healthy_on_every_engine(open_db: OpenDb) -> None
     assert (report.values, report.problems, report.healthy) == (3, [], True)
 
 
-def test_check_finds_missing_damaged_and_miscounted_values(tmp_path: Path) -> None:
+@pytest.mark.parametrize("face", ["sync", "async"])
+def test_check_finds_missing_damaged_and_miscounted_values(tmp_path: Path, face: str) -> None:
     """A cut-short side file, an altered signed value and a counter gone wrong are each
     reported, with the user and key; nothing else is."""
     path = _damaged_store(tmp_path)
     with sqlite3.connect(path) as conn:
         conn.execute("""UPDATE dash_database_users SET bytes = bytes + 5 WHERE user = '7'""")
-    with DashDatabase(path, secret_key=KEY) as db:
+    with open_face(face, path, secret_key=KEY) as db:
         report = db.inspect.check()
     found = sorted((p.kind, p.user_id, p.key_name) for p in report.problems)
     assert found == [
@@ -128,11 +139,12 @@ def test_repair_rebuilds_the_counters_on_every_engine(open_db: OpenDb) -> None:
     assert_counters_exact(db)
 
 
-def test_repair_drops_what_is_gone_or_damaged_and_keeps_the_rest(tmp_path: Path) -> None:
+@pytest.mark.parametrize("face", ["sync", "async"])
+def test_repair_drops_what_is_gone_or_damaged_and_keeps_the_rest(tmp_path: Path, face: str) -> None:
     """A dry run changes nothing; then the missing and damaged values go, the counters are
     rebuilt, and every other value reads as before."""
     path = _damaged_store(tmp_path)
-    with DashDatabase(path, secret_key=KEY) as db:
+    with open_face(face, path, secret_key=KEY) as db:
         planned = db.repair(dry_run=True)
         assert sorted((p.user_id, p.key_name) for p in planned.dropped) == [
             ("alice", "upload"),

@@ -16,7 +16,7 @@ import pytest
 
 from dash_database import DashDatabase
 
-from helpers import Clock, require_redis_server
+from helpers import Clock, open_face, require_redis_server
 
 BIG = bytes(range(256)) * (9 * 1024 * 1024 // 256 + 1)  # over 8 MiB: side file or chunks
 
@@ -86,11 +86,12 @@ def _reopen(db: DashDatabase) -> dict[str, Any]:
     return {"db_location": engine.location}
 
 
-def test_users_overwrite_and_kept_values(tmp_path: Path) -> None:
+@pytest.mark.parametrize("face", ["sync", "async"])
+def test_users_overwrite_and_kept_values(tmp_path: Path, face: str) -> None:
     """--users limits the copy; a differing value is kept unless overwrite is asked."""
     with (
-        DashDatabase(tmp_path / "s.sqlite3") as source,
-        DashDatabase(tmp_path / "d.sqlite3") as dest,
+        open_face(face, tmp_path / "s.sqlite3") as source,
+        open_face(face, tmp_path / "d.sqlite3") as dest,
     ):
         for user in ("a", "b", "c"):
             source.store_user_value(user, "k", f"{user} at the source")

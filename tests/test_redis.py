@@ -30,6 +30,7 @@ from helpers import (
     RedisServer,
     ReplyDroppingProxy,
     free_port,
+    open_face,
     require_redis_server,
 )
 
@@ -118,6 +119,32 @@ def test_a_ready_client_is_used_and_left_open(redis_url: str) -> None:
     assert client.ping()
     with pytest.raises(ValueError, match="decode_responses=False"):
         DashDatabase(redis.Redis.from_url(redis_url, decode_responses=True))
+
+
+def test_the_async_face_takes_a_ready_client_of_either_kind(redis_url: str) -> None:
+    """AsyncDashDatabase takes a ``redis.asyncio.Redis`` (used as it is, left open) or, as 2.3
+    apps pass, a ``redis.Redis`` (a client of its own per loop, from its settings); a client
+    that decodes replies, or another object, is refused."""
+    import redis.asyncio
+
+    async def main() -> None:
+        given = redis.asyncio.Redis.from_url(redis_url)
+        async with AsyncDashDatabase(given, prefix="async-client:") as db:
+            await db.store_user_value("u", "k", [1])
+            assert await db.get_user_value("u", "k") == [1]
+        assert await given.ping()  # left open: the app's to close
+        await given.aclose()
+
+    asyncio.run(main())
+    sync_client = redis.Redis.from_url(redis_url)
+    db = AsyncDashDatabase(sync_client, prefix="async-client:")
+    assert asyncio.run(db.get_user_value("u", "k")) == [1]
+    asyncio.run(db.close())
+    assert sync_client.ping()
+    with pytest.raises(ValueError, match="decode_responses=False"):
+        AsyncDashDatabase(redis.asyncio.Redis.from_url(redis_url, decode_responses=True))
+    with pytest.raises(TypeError, match="not int"):
+        AsyncDashDatabase(42)
 
 
 def test_options_that_do_not_apply_are_refused(redis_url: str, tmp_path: Path) -> None:
@@ -238,9 +265,10 @@ def test_a_value_whose_chunks_keep_vanishing_fails_clearly(
             db.get_user_value(1, "v")
 
 
-def test_scripts_flushed_from_the_server_are_loaded_again(redis_url: str) -> None:
+@pytest.mark.parametrize("face", ["sync", "async"])
+def test_scripts_flushed_from_the_server_are_loaded_again(redis_url: str, face: str) -> None:
     """After SCRIPT FLUSH (or a server restart) every write script still runs."""
-    with DashDatabase(redis_url, prefix="flushed:") as db:
+    with open_face(face, redis_url, prefix=f"flushed-{face}:") as db:
         db.store_user_value(1, "k", "before")
         redis.Redis.from_url(redis_url).script_flush()
         db.store_user_value(1, "k", "after")
@@ -251,9 +279,10 @@ def test_scripts_flushed_from_the_server_are_loaded_again(redis_url: str) -> Non
         assert db.list_users() == []
 
 
-def test_damaged_record_gives_a_clear_error(redis_url: str) -> None:
+@pytest.mark.parametrize("face", ["sync", "async"])
+def test_damaged_record_gives_a_clear_error(redis_url: str, face: str) -> None:
     """A record that cannot be unpickled raises DeserializationError."""
-    with DashDatabase(redis_url, prefix="damaged:") as db:
+    with open_face(face, redis_url, prefix=f"damaged-{face}:") as db:
         db.store_user_value(1, "v", 1)
         values = db._backend._hash(1)  # type: ignore[attr-defined]
         redis.Redis.from_url(redis_url).hset(values, '"v"', b"P\x80\x05garbage")
@@ -330,13 +359,14 @@ def test_a_read_or_write_is_one_round_trip_with_its_activity(redis_url: str) -> 
         assert db.inspect.last_activity("never seen") is None  # a read creates nothing
 
 
-def test_a_lost_reply_says_the_write_may_have_been_applied(redis_url: str) -> None:
+@pytest.mark.parametrize("face", ["sync", "async"])
+def test_a_lost_reply_says_the_write_may_have_been_applied(redis_url: str, face: str) -> None:
     """The server ran the update, its reply was lost: the error says so, never "changed nothing"."""
     server_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
     proxy = ReplyDroppingProxy(server_port)
     prefix = f"test-{uuid.uuid4().hex}:"
     try:
-        with DashDatabase(proxy.url, prefix=prefix) as db:
+        with open_face(face, proxy.url, prefix=prefix) as db:
             db.store_user_value("u", "n", 0)  # builds the counters and loads the scripts
             proxy.arm()
             with pytest.raises(OutcomeUnknownError) as info:
@@ -349,11 +379,12 @@ def test_a_lost_reply_says_the_write_may_have_been_applied(redis_url: str) -> No
         proxy.close()
 
 
-def test_a_server_that_cannot_be_reached_changed_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("face", ["sync", "async"])
+def test_a_server_that_cannot_be_reached_changed_nothing(tmp_path: Path, face: str) -> None:
     """A write that never left (the server is down) says that it changed nothing."""
     require_redis_server()
     server = RedisServer(tmp_path).start()
-    db = DashDatabase(server.url, timeout=2)
+    db = open_face(face, server.url, timeout=2)
     server.stop()
     with pytest.raises(ConnectionFailedError, match="This call changed nothing") as info:
         db.store_user_value("u", "k", 1)

@@ -20,7 +20,7 @@ from dash_database import DashDatabase
 from dash_database.backends.redis import layout, migration, scripts
 from dash_database.exceptions import StorageError
 
-from helpers import KEY, Clock, assert_counters_exact, load_redis_store
+from helpers import KEY, Clock, assert_counters_exact, load_redis_store, open_face
 
 redis = pytest.importorskip("redis")
 
@@ -254,10 +254,12 @@ def test_a_fresh_process_reads_a_user_written_elsewhere_with_plain_reads(redis_u
 
 
 _OPEN = """
-import json, sys
-from dash_database import DashDatabase
+import asyncio, json, sys
+from dash_database import AsyncDashDatabase, DashDatabase
 sys.stdin.readline()
 options = json.loads(sys.argv[3])
+if sys.argv[4] == "async":  # the async face opens the store, and upgrades it
+    asyncio.run(AsyncDashDatabase(sys.argv[1], prefix=sys.argv[2], **options).list_users())
 with DashDatabase(sys.argv[1], prefix=sys.argv[2], **options) as db:
     users = sorted(db.list_users(), key=repr) + ["gone"]
     print(repr([(user, db.inspect.last_activity(user)) for user in users]))
@@ -267,7 +269,10 @@ with DashDatabase(sys.argv[1], prefix=sys.argv[2], **options) as db:
 """
 
 
-def test_a_2_3_store_reads_the_same_after_two_processes_open_it_at_once(redis_url: str) -> None:
+@pytest.mark.parametrize("face", ["sync", "async"])
+def test_a_2_3_store_reads_the_same_after_two_processes_open_it_at_once(
+    redis_url: str, face: str
+) -> None:
     """Two processes opening a 2.3 store together upgrade it once; every value, activity and
     counter reads the same, and nothing of the flat layout is left but expiring chunks."""
     prefixes = _fixture(redis_url)
@@ -277,7 +282,7 @@ def test_a_2_3_store_reads_the_same_after_two_processes_open_it_at_once(redis_ur
         options = {"secret_key": KEY.decode()} if FIXTURE_PREFIXES[old] else {}
         processes = [
             subprocess.Popen(
-                [sys.executable, "-c", _OPEN, redis_url, prefix, json.dumps(options)],
+                [sys.executable, "-c", _OPEN, redis_url, prefix, json.dumps(options), face],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
@@ -332,11 +337,23 @@ def test_an_upgrade_that_died_midway_is_finished_by_the_next_process(
         assert_counters_exact(db)
 
 
-def test_a_store_of_a_newer_or_damaged_layout_is_refused(redis_url: str) -> None:
-    """A layout this version cannot read, or a damaged layout key, fails naming what to do."""
+def test_the_async_face_upgrades_a_2_3_store_in_its_own_process(redis_url: str) -> None:
+    """A 2.3 store opened by the async face in this process (so its upgrade runs on the loop)
+    reads the same, with its counters exact."""
+    for old, prefix in _fixture(redis_url).items():
+        with open_face("async", redis_url, prefix=prefix, **FIXTURE_PREFIXES[old]) as db:
+            assert _contents(db) == FIXTURE_VALUES
+        with DashDatabase(redis_url, prefix=prefix, **FIXTURE_PREFIXES[old]) as db:
+            assert_counters_exact(db)
+
+
+@pytest.mark.parametrize("face", ["sync", "async"])
+def test_a_store_of_a_newer_or_damaged_layout_is_refused(redis_url: str, face: str) -> None:
+    """A layout this version cannot read, or a damaged layout key, fails naming what to do
+    (the async face, on its first call)."""
     client = redis.Redis.from_url(redis_url)
     for found, message in ((b"4:16", "upgrade dash_database"), (b"3:99999", "damaged")):
         prefix = f"test-{uuid.uuid4().hex}:"
         client.set(f"{prefix}layout", found)
         with pytest.raises(StorageError, match=message):
-            DashDatabase(redis_url, prefix=prefix)
+            open_face(face, redis_url, prefix=prefix).list_users()
