@@ -1,11 +1,11 @@
 """The public entry point: :class:`AsyncDashDatabase`, argument checks and one engine call each.
 
-Written once, for the async face; ``tools/unasync.py`` writes the sync face,
-``DashDatabase``, from it (as httpcore writes its sync code), so that both check
-the same arguments, decide about activity by the same rule, and make the same
-engine call. On Redis the async face talks to the server through
-``redis.asyncio``, on the event loop, with no thread; a SQLite engine is reached
-through one thread hop per call (:mod:`.backends.threaded`).
+Both faces come from one text: it is written as async code, and
+``tools/unasync.py`` writes the sync face from it (as httpcore writes its sync
+code), so that both check the same arguments, decide about activity by the same
+rule, and make the same engine call. On Redis the async face talks to the server
+on the event loop, with no thread; it reaches a SQLite engine through one thread
+hop per call (:mod:`.backends.threaded`).
 
 Each public call checks the closed state and its arguments, asks the
 :class:`~.activity.Activity` what it must do about the user's activity, makes

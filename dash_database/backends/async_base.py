@@ -1,10 +1,9 @@
 """The contract every storage engine implements: the calls an app makes, and maintenance.
 
-Written once, for the async face (:class:`AsyncEngine`, :class:`AsyncMaintenance`);
-``tools/unasync.py`` writes the sync contract (``Engine``, ``Maintenance``) from it.
-The Redis engine implements both, from one source; the SQLite engines implement the
-sync one, and the async face reaches them through
-:class:`~dash_database.backends.async_threaded.ThreadedBackend`.
+Both faces' contracts come from one text: it is written as async code, and
+``tools/unasync.py`` writes the sync contract from it. The Redis engine implements
+both, from one text too; the SQLite engines implement the sync one, and the async
+face reaches them through :class:`~dash_database.backends.threaded.ThreadedBackend`.
 
 :class:`AsyncEngine` holds the calls an app makes. :class:`~dash_database.DashDatabase`
 checks the arguments and the closed state, asks :class:`~..activity.Activity` what the
