@@ -156,15 +156,10 @@ class AsyncChunks:
         pending = _Pending(self._server, self._layout, encode_key(user_id))
         try:
             head, tail = await async_concurrency.fill(fill, pending.put, chunk_size)
-            if not pending.keys:
-                record = head + tail
-                return Written(record, [], len(record))
-            if tail:
-                await pending.put(tail)
+            return await pending.finish(head, tail)
         except BaseException:
             await self.discard(pending.keys)
             raise
-        return pending.written(head)
 
     async def write_raw(
         self, head: bytes, pieces: AsyncIterable[bytes], user_id: Key, chunk_size: int
@@ -180,15 +175,10 @@ class AsyncChunks:
                 for chunk in full:
                     await pending.put(chunk)
                 full.clear()
-            if not pending.keys:
-                record = inline(head) + out.tail()
-                return Written(record, [], len(record))
-            if out.tail():
-                await pending.put(out.tail())
+            return await pending.finish(inline(head), out.tail())
         except BaseException:
             await self.discard(pending.keys)
             raise
-        return pending.written(inline(head))
 
     async def discard(self, keys: list[str]) -> None:
         """Delete the pending chunks of a value whose record was not committed."""
@@ -223,7 +213,13 @@ class _Pending:
         self.keys.append(key)
         self._size += len(chunk)
 
-    def written(self, head: bytes) -> Written:
-        """The written value's record, once every chunk is stored."""
+    async def finish(self, head: bytes, tail: bytes) -> Written:
+        """The value's record, from its head and the bytes after its last full chunk: whole,
+        if no chunk filled; else naming its chunks, once ``tail`` is stored as the last one."""
+        if not self.keys:
+            record = head + tail
+            return Written(record, [], len(record))
+        if tail:
+            await self.put(tail)
         reference = f"{self._version}:{len(self.keys)}".encode()
         return Written(continued(head) + reference, self.keys, stored_size(len(head), self._size))
