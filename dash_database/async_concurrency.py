@@ -19,7 +19,8 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Generic, TypeVar
 
-from .serialization import ChunkWriter, Fill
+from .serialization import Fill
+from .streams import ChunkWriter
 
 T = TypeVar("T")
 

@@ -22,7 +22,8 @@ from .backends.async_base import AsyncBackend
 from .exceptions import DashDatabaseError
 from .keys import Key, Where
 from .reports import ConvertReport
-from .serialization import Codec, Seekable, Writable
+from .serialization import Codec
+from .streams import Seekable, Writable
 
 logger = logging.getLogger("dash_database")
 

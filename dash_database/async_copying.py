@@ -18,8 +18,9 @@ from .activity import Progress
 from .backends.async_base import AsyncBackend, AsyncRawValue
 from .keys import Key
 from .reports import CopyReport
-from .serialization import ChunkReader, kind_name
+from .serialization import kind_name
 from .signing import LEGACY_HEADER_SIZE
+from .streams import ChunkReader
 
 
 async def _digest(raw: AsyncRawValue) -> tuple[bytes, bytes]:

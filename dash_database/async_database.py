@@ -90,6 +90,12 @@ class AsyncDashDatabase:
     :param compress: ``"zstd"``: compress each value written (the ``zstd`` extra);
         values written either way read back (:mod:`.compression`).
     :param compress_level: the zstd level (default 3).
+    :param checksum: each unsigned value written carries a checksum, checked on every
+        read, so that damage raises :class:`~dash_database.exceptions.DeserializationError`
+        instead of reading back as another value (:mod:`.checksums`). ``False`` writes
+        unsigned pickle and JSON values as 2.3 and older do, for a store that processes
+        of those versions still read (a rolling upgrade). Values written either way read
+        back.
     :raises ValueError: unknown ``serializer`` or ``durability``, or an option
         that does not apply to this kind of location.
     :raises ~dash_database.exceptions.InvalidLocationError: ``db_location``
@@ -111,11 +117,12 @@ class AsyncDashDatabase:
         secret_key: SecretKey | None = None,
         compress: str | None = None,
         compress_level: int | None = None,
+        checksum: bool = True,
     ) -> None:
         expiry = None if expire_after is None else to_seconds("expire_after", expire_after)
         compression.check(compress, compress_level)
         signer = None if secret_key is None else Signer(secret_key)
-        codec = Codec(serializer, signer=signer, compress=compress, level=compress_level)
+        codec = Codec(serializer, False, signer, compress, compress_level, checksum)
         quotas = Quotas(max_keys_per_user, max_bytes_per_user, max_total_bytes)
         backend = async_open_backend(
             db_location,
@@ -141,6 +148,7 @@ class AsyncDashDatabase:
                 "secret_key": secret_key,
                 "compress": compress,
                 "compress_level": compress_level,
+                "checksum": checksum,
             },
         )
         # end async only

@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from .serialization import ChunkWriter, Fill
+from .serialization import Fill
+from .streams import ChunkWriter
 
 T = TypeVar("T")
 

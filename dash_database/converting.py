@@ -23,7 +23,8 @@ from .backends.base import Backend
 from .exceptions import DashDatabaseError
 from .keys import Key, Where
 from .reports import ConvertReport
-from .serialization import Codec, Seekable, Writable
+from .serialization import Codec
+from .streams import Seekable, Writable
 
 logger = logging.getLogger("dash_database")
 

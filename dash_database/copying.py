@@ -19,8 +19,9 @@ from .activity import Progress
 from .backends.base import Backend, RawValue
 from .keys import Key
 from .reports import CopyReport
-from .serialization import ChunkReader, kind_name
+from .serialization import kind_name
 from .signing import LEGACY_HEADER_SIZE
+from .streams import ChunkReader
 
 
 def _digest(raw: RawValue) -> tuple[bytes, bytes]:

@@ -23,17 +23,20 @@ The header (version 1)::
 * :data:`COMPRESSED`: the serialized bytes are compressed (before any signing); fields:
   the algorithm (1: zstd) and the serialized bytes' length (8), which reading never
   passes. See :mod:`.compression`.
-* :data:`CHECKSUMMED`: reserved. A record with a flag this version does not know was
-  written by a newer one, and is refused, never misread.
+* :data:`CHECKSUMMED`: the body is unsigned, and its CRC-32 as stored follows (4). See
+  :mod:`.checksums`.
 
-Only a record that needs a header carries one: an unsigned, uncompressed pickle or JSON
-value keeps the 2.x layout, which every 2.x version reads. The rules "does the body
+A record with a flag this version does not know was written by a newer one, and is
+refused, never misread. Only a record that needs a header carries one: an unsigned,
+uncompressed pickle or JSON value written with ``checksum=False`` keeps the 2.x layout,
+which every 2.x version reads. The rules "does the body
 continue elsewhere" and "where does the body start" live here, and so do their SQL and Lua forms
 (:func:`sql_reference`, :func:`lua_body_start`), generated from them.
 """
 
 from __future__ import annotations
 
+from . import checksums
 from .exceptions import DeserializationError
 
 #: The tags of records whose body says where the value's bytes are.
@@ -48,7 +51,7 @@ SIGNED = 1
 CHECKSUMMED = 2
 COMPRESSED = 4
 #: The flags this version reads, and the bytes of each one's fields, in the order they come.
-FIELD_SIZES = {SIGNED: 4 + 16 + 32, COMPRESSED: 1 + 8}
+FIELD_SIZES = {SIGNED: 4 + 16 + 32, CHECKSUMMED: checksums.SIZE, COMPRESSED: 1 + 8}
 KNOWN_FLAGS = sum(FIELD_SIZES)
 
 
@@ -72,6 +75,13 @@ def stored_size(head_bytes: int, body_bytes: int) -> int:
 def make_header(flags: int, kind: bytes, fields: bytes) -> bytes:
     """A header of this version; ``fields`` are those of ``flags``, in order."""
     return bytes((VERSION, FIXED + len(fields), flags)) + kind + fields
+
+
+def fixed_part(flags: int, kind: bytes) -> bytes:
+    """The start of an inline record's head with ``flags`` and ``kind``: all but the fields,
+    which follow it."""
+    length = FIXED + sum(size for flag, size in FIELD_SIZES.items() if flags & flag)
+    return b"H" + bytes((VERSION, length, flags)) + kind
 
 
 def body_start(record: bytes | memoryview) -> int:

@@ -21,14 +21,15 @@ import logging
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from . import records
+from . import checksums, records
 from .activity import Progress
 from .backends.base import Backend
 from .exceptions import DeserializationError
 from .keys import Key, Where
 from .reports import SignReport
-from .serialization import ChunkReader, Codec, Readable, Seekable, Writable, kind_name
+from .serialization import Codec, kind_name
 from .signing import LEGACY_HEADER_SIZE, LEGACY_MAGIC, Signer
+from .streams import ChunkReader, Readable, Seekable, Writable
 
 logger = logging.getLogger("dash_database")
 
@@ -83,7 +84,11 @@ class Resealer(Codec):
         else:
             start = stream.read(LEGACY_HEADER_SIZE)
             if not start.startswith(LEGACY_MAGIC) and self._trust_unsigned:
-                return Checked(kind, start + stream.read(), flags, compressed)
+                data = start + stream.read()
+                if records.flags(head) & records.CHECKSUMMED:
+                    # Trusted as written, not as damaged since: a signature would seal it.
+                    checksums.check(data, records.fields(head, records.CHECKSUMMED), where)
+                return Checked(kind, data, flags, compressed)
             context = self._signer.legacy_context(start, where, kind_name(head))
         return Checked(kind, b"".join(self._signer.frames(stream, context)), flags, compressed)
 

@@ -1,12 +1,11 @@
 """How values become bytes and back, the same way for every backend.
 
 A :class:`Codec` writes a value as the body of a record and returns the
-record's head (its tag, and a header if it is signed: see :mod:`.records`);
-it reads a value back from a head and a body.
+record's head (its tag, and a header if it is signed, checksummed or compressed:
+see :mod:`.records`); it reads a value back from a head and a body.
 
-Values are written as a stream, into chunks of :data:`CHUNK_SIZE` or a side
-file, so that a 1 GB DataFrame never exists as one 1 GB ``bytes`` object on
-top of the frame itself, and no engine's size limit for one blob applies.
+Values are written as a stream, into chunks or a side file (:mod:`.streams`), so that
+no engine's size limit for one blob applies.
 """
 
 from __future__ import annotations
@@ -16,18 +15,17 @@ import json
 import math
 import pickle
 import pickletools
-from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any, Protocol, cast
+from collections.abc import Callable, Iterable
+from typing import IO, Any, cast
 
-from . import dataformats, records
+from . import checksums, dataformats, records
+from .checksums import ChecksumWriter
 from .compression import DEFAULT_LEVEL, Compressor, Decompressed
 from .exceptions import DashDatabaseError, DeserializationError, SerializationError
 from .keys import Where
-from .records import COMPRESSED
+from .records import CHECKSUMMED, COMPRESSED, SIGNED
 from .signing import LEGACY_HEADER_SIZE, LEGACY_MAGIC, Signer, refuse_signed
-
-#: Bytes per chunk. Below it a value is stored in one record.
-CHUNK_SIZE = 8 * 1024 * 1024
+from .streams import CHUNK_SIZE, ChunkReader, Readable, Seekable, Writable
 
 #: Each serializer, and the kinds of record it writes and reads (see :mod:`.records`).
 KINDS = {"pickle": (b"P",), "json": (b"J",), "data": dataformats.KINDS}
@@ -35,111 +33,6 @@ SERIALIZERS = tuple(KINDS)
 # The serializer a kind names, for reading: JSON is read as JSON whoever wrote it.
 _NAMES = {kind: name for name in ("data", "json", "pickle") for kind in KINDS[name]}
 _JSON_SCALARS = (str, int, float, bool, type(None))
-
-
-class ChunkWriter:
-    """A write-only file that hands full chunks to ``on_chunk`` as they fill.
-
-    :param on_chunk: called with each full chunk, in order.
-    :param chunk_size: bytes per chunk.
-    """
-
-    def __init__(self, on_chunk: Callable[[bytes], None], chunk_size: int = CHUNK_SIZE) -> None:
-        self._on_chunk = on_chunk
-        self._size = chunk_size
-        self._buf = bytearray()
-
-    def write(self, data: Any) -> int:
-        """Append ``data`` (any bytes-like object); return its length."""
-        view = memoryview(data).cast("B")
-        written = len(view)
-        while view:
-            room = self._size - len(self._buf)
-            self._buf += view[:room]
-            view = view[room:]
-            if len(self._buf) == self._size:
-                self._on_chunk(bytes(self._buf))
-                self._buf.clear()
-        return written
-
-    def tail(self) -> bytes:
-        """The bytes written since the last full chunk."""
-        return bytes(self._buf)
-
-
-class Writable(Protocol):
-    """Any write-only file: what :meth:`Codec.dump` writes to."""
-
-    def write(self, data: Any) -> int: ...
-
-
-class Readable(Protocol):
-    """Any read-only binary file: what :meth:`Codec.load_file` reads from."""
-
-    def read(self, size: int = -1, /) -> bytes: ...
-    def readline(self) -> bytes: ...
-
-
-class Seekable(Readable, Protocol):
-    """A read-only binary file that can go back to its start (a side file)."""
-
-    def seek(self, offset: int, whence: int = 0, /) -> int: ...
-
-
-class ChunkReader:
-    """A read-only file over an iterator of chunks, for :func:`pickle.load`."""
-
-    def __init__(self, chunks: Iterable[bytes | memoryview]) -> None:
-        self._chunks: Iterator[bytes | memoryview] = iter(chunks)
-        self._view = memoryview(b"")
-
-    def _fill(self) -> bool:
-        for chunk in self._chunks:
-            if chunk:
-                self._view = memoryview(chunk)
-                return True
-        return False
-
-    def readinto(self, buffer: Any) -> int:
-        """Fill ``buffer`` as far as the data goes; return the bytes copied."""
-        target = memoryview(buffer).cast("B")
-        done = 0
-        while done < len(target) and (self._view or self._fill()):
-            n = min(len(target) - done, len(self._view))
-            target[done : done + n] = self._view[:n]
-            self._view = self._view[n:]
-            done += n
-        return done
-
-    def read(self, size: int = -1) -> bytes:
-        """Read ``size`` bytes, or everything left when ``size`` is negative."""
-        if size < 0:
-            rest = [bytes(self._view), *list(self._chunks)]
-            self._view = memoryview(b"")
-            return b"".join(rest)
-        # The size comes from the stream, which anyone who can write the store
-        # may have crafted: gather what arrives instead of allocating it first.
-        pieces: list[memoryview] = []
-        wanted = size
-        while wanted and (self._view or self._fill()):
-            piece = self._view[:wanted]
-            self._view = self._view[len(piece) :]
-            pieces.append(piece)
-            wanted -= len(piece)
-        return b"".join(pieces)
-
-    def readline(self) -> bytes:
-        """Read up to and including the next newline (pickle needs it for old opcodes)."""
-        line = bytearray()
-        while self._view or self._fill():
-            end = bytes(self._view).find(b"\n")
-            if end >= 0:
-                line += self._view[: end + 1]
-                self._view = self._view[end + 1 :]
-                break
-            line += self._view
-            self._view = memoryview(b"")
-        return bytes(line)
 
 
 def _check_json(value: Any, path: str) -> None:
@@ -190,6 +83,9 @@ class Codec:
     :param compress: ``"zstd"`` compresses what it writes (:mod:`.compression`); it reads
         compressed and uncompressed records alike.
     :param level: the compression level.
+    :param checksum: unsigned values written carry a checksum (:mod:`.checksums`);
+        ``False`` writes unsigned pickle and JSON values in the 2.x layout. Either way
+        it reads both.
     :raises ValueError: ``name`` is not a known serializer.
     """
 
@@ -200,6 +96,7 @@ class Codec:
         signer: Signer | None = None,
         compress: str | None = None,
         level: int | None = None,
+        checksum: bool = True,
     ) -> None:
         if name not in SERIALIZERS:
             raise ValueError(f"serializer must be one of {SERIALIZERS}, not {name!r}")
@@ -207,13 +104,18 @@ class Codec:
         self._unpickler = PlainUnpickler if plain_only else pickle.Unpickler
         self.signer = signer
         self.compress, self.level = compress, level
+        self.checksum = checksum
         #: The kinds of record this codec reads; pickle's and JSON's one is also their 2.x tag.
         self.kinds = KINDS[name]
         self.kind = self.kinds[0] if name != "data" else None
+        # How the small values this codec writes without a key start, but for their checksum.
+        self._checked = b""
+        if self.kind is not None and signer is None:
+            self._checked = records.fixed_part(CHECKSUMMED, self.kind)
 
     def plain(self) -> Codec:
         """This codec, loading plain data only (see ``plain_only``)."""
-        return Codec(self.name, True, self.signer, self.compress, self.level)
+        return Codec(self.name, True, self.signer, self.compress, self.level, self.checksum)
 
     def dump(self, value: Any, out: Writable, where: Where) -> bytes:
         """Write the body of ``value``'s record (serialized, maybe compressed, and with a
@@ -224,7 +126,10 @@ class Codec:
         """
         kind = self.kind or dataformats.kind_of(value)
         signing = None if self.signer is None else self.signer.start(out, kind)
-        target: Writable = signing or out
+        # A signature covers the bytes already; the checksum is of the body as stored,
+        # so it sits next to ``out``, after compression.
+        checksum = ChecksumWriter(out) if self.checksum and signing is None else None
+        target: Writable = signing or checksum or out
         compressing = None
         if self.compress is not None:
             compressing = Compressor(target, self.level or DEFAULT_LEVEL)
@@ -248,6 +153,8 @@ class Codec:
         flags, fields = (0, b"") if compressing is None else (COMPRESSED, compressing.finish())
         if signing is not None:
             return signing.finish(where, flags, fields)
+        if checksum is not None:
+            flags, fields = flags | CHECKSUMMED, checksum.finish() + fields
         if not flags and kind in (b"P", b"J"):
             return kind  # the 2.x layout, which every 2.x version reads
         return b"H" + records.make_header(flags, kind, fields)
@@ -299,12 +206,17 @@ class Codec:
             context = self.signer.legacy_context(header, where, self.name)
         return ChunkReader(self.signer.frames(stream, context))
 
-    def _unsigned(self, head: bytes, stream: Readable, where: Where) -> Readable:
-        """The serialized bytes of a record read without a key (a signed one is refused)."""
+    def _unsigned(self, head: bytes, pieces: Iterable[bytes], where: Where) -> Readable:
+        """The serialized bytes of a record read without a key (a signed one is refused),
+        checked against its checksum if it has one, its pieces passed on as they come."""
         self.check_kind(head)
-        first = stream.read(len(LEGACY_MAGIC))
-        refuse_signed(head, first, where)
-        return ChunkReader(itertools.chain([first], iter(lambda: stream.read(CHUNK_SIZE), b"")))
+        pieces = iter(pieces)
+        first = next(pieces, b"")
+        refuse_signed(head, bytes(first[: len(LEGACY_MAGIC)]), where)
+        pieces = itertools.chain([first], pieces)
+        if records.flags(head) & CHECKSUMMED:
+            pieces = checksums.verified(pieces, records.fields(head, CHECKSUMMED), where)
+        return ChunkReader(pieces)
 
     def load(self, head: bytes, chunks: Iterable[bytes], where: Where) -> Any:
         """Rebuild a value from its record's head and its body, given as chunks.
@@ -335,24 +247,20 @@ class Codec:
         except DashDatabaseError:
             raise
         except Exception as exc:
+            _read_to_end(head, stream)
             user_id, key_name = where
             raise DeserializationError(
                 f"the stored value of key_name={key_name!r} of user_id={user_id!r} is not a "
                 f"whole pickle ({exc}): it is damaged, or was cut short"
             ) from exc
+        _read_to_end(head, stream)
 
     def _serialized(self, head: bytes, chunks: Iterable[bytes], where: Where) -> Readable:
         """The serialized bytes of the record whose head is ``head`` and body ``chunks``,
         checked as they are read (see :meth:`load`)."""
         if self.signer is not None:
             return self._signed(head, ChunkReader(chunks), where)
-        if records.has_header(head):
-            return self._unsigned(head, ChunkReader(chunks), where)
-        self.check_kind(head)
-        chunks = iter(chunks)
-        first = next(chunks, b"")
-        refuse_signed(head, bytes(first[: len(LEGACY_MAGIC)]), where)
-        return ChunkReader(itertools.chain([first], chunks))
+        return self._unsigned(head, chunks, where)
 
     def load_file(self, head: bytes, file: Seekable, where: Where) -> Any:
         """Rebuild a value from its record's head and its body, read from ``file``.
@@ -361,9 +269,11 @@ class Codec:
         """
         if self.signer is not None:
             return self._decode(head, self._signed(head, file, where), where)
-        if records.has_header(head):
-            return self._decode(head, self._unsigned(head, file, where), where)
         self.check_kind(head)
+        if records.flags(head) & CHECKSUMMED:
+            # A file can be read twice, so its damage is found before a byte is decoded.
+            checksums.check_file(file, records.fields(head, CHECKSUMMED), where)
+            file.seek(0)
         refuse_signed(head, file.read(len(LEGACY_MAGIC)), where)
         file.seek(0)  # and the unpickler reads the file itself: no copy in between
         return self._decode(head, file, where)
@@ -371,58 +281,93 @@ class Codec:
     def _decode(self, head: bytes, file: Readable, where: Where) -> Any:
         """The value of the serialized bytes in ``file``, of the record whose head is ``head``
         (``where``'s)."""
-        compressed = records.fields(head, COMPRESSED)
+        stored, compressed = file, records.fields(head, COMPRESSED)
         if compressed:
             file = Decompressed(file, compressed)
         kind = records.kind(head)
         try:
             if kind == b"P":
-                return self._unpickler(file).load()
-            if kind == b"J":
-                return json.loads(file.read())
-            return dataformats.load(kind, file)
+                value = self._unpickler(file).load()
+            elif kind == b"J":
+                value = json.loads(file.read())
+            else:
+                value = dataformats.load(kind, file)
         except DashDatabaseError:
             raise  # the backend failed to deliver a chunk, or a signature: its own error
         except Exception as exc:
-            user_id, key_name = where
-            raise DeserializationError(
-                f"the stored value of key_name={key_name!r} of user_id={user_id!r} cannot be "
-                f"read back ({exc}): it is damaged, or was cut short"
-            ) from exc
+            _read_to_end(head, stored)  # damage is named as such where a checksum can tell
+            raise _unreadable(exc, where) from exc
+        _read_to_end(head, stored)
+        return value
 
     def load_record(self, record: bytes, where: Where) -> Any:
-        """Rebuild a value stored complete in one record (head included)."""
+        """Rebuild a value stored complete in one record (head included).
+
+        :raises DeserializationError: as :meth:`load`.
+        """
         data: Any
-        if record[:1] == self.kind and self.signer is None:
-            # The path of every small unsigned read. A small record's bytes are
-            # copied (faster than a view); a large one's never.
-            data = record[1:] if len(record) < 4096 else memoryview(record)[1:]
+        # Two paths for every small unsigned read: with a checksum, and in the 2.x layout.
+        # A small record's bytes are copied (faster than a view); a large one's never.
+        if self._checked and record[: len(self._checked)] == self._checked:
+            start = len(self._checked) + checksums.SIZE
+            data = record[start:] if len(record) < 4096 else memoryview(record)[start:]
+            checksums.check(data, record[len(self._checked) : start], where)
+            kind = self._checked[-1:]
+        elif record[:1] == self.kind and self.signer is None:
+            kind, data = self.kind, record[1:] if len(record) < 4096 else memoryview(record)[1:]
             if data[:1] == LEGACY_MAGIC[:1]:  # no serializer's output starts with a NUL
                 refuse_signed(record[:1], bytes(data[: len(LEGACY_MAGIC)]), where)
         else:
             start = records.body_start(record)
             head, body = bytes(record[:start]), memoryview(record)[start:]
-            data = None
-            if self.signer is not None and records.has_header(head):
-                self.check_kind(head)
-                data = self.signer.one_frame(head, body, where)
-                if data is not None and len(data) < 4096:
-                    data = bytes(data)
-            if (
-                data is None
-                or records.flags(head) & COMPRESSED
-                or (head[:1] == b"H" and (records.kind(head) not in (b"P", b"J")))
-            ):
+            self.check_kind(head)
+            kind, data = records.kind(head), self._one_piece(head, body, where)
+            if data is None or kind not in (b"P", b"J"):
                 # several frames, signed by 2.3, compressed, code-free, or refused
                 return self.load(head, [bytes(body)], where)
+            if len(data) < 4096:
+                data = bytes(data)
         try:
-            if self.kind == b"J":
+            if kind == b"J":
                 return json.loads(bytes(data))
             if self._unpickler is pickle.Unpickler:
                 return pickle.loads(data)  # the C fast path, for every normal read
             return self._unpickler(ChunkReader([data])).load()
         except Exception as exc:
-            raise DeserializationError(f"stored value cannot be read back: {exc}") from exc
+            raise _unreadable(exc, where) from exc
+
+    def _one_piece(self, head: bytes, body: memoryview, where: Where) -> memoryview | None:
+        """The checked serialized bytes of a record whose body is ``body``, if they are
+        there as they are (one signed frame, or checksummed, uncompressed); ``None``
+        where :meth:`load` must read them.
+
+        :raises DeserializationError: altered (signed), or damaged (checksummed).
+        """
+        flags = records.flags(head)
+        if flags & COMPRESSED:
+            return None
+        if self.signer is not None:
+            return self.signer.one_frame(head, body, where) if flags & SIGNED else None
+        if flags == CHECKSUMMED:
+            checksums.check(body, records.fields(head, CHECKSUMMED), where)
+            return body
+        return None
+
+
+def _unreadable(exc: Exception, where: Where) -> DeserializationError:
+    user_id, key_name = where
+    return DeserializationError(
+        f"the stored value of key_name={key_name!r} of user_id={user_id!r} cannot be "
+        f"read back ({exc}): it is damaged, or was cut short"
+    )
+
+
+def _read_to_end(head: bytes, stored: Readable) -> None:
+    # A decoder may stop before the last stored byte (a pickle's STOP, a zstd frame's
+    # end), and the checksum is checked as the last byte arrives.
+    if records.flags(head) & CHECKSUMMED:
+        while stored.read(CHUNK_SIZE):
+            pass
 
 
 #: Writes a record's body to a file-like object; returns its head (inline form).

@@ -16,10 +16,10 @@ from typing import BinaryIO
 
 import pytest
 
-from dash_database import DashDatabase
+from dash_database import DashDatabase, records
 from dash_database.backends.sqlite.room import RESERVE_VARIABLE
 from dash_database.exceptions import DeserializationError, StorageError
-from dash_database.serialization import CHUNK_SIZE
+from dash_database.streams import CHUNK_SIZE
 
 from helpers import DATA, Clock, Volume
 
@@ -239,7 +239,7 @@ def test_a_new_store_on_a_read_only_volume_fails_naming_the_path(tmp_path: Path)
 
 _WRITER = """
 import sys
-from dash_database import DashDatabase
+from dash_database import DashDatabase, records
 db = DashDatabase(sys.argv[1])
 for line in sys.stdin:
     start, end = map(int, line.split())
@@ -334,8 +334,7 @@ def test_a_truncated_or_swapped_side_file_is_reported_never_read_as_data(tmp_pat
         db.store_user_value("alice", "upload", b"a" * 5000)
         db.store_user_value("bob", "upload", b"b" * 9000)
         db.store_user_value("carol", "upload", b"c" * 5000)
-        folder = Path(db._backend.files.folder)  # type: ignore[attr-defined]
-        files = {user: folder / name for user, name in _side_files(db)}
+        files = _side_file_paths(db)
         files["alice"].write_bytes(files["alice"].read_bytes()[:2000])
         bob, carol = files["bob"].read_bytes(), files["carol"].read_bytes()
         files["bob"].write_bytes(carol)
@@ -347,10 +346,43 @@ def test_a_truncated_or_swapped_side_file_is_reported_never_read_as_data(tmp_pat
         assert db.inspect.key_sizes("alice") == {"upload": None}
 
 
-def _side_files(db: DashDatabase) -> list[tuple[str, str]]:
-    """(user, side-file name) of every value in a side file."""
+def test_side_files_of_one_size_swapped_or_flipped_are_reported_never_read_as_data(
+    tmp_path: Path,
+) -> None:
+    """Two side files of the same size swapped, or a byte flipped in one, fail to read naming
+    the user and key (their checksums differ), and check() reports each as damaged."""
+    path = tmp_path / "store.sqlite3"
+    with DashDatabase(path) as db:
+        db._backend.chunk_size = 1024
+        for user in ("alice", "bob", "carol"):
+            db.store_user_value(user, "upload", user[0].encode() * 5000)
+        files = _side_file_paths(db)
+        alice, bob = files["alice"].read_bytes(), files["bob"].read_bytes()
+        files["alice"].write_bytes(bob)
+        files["bob"].write_bytes(alice)
+        carol = bytearray(files["carol"].read_bytes())
+        carol[-100] ^= 0x01
+        files["carol"].write_bytes(bytes(carol))
+        for user in ("alice", "bob", "carol"):
+            with pytest.raises(DeserializationError, match=f"user_id='{user}' does not match"):
+                db.get_user_value(user, "upload")
+        problems = db.inspect.check().problems
+        assert sorted((p.kind, p.user_id) for p in problems) == [
+            ("damaged", "alice"),
+            ("damaged", "bob"),
+            ("damaged", "carol"),
+        ]
+
+
+def _side_file_paths(db: DashDatabase) -> dict[str, Path]:
+    """The side file of each user's one value in a side file."""
+    folder = Path(db._backend.files.folder)  # type: ignore[attr-defined]
     rows = db._backend._conn.query("SELECT key, value FROM dash_database")  # type: ignore[attr-defined]
-    return [(json.loads(key)[0], record[1:].decode()) for key, record in rows if record[:1] == b"p"]
+    return {
+        json.loads(key)[0]: folder / records.split(record)[1].decode()
+        for key, record in rows
+        if records.is_chunked(record)
+    }
 
 
 @pytest.mark.parametrize("missing", ["absent", "refused"])
@@ -371,3 +403,22 @@ def test_the_reserve_is_written_where_it_cannot_be_allocated(
     with DashDatabase(tmp_path / "store.sqlite3") as db:
         db.store_user_value("u", "k", 1)
     assert (tmp_path / "store.sqlite3-reserve").stat().st_size == 3 * 1024 * 1024 + 5
+
+
+def test_a_byte_flipped_in_the_database_file_is_reported_never_read_as_data(
+    tmp_path: Path,
+) -> None:
+    """A bit flipped on disk inside an unsigned value's record raises DeserializationError
+    naming its user and key; the other values still read."""
+    path = tmp_path / "store.sqlite3"
+    with DashDatabase(path) as db:
+        db.store_user_value("alice", "note", "marker-" + "a" * 200)
+        db.store_user_value("bob", "note", "bob's")
+    assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0
+    stored = bytearray(path.read_bytes())
+    stored[stored.index(b"marker-") + 50] ^= 0x01  # 'a' becomes '`': still a str
+    path.write_bytes(bytes(stored))
+    with DashDatabase(path) as db:
+        with pytest.raises(DeserializationError, match="user_id='alice' does not match"):
+            db.get_user_value("alice", "note")
+        assert db.get_user_value("bob", "note") == "bob's"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dash_database import DashDatabase
+from dash_database import DashDatabase, checksums, records
 from dash_database.backends.sqlite import FileBackend
 from dash_database.backends.sqlite.side_files import ORPHAN_SECONDS
 from dash_database.exceptions import StorageError
@@ -52,8 +52,9 @@ def test_large_value_goes_to_one_side_file_next_to_the_database(
     assert backend(db).files.folder == str(tmp_path / "db.sqlite3-values")
     assert len(side_files(db)) == 1
     assert db.get_user_value(1, "big") == BIG
-    # The file counted whole: each value is its tag and its pickle.
-    stored = [1 + len(pickle.dumps(value, protocol=5)) for value in (b"s", BIG)]
+    # The file counted whole: each value is its tag, its header and its pickle.
+    head = 1 + records.FIXED + checksums.SIZE
+    stored = [head + len(pickle.dumps(value, protocol=5)) for value in (b"s", BIG)]
     assert db.user_stats(1).bytes == sum(stored)
     db.close()
     with DashDatabase(tmp_path / "db.sqlite3") as again:

@@ -57,7 +57,8 @@ from typing import Any, TypeVar
 from ..activity import Touch
 from ..keys import Key
 from ..quotas import Quotas
-from ..serialization import CHUNK_SIZE, Codec
+from ..serialization import Codec
+from ..streams import CHUNK_SIZE
 
 T = TypeVar("T")
 #: A result, and the user's stored activity after the call (``None``: none, or not read).

@@ -23,7 +23,8 @@ from ..exceptions import UserExistsError
 from ..keys import MISSING, Key, Where
 from ..quotas import Quotas, Usage
 from ..records import stored_size
-from ..serialization import CHUNK_SIZE, ChunkWriter, Codec, Fill, copy_pieces
+from ..serialization import Codec, Fill, copy_pieces
+from ..streams import CHUNK_SIZE, ChunkWriter
 from .base import Backend, Count, RawValue, Seen, ValueSize
 
 logger = logging.getLogger("dash_database")

@@ -20,7 +20,8 @@ from ... import async_concurrency
 from ...exceptions import DashDatabaseError, DeserializationError
 from ...keys import Key, Where, encode_key
 from ...records import continued, inline, is_chunked, split, stored_size
-from ...serialization import ChunkWriter, Codec, Fill
+from ...serialization import Codec, Fill
+from ...streams import ChunkWriter
 from . import scripts
 from .async_server import AsyncServer
 from .layout import Layout

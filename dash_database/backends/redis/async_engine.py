@@ -33,7 +33,8 @@ from ...exceptions import DeserializationError, StorageError
 from ...keys import MISSING, Key, Where, decode_key, encode_key
 from ...quotas import Quotas
 from ...records import is_chunked, split
-from ...serialization import CHUNK_SIZE, Codec
+from ...serialization import Codec
+from ...streams import CHUNK_SIZE
 from ..async_base import AsyncBackend, AsyncRawValue, Count, Seen, ValueSize
 from . import async_renaming, scripts
 from .async_chunks import AsyncChunks, Written

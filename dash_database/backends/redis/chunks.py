@@ -21,7 +21,8 @@ from ... import concurrency
 from ...exceptions import DashDatabaseError, DeserializationError
 from ...keys import Key, Where, encode_key
 from ...records import continued, inline, is_chunked, split, stored_size
-from ...serialization import ChunkWriter, Codec, Fill
+from ...serialization import Codec, Fill
+from ...streams import ChunkWriter
 from . import scripts
 from .layout import Layout
 from .scripts import MAX_CHUNKS

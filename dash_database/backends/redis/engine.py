@@ -34,7 +34,8 @@ from ...exceptions import DeserializationError, StorageError
 from ...keys import MISSING, Key, Where, decode_key, encode_key
 from ...quotas import Quotas
 from ...records import is_chunked, split
-from ...serialization import CHUNK_SIZE, Codec
+from ...serialization import Codec
+from ...streams import CHUNK_SIZE
 from ..base import Backend, Count, RawValue, Seen, ValueSize
 from . import renaming, scripts
 from .chunks import Chunks, Written

@@ -23,7 +23,8 @@ from ...exceptions import StorageError
 from ...keys import MISSING, Key, Where, encode_key
 from ...quotas import Quotas
 from ...records import is_chunked, split, stored_size
-from ...serialization import CHUNK_SIZE, Codec, Fill, copy_pieces
+from ...serialization import Codec, Fill, copy_pieces
+from ...streams import CHUNK_SIZE
 from ..base import Backend, Count, RawValue, Seen, T, ValueSize
 from . import counters, opening, user_changes
 from . import schema as sql
