@@ -24,6 +24,7 @@ from .exceptions import DashDatabaseError, DeserializationError
 from .export import to_json, type_name
 from .keys import Key
 from .serialization import kind_name, serialized_start
+from .shared import counting
 
 __all__ = ["ProgressBar", "main", "parse_duration"]
 
@@ -175,7 +176,12 @@ class Cli:
         data = {"users": stats.users, "keys": stats.keys, "bytes": stats.bytes}
         if stats.missing is not None:
             data["missing"] = stats.missing
-        self.emit(data, [f"{name}: {value:,}" for name, value in data.items()])
+        lines = [f"{name}: {value:,}" for name, value in data.items()]
+        shared = counting.counts(self.db._open())
+        if shared is not None:  # Dash's shared storage, apart from the users' values
+            data["shared_values"], data["shared_topics"] = shared
+            lines.append(f"Dash shared storage: {shared[0]:,} values, {shared[1]:,} topics")
+        self.emit(data, lines)
 
     def _table(self, user_ids: set[Key] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
         """The users table (every user, or those named), as JSON rows and text lines."""

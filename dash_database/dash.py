@@ -36,6 +36,7 @@ from .async_user_values import AsyncUserValues, AsyncValueStore
 from .database import DashDatabase
 from .exceptions import DependencyMissingError, InvalidSessionIdError
 from .sessions import SESSION_ID_PATTERN, check_session_id, new_session_id
+from .shared.available import SharedStorage
 from .user_values import UserValues
 
 try:
@@ -51,6 +52,7 @@ except ImportError as exc:
 __all__ = [
     "NewSessionId",
     "SessionIdRefused",
+    "SharedStorage",
     "async_user_values",
     "end_session",
     "init_app",

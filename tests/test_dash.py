@@ -276,3 +276,23 @@ def test_readme_walkthrough_runs_and_is_short() -> None:
         assert call(app, *greet, "forged").status_code == 204
     finally:
         db.close()
+
+
+def test_shared_storage_on_a_dash_without_it_names_the_dash_it_needs() -> None:
+    """On a Dash without ``dash._shared_storage`` (before 4.5), dash_database.dash imports,
+    and constructing SharedStorage raises DependencyMissingError naming the Dash needed."""
+    script = (
+        "import sys\n"
+        "import dash\n"
+        "sys.modules['dash._shared_storage.base'] = None  # as on Dash 4.4 and older\n"
+        "from dash_database.dash import SharedStorage\n"
+        "from dash_database.exceptions import DependencyMissingError\n"
+        "try:\n"
+        "    SharedStorage('x.sqlite3')\n"
+        "except DependencyMissingError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "SharedStorage needs Dash 4.5 or later" in done.stdout
+    assert 'pip install "dash>=4.5"' in done.stdout

@@ -173,6 +173,11 @@ def asyncio_twin(client: redis.Redis) -> redis.asyncio.Redis:
     return redis.asyncio.Redis.from_pool(twin)
 
 
+def glob_escape(text: str) -> str:
+    """``text`` with the characters of Redis's glob patterns escaped."""
+    return "".join(f"\\{char}" if char in "*?[]\\" else char for char in text)
+
+
 def pack(command: tuple[str | bytes | int | float, ...]) -> list[bytes]:
     """``command`` in the Redis protocol, as buffers to send in turn.
 

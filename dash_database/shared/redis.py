@@ -1,0 +1,185 @@
+"""Shared storage on Redis: keys of its own under the store's prefix.
+
+Under a prefix ``P``:
+
+* ``Pshared:value:{key}``: a value, a string, expiring by ``PX`` (milliseconds);
+* ``Pshared:{topic:{topic}}:head``: a topic's last sequence (``seq``), and with a ttl its
+  keys' lifetime and its ttl, in milliseconds (``life``, ``ttl``);
+* ``Pshared:{topic:{topic}}:messages``: its buffer, a list of the last messages.
+
+A topic's two keys share a hash tag, so each script touches one hash slot. A publish is
+one script (the next sequence, the message, the buffer trimmed, the keys' lifetime); a
+read is one script too, which renews the lifetime of a topic with a ttl once less than
+one ttl is left. A waiting reader reads again every :data:`INTERVAL`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from ..backends.redis.async_server import AsyncServer
+from ..backends.redis.server import Server
+from ..backends.redis.wire import Script, glob_escape
+from .polls import Poll, after
+
+#: How often a waiting reader reads again.
+INTERVAL = 0.002
+#: A topic's keys live this many ttls past its last publish or read.
+SLACK = 1.25
+
+_PUBLISH = Script.of("""
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+if seq == 1 then redis.call('DEL', KEYS[2]) end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
+if ARGV[3] == '0' then
+    redis.call('HDEL', KEYS[1], 'life', 'ttl')
+    redis.call('PERSIST', KEYS[1])
+    redis.call('PERSIST', KEYS[2])
+else
+    redis.call('HSET', KEYS[1], 'life', ARGV[3], 'ttl', ARGV[4])
+    redis.call('PEXPIRE', KEYS[1], ARGV[3])
+    redis.call('PEXPIRE', KEYS[2], ARGV[3])
+end
+return seq
+""")
+
+# Returns {head, the sequence of the first message returned, the messages...}.
+_READ = Script.of("""
+local head = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+local life = redis.call('HGET', KEYS[1], 'life')
+if life and redis.call('PTTL', KEYS[1]) < tonumber(redis.call('HGET', KEYS[1], 'ttl')) then
+    redis.call('PEXPIRE', KEYS[1], life)
+    redis.call('PEXPIRE', KEYS[2], life)
+end
+local cursor = tonumber(ARGV[1])
+if cursor >= head then return {head, 0} end
+local first = head - redis.call('LLEN', KEYS[2]) + 1
+local from = math.max(cursor + 1, first)
+local reply = {head, from}
+for _, message in ipairs(redis.call('LRANGE', KEYS[2], from - first, -1)) do
+    reply[#reply + 1] = message
+end
+return reply
+""")
+
+
+def _milliseconds(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def _poll(cursor: int, reply: list[Any]) -> Poll:
+    head, first = int(reply[0]), int(reply[1])
+    return after(cursor, head, [(first + n, bytes(m)) for n, m in enumerate(reply[2:])])
+
+
+class RedisShared:
+    """Values and topics on the server of ``server``.
+
+    :param server: the store's client (sync calls).
+    :param async_server: a client of the same server for the async calls.
+    :param prefix: the store's prefix.
+    :param buffer: messages kept per topic.
+    """
+
+    def __init__(self, server: Server, async_server: AsyncServer, prefix: str, buffer: int):
+        self._server, self._async = server, async_server
+        self._prefix, self._buffer = prefix + "shared:", buffer
+
+    def _value(self, key: str) -> str:
+        return f"{self._prefix}value:{key}"
+
+    def _topic(self, topic: str) -> list[str]:
+        tagged = f"{self._prefix}{{topic:{topic}}}"
+        return [f"{tagged}:head", f"{tagged}:messages"]
+
+    def _publish_args(self, message: bytes, ttl: float | None) -> list[Any]:
+        if ttl is None:
+            return [message, self._buffer, 0, 0]
+        return [message, self._buffer, _milliseconds(ttl * SLACK), _milliseconds(ttl)]
+
+    @staticmethod
+    def _set_command(key: str, value: bytes, ttl: float | None) -> tuple[Any, ...]:
+        if ttl is None:
+            return ("SET", key, value)
+        return ("SET", key, value, "PX", _milliseconds(ttl))
+
+    def get(self, key: str) -> bytes | None:
+        """The value of ``key``, unless it is missing or expired."""
+        found = self._server.read("GET", self._value(key))
+        return None if found is None else bytes(found)
+
+    def set(self, key: str, value: bytes, ttl: float | None) -> None:
+        """Write ``value`` under ``key``, for ``ttl`` seconds (``None``: for good)."""
+        self._server.write(*self._set_command(self._value(key), value, ttl))
+
+    def delete(self, key: str) -> None:
+        """Delete ``key``, if it is there."""
+        self._server.write("DEL", self._value(key))
+
+    def publish(self, topic: str, message: bytes, ttl: float | None) -> int:
+        """Append ``message`` to ``topic`` (started over if it expired); its sequence."""
+        return int(self._server.run(_PUBLISH, self._topic(topic), self._publish_args(message, ttl)))
+
+    def head(self, topic: str) -> int:
+        """The sequence of ``topic``'s last message (0: none, or expired)."""
+        found = self._server.read("HGET", self._topic(topic)[0], "seq")
+        return 0 if found is None else int(found)
+
+    def read(self, topic: str, cursor: int) -> Poll:
+        """What ``topic`` holds after ``cursor``, now; a topic with a ttl is kept alive."""
+        return _poll(cursor, self._server.run(_READ, self._topic(topic), [cursor]))
+
+    def wait(self, topic: str, cursor: int, timeout: float) -> Poll:
+        """What ``topic`` holds after ``cursor``, waiting up to ``timeout`` seconds for it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.read(topic, cursor)
+            left = deadline - time.monotonic()
+            if found.messages or found.gap or left <= 0:
+                return found
+            time.sleep(min(INTERVAL, left))
+
+    async def aget(self, key: str) -> bytes | None:
+        """:meth:`get`, on the event loop."""
+        found = await self._async.read("GET", self._value(key))
+        return None if found is None else bytes(found)
+
+    async def aset(self, key: str, value: bytes, ttl: float | None) -> None:
+        """:meth:`set`, on the event loop."""
+        await self._async.write(*self._set_command(self._value(key), value, ttl))
+
+    async def adelete(self, key: str) -> None:
+        """:meth:`delete`, on the event loop."""
+        await self._async.write("DEL", self._value(key))
+
+    async def apublish(self, topic: str, message: bytes, ttl: float | None) -> int:
+        """:meth:`publish`, on the event loop."""
+        args = self._publish_args(message, ttl)
+        return int(await self._async.run(_PUBLISH, self._topic(topic), args))
+
+    async def aread(self, topic: str, cursor: int) -> Poll:
+        """:meth:`read`, on the event loop."""
+        return _poll(cursor, await self._async.run(_READ, self._topic(topic), [cursor]))
+
+    async def await_change(self) -> None:
+        """Wait a moment before the next read (no server-side wait: see the module)."""
+        await asyncio.sleep(INTERVAL)
+
+    def close(self) -> None:
+        """Nothing of its own to close: the clients are the store's."""
+
+    async def aclose(self) -> None:
+        """Close the async client's connections."""
+        await self._async.aclose()
+
+
+def counts(server: Server, prefix: str) -> tuple[int, int] | None:
+    """The values and topics of shared storage under the store prefix ``prefix`` (a scan
+    of its keys); ``None`` if there are none."""
+    client, base = server.client(), glob_escape(prefix + "shared:")
+    values = sum(1 for _ in client.scan_iter(match=base + "value:*", count=1000))
+    topics = sum(1 for _ in client.scan_iter(match=base + "{topic:*}:head", count=1000))
+    return (values, topics) if values or topics else None
