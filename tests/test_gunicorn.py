@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -36,26 +37,23 @@ def require_gunicorn() -> None:
         pytest.skip("gunicorn is not installed (pip install gunicorn)")
 
 
-@pytest.fixture
-def gunicorn(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
-    """examples/gunicorn_app.py under gunicorn -w 4; yields its URL, database and access log."""
+@contextlib.contextmanager
+def run_gunicorn(app: str, folder: Path, env: dict[str, str], *options: str) -> Iterator[str]:
+    """``gunicorn -w 4 app`` from ``folder`` on a free port of 127.0.0.1, with ``env`` added
+    to the environment and ``options`` to the command; yields its URL once it answers."""
     require_gunicorn()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    database, access_log = tmp_path / "shared.sqlite", tmp_path / "access.log"
     command = [
         str(Path(sys.executable).parent / "gunicorn"),
-        *("-w", str(WORKERS), "-b", f"127.0.0.1:{port}", "--chdir", str(EXAMPLES)),
-        # The worker's pid (as "<pid>") in each access-log line shows which worker answered.
-        *("--access-logfile", str(access_log), "--access-logformat", "%(p)s %(r)s %(s)s"),
-        # An idle worker may win every accept(); retiring each worker after 12
-        # requests forces the 50 requests over at least 5 worker processes.
-        *("--max-requests", "12"),
-        "gunicorn_app:server",
+        *("-w", str(WORKERS), "-b", f"127.0.0.1:{port}", "--chdir", str(folder)),
+        *options,
+        app,
     ]
-    env = {**os.environ, "DASH_DATABASE_PATH": str(database)}
-    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, env={**os.environ, **env}, stderr=subprocess.PIPE, text=True
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -68,10 +66,26 @@ def gunicorn(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
                 pytest.fail(f"gunicorn did not start: {process.communicate()[1][-2000:]}")
             time.sleep(0.2)  # a real server starting: nothing to patch
     try:
-        yield url, database, access_log
+        yield url
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture
+def gunicorn(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
+    """examples/gunicorn_app.py under gunicorn -w 4; yields its URL, database and access log."""
+    database, access_log = tmp_path / "shared.sqlite", tmp_path / "access.log"
+    options = (
+        # The worker's pid (as "<pid>") in each access-log line shows which worker answered.
+        *("--access-logfile", str(access_log), "--access-logformat", "%(p)s %(r)s %(s)s"),
+        # An idle worker may win every accept(); retiring each worker after 12
+        # requests forces the 50 requests over at least 5 worker processes.
+        *("--max-requests", "12"),
+    )
+    env = {"DASH_DATABASE_PATH": str(database)}
+    with run_gunicorn("gunicorn_app:server", EXAMPLES, env, *options) as url:
+        yield url, database, access_log
 
 
 def callback(url: str, output: str, inputs: list[Any], state: list[Any]) -> str:

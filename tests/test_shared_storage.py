@@ -310,3 +310,36 @@ def test_shared_storage_lives_apart_from_the_users_values(
 
 def _prefix_args(options: dict[str, Any]) -> list[str]:
     return ["--prefix", options["prefix"]] if "prefix" in options else []
+
+
+def test_wrong_arguments_are_refused_naming_them(tmp_path: Path) -> None:
+    """A buffer out of range, a ttl that is not a positive number, a key that is not a str,
+    options beside an open store and an open store in memory each raise, naming the fault."""
+    with pytest.raises(ValueError, match="buffer_size must be an int from 1 to 999"):
+        SharedStorage(None, buffer_size=1000)
+    store = SharedStorage(":memory:")  # a private temporary file
+    for ttl in (0, -1.0, float("inf"), "5"):
+        with pytest.raises(ValueError, match="ttl must be None or a finite number"):
+            store.set("k", 1, ttl=ttl)  # type: ignore[arg-type]
+    with pytest.raises(dash_storage.SharedStorageError, match="ttl of a topic"):
+        store.publish("t", 1, ttl=0.5)
+    with pytest.raises(TypeError, match="key must be a str, not int"):
+        store.get(1)  # type: ignore[arg-type]
+    store.close()
+    options = pytest.raises(ValueError, match=r"options \['timeout'\] apply to a location")
+    with DashDatabase(tmp_path / "s.sqlite3") as db, options:
+        SharedStorage(db, timeout=3)
+    with DashDatabase(":memory:") as db, pytest.raises(TypeError, match="SQLite file or Redis"):
+        SharedStorage(db)
+
+
+def test_an_async_store_and_a_sync_one_share_one_shared_storage(tmp_path: Path) -> None:
+    """SharedStorage over an AsyncDashDatabase uses its store: what one sets, the other reads."""
+    from dash_database import AsyncDashDatabase
+
+    path = tmp_path / "s.sqlite3"
+    with DashDatabase(path) as db:
+        SharedStorage(db).set("k", "from the sync face")
+        store = AsyncDashDatabase(path)
+        assert SharedStorage(store).get("k") == "from the sync face"
+        asyncio.run(store.close())

@@ -5,12 +5,16 @@ Under a prefix ``P``:
 * ``Pshared:value:{key}``: a value, a string, expiring by ``PX`` (milliseconds);
 * ``Pshared:{topic:{topic}}:head``: a topic's last sequence (``seq``), and with a ttl its
   keys' lifetime and its ttl, in milliseconds (``life``, ``ttl``);
-* ``Pshared:{topic:{topic}}:messages``: its buffer, a list of the last messages.
+* ``Pshared:{topic:{topic}}:messages``: its buffer, a stream of the last messages, each
+  under the id ``{sequence}-0``.
 
 A topic's two keys share a hash tag, so each script touches one hash slot. A publish is
 one script (the next sequence, the message, the buffer trimmed, the keys' lifetime); a
 read is one script too, which renews the lifetime of a topic with a ttl once less than
-one ttl is left. A waiting reader reads again every :data:`INTERVAL`.
+one ttl is left. A sync reader that waits blocks on the server (``XREAD BLOCK``) until a
+message past its cursor comes, then reads; an async one reads again every
+:data:`INTERVAL` instead, since a blocked read would hold one of its loop's few
+connections for each waiting subscription.
 """
 
 from __future__ import annotations
@@ -24,16 +28,17 @@ from ..backends.redis.server import Server
 from ..backends.redis.wire import Script, glob_escape
 from .polls import Poll, after
 
-#: How often a waiting reader reads again.
+#: How often a waiting async reader reads again.
 INTERVAL = 0.002
+#: The longest a sync reader blocks on the server at once (less with a short ``timeout``).
+BLOCK = 1.0
 #: A topic's keys live this many ttls past its last publish or read.
 SLACK = 1.25
 
 _PUBLISH = Script.of("""
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 if seq == 1 then redis.call('DEL', KEYS[2]) end
-redis.call('RPUSH', KEYS[2], ARGV[1])
-redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], seq .. '-0', 'm', ARGV[1])
 if ARGV[3] == '0' then
     redis.call('HDEL', KEYS[1], 'life', 'ttl')
     redis.call('PERSIST', KEYS[1])
@@ -56,11 +61,11 @@ if life and redis.call('PTTL', KEYS[1]) < tonumber(redis.call('HGET', KEYS[1], '
 end
 local cursor = tonumber(ARGV[1])
 if cursor >= head then return {head, 0} end
-local first = head - redis.call('LLEN', KEYS[2]) + 1
-local from = math.max(cursor + 1, first)
-local reply = {head, from}
-for _, message in ipairs(redis.call('LRANGE', KEYS[2], from - first, -1)) do
-    reply[#reply + 1] = message
+local entries = redis.call('XRANGE', KEYS[2], (cursor + 1) .. '-0', '+')
+if #entries == 0 then return {head, 0} end
+local reply = {head, tonumber(string.match(entries[1][1], '^%d+'))}
+for _, entry in ipairs(entries) do
+    reply[#reply + 1] = entry[2][2]
 end
 return reply
 """)
@@ -82,10 +87,14 @@ class RedisShared:
     :param async_server: a client of the same server for the async calls.
     :param prefix: the store's prefix.
     :param buffer: messages kept per topic.
+    :param timeout: the store's: a blocked read must end well within it.
     """
 
-    def __init__(self, server: Server, async_server: AsyncServer, prefix: str, buffer: int):
+    def __init__(
+        self, server: Server, async_server: AsyncServer, prefix: str, buffer: int, timeout: float
+    ) -> None:
         self._server, self._async = server, async_server
+        self._block = min(BLOCK, timeout / 2)
         self._prefix, self._buffer = prefix + "shared:", buffer
 
     def _value(self, key: str) -> str:
@@ -135,12 +144,14 @@ class RedisShared:
     def wait(self, topic: str, cursor: int, timeout: float) -> Poll:
         """What ``topic`` holds after ``cursor``, waiting up to ``timeout`` seconds for it."""
         deadline = time.monotonic() + timeout
+        stream = self._topic(topic)[1]
         while True:
             found = self.read(topic, cursor)
             left = deadline - time.monotonic()
             if found.messages or found.gap or left <= 0:
                 return found
-            time.sleep(min(INTERVAL, left))
+            block = _milliseconds(min(left, self._block))
+            self._server.read("XREAD", "BLOCK", block, "STREAMS", stream, f"{cursor}-0")
 
     async def aget(self, key: str) -> bytes | None:
         """:meth:`get`, on the event loop."""

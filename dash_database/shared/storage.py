@@ -259,7 +259,11 @@ def _engine_of(db: DashDatabase, buffer: int) -> Engine:
         return SqliteShared(backend._conn, buffer)
     server = getattr(backend, "_server", None)
     if server is None:
-        raise TypeError(f"shared storage needs a SQLite file or Redis, not {backend.location!r}")
-    return RedisShared(
-        server, AsyncServer(server.client(), backend._timeout), backend._prefix, buffer
-    )
+        raise TypeError(
+            f"shared storage needs a SQLite file or Redis, not {backend.location!r}: pass a "
+            "location (None or ':memory:' make a private temporary file), not an open store "
+            "in memory"
+        )
+    timeout = backend._timeout
+    async_server = AsyncServer(server.client(), timeout)
+    return RedisShared(server, async_server, backend._prefix, buffer, timeout)
