@@ -80,6 +80,15 @@ def _poll(cursor: int, reply: list[Any]) -> Poll:
     return after(cursor, head, [(first + n, bytes(m)) for n, m in enumerate(reply[2:])])
 
 
+def _entries(reply: Any) -> list[tuple[int, bytes]]:
+    """The (sequence, message) pairs of the one stream of an ``XREAD`` reply (RESP2's list
+    of pairs or RESP3's map), empty when it timed out."""
+    if not reply:
+        return []
+    (_, entries), *_ = reply.items() if isinstance(reply, dict) else reply
+    return [(int(bytes(id_).split(b"-")[0]), bytes(fields[1])) for id_, fields in entries]
+
+
 class RedisShared:
     """Values and topics on the server of ``server``.
 
@@ -151,7 +160,10 @@ class RedisShared:
             if found.messages or found.gap or left <= 0:
                 return found
             block = _milliseconds(min(left, self._block))
-            self._server.read("XREAD", "BLOCK", block, "STREAMS", stream, f"{cursor}-0")
+            reply = self._server.read("XREAD", "BLOCK", block, "STREAMS", stream, f"{cursor}-0")
+            arrived = _entries(reply)
+            if arrived and arrived[0][0] == cursor + 1:  # what came next, whole: no gap
+                return after(cursor, arrived[-1][0], arrived)
 
     async def aget(self, key: str) -> bytes | None:
         """:meth:`get`, on the event loop."""

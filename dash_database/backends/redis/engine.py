@@ -44,7 +44,7 @@ from .layout import Layout
 from .migration import open_layout
 from .scripts import NEED_CHUNKS
 from .server import Server
-from .wire import ChunkVanished, Script, redact
+from .wire import ChunkVanished, Script, glob_escape, redact
 
 __all__ = ["RedisBackend", "redact"]
 
@@ -389,7 +389,7 @@ class RedisBackend(Backend):
         store, client = self._store(), self._server.client()
         members = {member.decode() for member in store.counters.members()}
         for base in store.layout.bases:
-            pattern = _glob_escape(f"{base}user:") + "*"
+            pattern = glob_escape(f"{base}user:") + "*"
             cursor = None
             while cursor != 0:  # page by page, each bounded by the timeout
                 cursor, keys = self._server.call(
@@ -446,11 +446,6 @@ def _check_replaced(record: bytes, previous: bytes | None, where: Where) -> None
             "the server (evicted by maxmemory-policy, or deleted by hand); the value cannot "
             "be read. Delete it, or run repair"
         )
-
-
-def _glob_escape(text: str) -> str:
-    """``text`` with the characters of Redis's glob patterns escaped."""
-    return "".join(f"\\{char}" if char in "*?[]\\" else char for char in text)
 
 
 def _score(pair: tuple[bytes, float]) -> float:
