@@ -38,8 +38,8 @@ async def check(
             unknown.add(user_id)
             detail = "its data is missing, cut short or swapped"
             problems.append(Problem("missing", user_id, key_name, detail))
-        elif (damage := await _damage(backend, codec, user_id, key_name)) is not None:
-            problems.append(Problem("damaged", user_id, key_name, damage))
+        elif (why := await damage(backend, codec, user_id, key_name)) is not None:
+            problems.append(Problem("damaged", user_id, key_name, why))
         if progress is not None:
             progress(done)
     counted = await backend.counts(None)
@@ -51,10 +51,11 @@ async def check(
     return CheckReport(len(sizes), problems)
 
 
-async def _damage(
+async def damage(
     backend: AsyncMaintenance, codec: Codec, user_id: Key, key_name: Key
 ) -> str | None:
-    """Why the value cannot be read back, or ``None`` if it can."""
+    """Why the value cannot be read back (its data damaged, or refused), or ``None`` if it
+    can; reads it through every check without running anything it holds."""
     try:
         raw = await backend.read_raw(user_id, key_name)
         if raw is None:

@@ -37,8 +37,8 @@ def check(backend: Maintenance, codec: Codec, progress: Progress | None = None) 
             unknown.add(user_id)
             detail = "its data is missing, cut short or swapped"
             problems.append(Problem("missing", user_id, key_name, detail))
-        elif (damage := _damage(backend, codec, user_id, key_name)) is not None:
-            problems.append(Problem("damaged", user_id, key_name, damage))
+        elif (why := damage(backend, codec, user_id, key_name)) is not None:
+            problems.append(Problem("damaged", user_id, key_name, why))
         if progress is not None:
             progress(done)
     counted = backend.counts(None)
@@ -50,8 +50,9 @@ def check(backend: Maintenance, codec: Codec, progress: Progress | None = None) 
     return CheckReport(len(sizes), problems)
 
 
-def _damage(backend: Maintenance, codec: Codec, user_id: Key, key_name: Key) -> str | None:
-    """Why the value cannot be read back, or ``None`` if it can."""
+def damage(backend: Maintenance, codec: Codec, user_id: Key, key_name: Key) -> str | None:
+    """Why the value cannot be read back (its data damaged, or refused), or ``None`` if it
+    can; reads it through every check without running anything it holds."""
     try:
         raw = backend.read_raw(user_id, key_name)
         if raw is None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import checking, clock, concurrency
 from .activity import Activity, Progress
-from .backends.base import Backend
+from .backends.base import Backend, ValueSize
 from .clock import to_seconds
 from .exceptions import KeyNotFoundError
 from .keys import Key, check_key, sort_keys
@@ -28,13 +28,25 @@ def _stats(users: int, sizes: list[int | None]) -> Stats:
     return Stats(users, len(sizes), stored, missing=sizes.count(None))
 
 
+def _readable_sizes(backend: Backend, rows: list[ValueSize]) -> list[int | None]:
+    """The stored size of each value of ``rows``, ``None`` where its data is missing or
+    cannot be read back."""
+    sizes: list[int | None] = []
+    for user_id, key_name, size in rows:
+        if size is not None and checking.damage(backend, backend.codec, user_id, key_name):
+            size = None
+        sizes.append(size)
+    return sizes
+
+
 class Inspector:
     """Read-only views of one database.
 
     :meth:`users`, :meth:`stats` and :meth:`user_stats` read the engine's
     counters: their cost follows the number of users, not of values. With
-    ``check=True`` they read every value's stored size instead, and also count
-    values whose data went missing behind the store's back.
+    ``check=True`` they read every value instead, through its checks (checksum or
+    signature; nothing it holds is run), and count as ``missing`` the values whose data
+    went missing or was damaged behind the store's back.
 
     :param open_backend: returns the open engine, or raises if the database is closed.
     :param activity: the database's activity bookkeeping (for what counts as expired).
@@ -58,7 +70,7 @@ class Inspector:
     def stats(self, check: bool = False) -> Stats:
         """The number of live users, of their values, and their bytes.
 
-        :param check: read every value's size (slow), and count the missing ones.
+        :param check: read every value (slow), and count those missing or damaged.
         """
         if not check:
             users = self.users()
@@ -66,16 +78,16 @@ class Inspector:
         backend = self._backend()
         seen, when = backend.sessions(), clock.now()
         live = [
-            (user, size)
-            for user, _, size in backend.value_sizes(None)
-            if not self._activity.is_expired(seen.get(user, when), when)
+            row
+            for row in backend.value_sizes(None)
+            if not self._activity.is_expired(seen.get(row[0], when), when)
         ]
-        return _stats(len({user for user, _ in live}), [size for _, size in live])
+        return _stats(len({user for user, *_ in live}), _readable_sizes(backend, live))
 
     def user_stats(self, user_id: Key, check: bool = False) -> UserStats:
         """The user's number of values, their bytes, and its last activity.
 
-        :param check: read every value's size, and count the missing ones.
+        :param check: read every value, and count those missing or damaged.
         """
         backend, user_id = self._backend(), check_key("user_id", user_id)
         seen = backend.seen(user_id)
@@ -84,7 +96,8 @@ class Inspector:
         if not check:
             keys, stored = (backend.counts(user_id)).get(user_id, (0, 0))
             return UserStats(keys=keys, bytes=stored, last_activity=seen)
-        totals = _stats(1, [size for *_, size in backend.value_sizes(user_id)])
+        sizes = _readable_sizes(backend, backend.value_sizes(user_id))
+        totals = _stats(1, sizes)
         return UserStats(totals.keys, totals.bytes, seen, totals.missing)
 
     def check(self, progress: Progress | None = None) -> CheckReport:

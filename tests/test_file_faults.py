@@ -366,6 +366,7 @@ def test_side_files_of_one_size_swapped_or_flipped_are_reported_never_read_as_da
         for user in ("alice", "bob", "carol"):
             with pytest.raises(DeserializationError, match=f"user_id='{user}' does not match"):
                 db.get_user_value(user, "upload")
+        assert db.inspect.stats(check=True).missing == 3
         problems = db.inspect.check().problems
         assert sorted((p.kind, p.user_id) for p in problems) == [
             ("damaged", "alice"),

@@ -19,7 +19,8 @@ def test_a_flipped_byte_in_an_unsigned_value_is_reported_naming_its_key(
     open_db: OpenDb, serializer: str, compress: str | None
 ) -> None:
     """A byte flipped anywhere in the body of a small or a chunked value raises
-    DeserializationError naming the user and key, and check() reports it as damaged."""
+    DeserializationError naming the user and key; stats(check=True) counts it, and check()
+    reports it as damaged."""
     db = open_db(serializer=serializer, compress=compress)
     db._backend.chunk_size = 1024
     engine = db._backend
@@ -34,6 +35,8 @@ def test_a_flipped_byte_in_an_unsigned_value_is_reported_naming_its_key(
             engine.write_raw("u", key, head, [bytes(damaged)])
             with pytest.raises(DeserializationError, match=DAMAGED):
                 db.get_user_value("u", key)
+        assert db.inspect.stats(check=True).missing == 1
+        assert db.inspect.user_stats("u", check=True).missing == 1
         report = db.inspect.check()
         assert [(p.kind, p.key_name) for p in report.problems if p.user_id == "u"][-1:] == [
             ("damaged", key)
