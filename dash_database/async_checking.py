@@ -14,7 +14,7 @@ from typing import cast
 from . import async_concurrency, async_purging, clock
 from .activity import Progress
 from .backends.async_base import AsyncBackend, AsyncMaintenance
-from .exceptions import DashDatabaseError
+from .exceptions import DamagedStoreError, DashDatabaseError
 from .keys import Key
 from .reports import CheckReport, Problem, RepairReport
 from .serialization import Codec, kind_name
@@ -30,7 +30,10 @@ async def check(
     problems = [Problem("storage", None, None, text) for text in await backend.check_storage()]
     held: dict[Key, tuple[int, int]] = {}
     unknown: set[Key] = set()  # users with data missing: their bytes cannot be known
-    sizes = await backend.value_sizes(None)
+    try:
+        sizes = await backend.value_sizes(None)
+    except DamagedStoreError as exc:  # the values cannot even be listed
+        return CheckReport(0, [*problems, Problem("storage", None, None, str(exc))])
     for done, (user_id, key_name, size) in enumerate(sizes, 1):
         keys, stored = held.get(user_id, (0, 0))
         held[user_id] = (keys + 1, stored + (size or 0))

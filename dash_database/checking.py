@@ -15,7 +15,7 @@ from typing import cast
 from . import clock, concurrency, purging
 from .activity import Progress
 from .backends.base import Backend, Maintenance
-from .exceptions import DashDatabaseError
+from .exceptions import DamagedStoreError, DashDatabaseError
 from .keys import Key
 from .reports import CheckReport, Problem, RepairReport
 from .serialization import Codec, kind_name
@@ -29,7 +29,10 @@ def check(backend: Maintenance, codec: Codec, progress: Progress | None = None) 
     problems = [Problem("storage", None, None, text) for text in backend.check_storage()]
     held: dict[Key, tuple[int, int]] = {}
     unknown: set[Key] = set()  # users with data missing: their bytes cannot be known
-    sizes = backend.value_sizes(None)
+    try:
+        sizes = backend.value_sizes(None)
+    except DamagedStoreError as exc:  # the values cannot even be listed
+        return CheckReport(0, [*problems, Problem("storage", None, None, str(exc))])
     for done, (user_id, key_name, size) in enumerate(sizes, 1):
         keys, stored = held.get(user_id, (0, 0))
         held[user_id] = (keys + 1, stored + (size or 0))

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from .cli_parser import UsageError, build_parser, parse_duration
 from .database import DashDatabase
-from .exceptions import DashDatabaseError, DeserializationError
+from .exceptions import DamagedStoreError, DashDatabaseError, DeserializationError
 from .export import to_json, type_name
 from .keys import Key
 from .serialization import kind_name, serialized_start
@@ -412,6 +412,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         cli = Cli(args, out)
     except (UsageError, ValueError) as exc:  # a location or option that cannot work
         return _fail(exc, EXIT_USAGE, out, as_json)
+    except DamagedStoreError as exc:  # too damaged to open: what check would find
+        return _fail(exc, EXIT_DAMAGED, out, as_json)
     except (DashDatabaseError, OSError) as exc:
         return _fail(exc, EXIT_FAILED, out, as_json)
     try:
@@ -420,6 +422,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return _fail(exc, EXIT_USAGE, out, as_json)
     except CommandError as exc:
         return _fail(exc, exc.code, out, as_json)
+    except DamagedStoreError as exc:
+        return _fail(exc, EXIT_DAMAGED, out, as_json)
     except (DashDatabaseError, OSError) as exc:
         return _fail(exc, EXIT_FAILED, out, as_json)
     finally:

@@ -54,6 +54,11 @@ class StorageError(DashDatabaseError, OSError):
     """
 
 
+class DamagedStoreError(StorageError):
+    """The store's file is damaged (SQLite: "malformed"): it cannot be read whole. The
+    message says how to save what can still be read."""
+
+
 class ConnectionFailedError(StorageError, ConnectionError):
     """The server cannot be reached or refused the credentials; the message names it."""
 

@@ -4,6 +4,7 @@ disk."""
 from __future__ import annotations
 
 import errno
+import io
 import json
 import logging
 import os
@@ -18,7 +19,8 @@ import pytest
 
 from dash_database import DashDatabase, records
 from dash_database.backends.sqlite.room import RESERVE_VARIABLE
-from dash_database.exceptions import DeserializationError, StorageError
+from dash_database.cli import EXIT_DAMAGED, main
+from dash_database.exceptions import DamagedStoreError, DeserializationError, StorageError
 from dash_database.streams import CHUNK_SIZE
 
 from helpers import DATA, Clock, Volume
@@ -423,3 +425,54 @@ def test_a_byte_flipped_in_the_database_file_is_reported_never_read_as_data(
         with pytest.raises(DeserializationError, match="user_id='alice' does not match"):
             db.get_user_value("alice", "note")
         assert db.get_user_value("bob", "note") == "bob's"
+
+
+def _filled_store(path: Path) -> int:
+    """A store of 2,000 small values, closed (its log copied into the file); its size."""
+    with DashDatabase(path) as db:
+        for user in range(400):
+            for key in range(5):
+                db.store_user_value(user, key, f"value {user} {key}")
+    assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0
+    return path.stat().st_size
+
+
+def test_a_file_cut_to_half_is_refused_as_damaged_saying_how_to_save_the_rest(
+    tmp_path: Path,
+) -> None:
+    """Opening a file truncated to half raises DamagedStoreError naming .recover; the CLI's
+    check says the same and exits 4, as on any damage."""
+    path = tmp_path / "store.sqlite3"
+    size = _filled_store(path)
+    with open(path, "r+b") as file:
+        file.truncate(size // 2)
+    with pytest.raises(DamagedStoreError, match=r"the file is damaged .*\.recover"):
+        DashDatabase(path)
+    out = io.StringIO()
+    assert main([str(path), "check", "--json"], out=out) == EXIT_DAMAGED
+    assert ".recover" in json.loads(out.getvalue())["error"]
+
+
+def test_pages_zeroed_in_place_fail_their_reads_and_check_never_a_wrong_value(
+    tmp_path: Path,
+) -> None:
+    """With four pages in the middle of the file zeroed, each value reads as stored or
+    raises DamagedStoreError, never another value; check reports the damage and exits 4."""
+    path = tmp_path / "store.sqlite3"
+    size = _filled_store(path)
+    with open(path, "r+b") as file:
+        file.seek(size // 2 - size // 2 % 4096)
+        file.write(bytes(4 * 4096))
+    failed = 0
+    with DashDatabase(path) as db:
+        for user in range(400):
+            for key in range(5):
+                try:
+                    assert db.get_user_value(user, key) == f"value {user} {key}"
+                except DamagedStoreError:
+                    failed += 1
+        report = db.inspect.check()
+    assert 0 < failed < 2000
+    assert not report.healthy
+    assert {p.kind for p in report.problems} == {"storage"}
+    assert main([str(path), "check"], out=io.StringIO()) == EXIT_DAMAGED

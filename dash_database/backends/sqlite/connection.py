@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from ...exceptions import StorageError
+from ...exceptions import DamagedStoreError, StorageError
 from .room import disk_full
 from .schema import Rows
 
@@ -136,6 +136,15 @@ def hint(text: str, timeout: float | None = None) -> str:
     return "SQLite refused the operation"
 
 
+def damaged(path: str, text: str) -> DamagedStoreError:
+    """The error of a file that SQLite finds damaged (``text``: what it said)."""
+    return DamagedStoreError(
+        f"{path}: the file is damaged ({text}); this call changed nothing. Restore it from a "
+        f"backup, or save what can still be read: sqlite3 {path} .recover | sqlite3 "
+        "recovered.sqlite3 (then check the recovered store with the 'check' command)"
+    )
+
+
 class Connection:
     """The connections of one process to one SQLite file.
 
@@ -227,6 +236,8 @@ class Connection:
         text = str(exc)
         if "database or disk is full" in text:  # SQLITE_FULL, whatever the Python version
             return disk_full(self.path)
+        if "malformed" in text:  # SQLITE_CORRUPT
+            return damaged(self.path, text)
         return StorageError(
             f"{self.path}: {text} ({hint(text, self.timeout)}); this call changed nothing"
         )

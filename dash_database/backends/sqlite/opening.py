@@ -11,7 +11,7 @@ from sqlitedict import SqliteDict
 from ...exceptions import InvalidLocationError, StorageError
 from . import counters
 from . import schema as sql
-from .connection import Connection, hint
+from .connection import Connection, damaged, hint
 from .side_files import SideFiles
 
 
@@ -56,6 +56,8 @@ def connect(
                 f"db_location={path!r} exists but is not a SQLite database; "
                 "pass a new path or an existing dash_database file"
             ) from exc
+        if "malformed" in str(exc):
+            raise damaged(path, str(exc)) from exc
         message = f"{path}: {exc} ({hint(str(exc), timeout)}); this call changed nothing"
         raise StorageError(message) from exc
     try:
