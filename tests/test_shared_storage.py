@@ -343,3 +343,48 @@ def test_an_async_store_and_a_sync_one_share_one_shared_storage(tmp_path: Path) 
         store = AsyncDashDatabase(path)
         assert SharedStorage(store).get("k") == "from the sync face"
         asyncio.run(store.close())
+
+
+@pytest.mark.parametrize("engine", ["file", "redis"])
+def test_many_async_readers_on_one_loop_wait_together(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Fifty async subscriptions on one event loop each get the message published to its
+    topic; while they wait, Redis sees a few blocked reads, not a poll per reader."""
+    if engine == "file":
+        store = SharedStorage(tmp_path / "s.sqlite3")
+    else:
+        require_redis_server()
+        url = request.getfixturevalue("redis_url")
+        store = SharedStorage(url, prefix=f"test-{uuid.uuid4().hex}:")
+    topics = [f"topic {n}" for n in range(50)]
+
+    async def scenario() -> tuple[list[Any], int]:
+        subscriptions = [store.subscribe(topic) for topic in topics]
+
+        async def first(subscription: Any) -> Any:
+            async for message in subscription:
+                subscription.close()
+                return message
+            return None
+
+        readers = [asyncio.create_task(first(s)) for s in subscriptions]
+        await asyncio.sleep(0.3)  # every reader waiting
+        calls = _script_calls(store) if engine == "redis" else 0
+        await asyncio.sleep(1.0)  # a second of fifty idle readers
+        calls = _script_calls(store) - calls if engine == "redis" else 0
+        for topic in topics:
+            await store.apublish(topic, topic)
+        return await asyncio.wait_for(asyncio.gather(*readers), 10), calls
+
+    got, idle_calls = asyncio.run(scenario())
+    assert got == topics
+    assert idle_calls < 400  # each reader reads again twice a second; polling: 25,000
+    store.close()
+
+
+def _script_calls(store: Any) -> int:
+    """How many scripts the Redis server of ``store`` ran so far."""
+    client = store._engine._server.client()
+    stats = client.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))

@@ -12,15 +12,19 @@ A topic's two keys share a hash tag, so each script touches one hash slot. A pub
 one script (the next sequence, the message, the buffer trimmed, the keys' lifetime); a
 read is one script too, which renews the lifetime of a topic with a ttl once less than
 one ttl is left. A sync reader that waits blocks on the server (``XREAD BLOCK``) until a
-message past its cursor comes, then reads; an async one reads again every
-:data:`INTERVAL` instead, since a blocked read would hold one of its loop's few
-connections for each waiting subscription.
+message past its cursor comes. Async readers must not each hold one of their loop's few
+connections blocked: every event loop has one :class:`_Watcher`, a blocked ``XREAD`` over
+the streams of all its waiting readers on a connection of its own, which wakes the
+readers whose stream got a message; a reader that starts waiting meanwhile ends the
+blocked read (``CLIENT UNBLOCK``) so that the next one includes its stream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+import weakref
 from typing import Any
 
 from ..backends.redis.async_server import AsyncServer
@@ -28,8 +32,6 @@ from ..backends.redis.server import Server
 from ..backends.redis.wire import Script, glob_escape
 from .polls import Poll, after
 
-#: How often a waiting async reader reads again.
-INTERVAL = 0.002
 #: The longest a sync reader blocks on the server at once (less with a short ``timeout``).
 BLOCK = 1.0
 #: A topic's keys live this many ttls past its last publish or read.
@@ -103,6 +105,9 @@ class RedisShared:
         self, server: Server, async_server: AsyncServer, prefix: str, buffer: int, timeout: float
     ) -> None:
         self._server, self._async = server, async_server
+        self._watchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watcher] = (
+            weakref.WeakKeyDictionary()
+        )
         self._block = min(BLOCK, timeout / 2)
         self._prefix, self._buffer = prefix + "shared:", buffer
 
@@ -187,9 +192,20 @@ class RedisShared:
         """:meth:`read`, on the event loop."""
         return _poll(cursor, await self._async.run(_READ, self._topic(topic), [cursor]))
 
-    async def await_change(self) -> None:
-        """Wait a moment before the next read (no server-side wait: see the module)."""
-        await asyncio.sleep(INTERVAL)
+    async def await_poll(self, topic: str, cursor: int, timeout: float) -> Poll:
+        """:meth:`wait` on the event loop: between reads, this loop's one
+        :class:`_Watcher` waits for every reader at once."""
+        loop = asyncio.get_running_loop()
+        watcher = self._watchers.get(loop)
+        if watcher is None:
+            watcher = self._watchers[loop] = _Watcher(self._async, self._block)
+        deadline = loop.time() + timeout
+        while True:
+            found = await self.aread(topic, cursor)
+            left = deadline - loop.time()
+            if found.messages or found.gap or left <= 0:
+                return found
+            await watcher.wait(self._topic(topic)[1], cursor, left)
 
     def close(self) -> None:
         """Nothing of its own to close: the clients are the store's."""
@@ -206,3 +222,93 @@ def counts(server: Server, prefix: str) -> tuple[int, int] | None:
     values = sum(1 for _ in client.scan_iter(match=base + "value:*", count=1000))
     topics = sum(1 for _ in client.scan_iter(match=base + "{topic:*}:head", count=1000))
     return (values, topics) if values or topics else None
+
+
+class _Watcher:
+    """One event loop's waiting async readers, served by one blocked ``XREAD``.
+
+    :param server: the store's async client (the watcher's own connection copies its
+        settings; ``CLIENT UNBLOCK`` goes through it).
+    :param block: the longest one blocked read lasts.
+    """
+
+    def __init__(self, server: AsyncServer, block: float) -> None:
+        self._server, self._block = server, block
+        #: Each stream watched, and its readers: each one's future and cursor.
+        self._readers: dict[str, dict[asyncio.Future[None], int]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._client_id: int | None = None
+        # Readers added since the blocked read started: it must end for them.
+        self._added, self._seen = 0, 0
+
+    async def wait(self, stream: str, cursor: int, timeout: float) -> None:
+        """Return once ``stream`` may hold a message after ``cursor``, or after ``timeout``."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._readers.setdefault(stream, {})[future] = cursor
+        self._added += 1
+        if self._task is not None and not self._task.done():
+            await self._interrupt()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            readers = self._readers.get(stream, {})
+            readers.pop(future, None)
+            if not readers:
+                self._readers.pop(stream, None)
+
+    async def _interrupt(self) -> None:
+        assert self._task is not None
+        # Until the reading task has seen the new reader: end its blocked read, if it is
+        # blocked (UNBLOCK answers 0 between two reads, which then include the stream).
+        task = self._task
+        while self._seen < self._added and self._client_id is not None and not task.done():
+            if await self._server.write("CLIENT", "UNBLOCK", self._client_id):
+                return
+            await asyncio.sleep(0.001)
+
+    async def _run(self) -> None:
+        pool = (await self._server.client()).connection_pool
+        connection: Any = pool.connection_class(**pool.connection_kwargs)
+        failed = False
+        try:
+            await connection.connect()
+            await connection.send_command("CLIENT", "ID")
+            self._client_id = int(await connection.read_response())
+            while self._readers:
+                self._seen = self._added
+                streams = list(self._readers)
+                cursors = [f"{min(self._readers[s].values())}-0" for s in streams]
+                block = _milliseconds(self._block)
+                await connection.send_command(
+                    "XREAD", "BLOCK", block, "STREAMS", *streams, *cursors
+                )
+                reply = await connection.read_response()
+                for stream in _streams(reply):
+                    for future in self._readers.get(stream, {}):
+                        if not future.done():
+                            future.set_result(None)
+        except Exception:
+            # The readers read again, and meet the failure as a clear error of their own.
+            failed = True
+            for readers in self._readers.values():
+                for future in readers:
+                    if not future.done():
+                        future.set_result(None)
+        finally:
+            self._client_id = None
+            with contextlib.suppress(Exception):
+                await connection.disconnect()
+        if self._readers and not failed:  # readers came while this one was ending
+            self._task = asyncio.create_task(self._run())
+
+
+def _streams(reply: Any) -> list[str]:
+    """The names of the streams an ``XREAD`` reply holds messages of (RESP2 or RESP3)."""
+    if not reply:
+        return []
+    pairs = reply.items() if isinstance(reply, dict) else reply
+    return [bytes(name).decode() for name, _ in pairs]

@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import weakref
+from collections.abc import Callable
 
 from .. import async_concurrency, clock
 from ..backends.sqlite.connection import Connection
@@ -54,6 +56,9 @@ class SqliteShared:
         self._conn, self._buffer = conn, buffer
         self._next_sweep = 0.0
         self._versions = threading.local()
+        self._tickers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Ticker] = (
+            weakref.WeakKeyDictionary()
+        )
         with conn.writing(), conn.transaction():
             for statement in _SCHEMA:
                 conn.run(statement)
@@ -176,15 +181,22 @@ class SqliteShared:
         """:meth:`publish`, on a thread."""
         return await async_concurrency.run(self.publish, topic, message, ttl)
 
-    async def aread(self, topic: str, cursor: int) -> Poll:
-        """:meth:`read`, on a thread: it may renew the topic, a write. A waiting reader
-        reads only once :meth:`await_change` saw a commit."""
-        return await async_concurrency.run(self.read, topic, cursor)
-
-    async def await_change(self) -> None:
-        """Wait, on the loop, until something is committed to the file."""
-        while not self.changed():
-            await asyncio.sleep(INTERVAL)
+    async def await_poll(self, topic: str, cursor: int, timeout: float) -> Poll:
+        """:meth:`wait` on the event loop: each read on a thread (it may renew the topic, a
+        write), and between reads the loop's one :class:`_Ticker`, which looks for a
+        commit for every waiting reader at once."""
+        loop = asyncio.get_running_loop()
+        ticker = self._tickers.get(loop)
+        if ticker is None:
+            ticker = self._tickers[loop] = _Ticker(self.changed)
+        deadline = loop.time() + timeout
+        while True:
+            since = ticker.generation  # before the read, so that a commit after it counts
+            found = await async_concurrency.run(self.read, topic, cursor)
+            left = deadline - loop.time()
+            if found.messages or found.gap or left <= 0:
+                return found
+            await ticker.wait(since, left)
 
     def _renew(self, topic: str, head: int, expires: float) -> None:
         with self._conn.writing(), self._conn.transaction():
@@ -212,6 +224,52 @@ class SqliteShared:
 
     async def aclose(self) -> None:
         """Nothing of its own to close."""
+
+
+class _Ticker:
+    """One event loop's waiting async readers, woken together once the file changed.
+
+    :param changed: whether anything was committed since the last call on this thread
+        (the loop's), from one run of the ticker to the next.
+    """
+
+    def __init__(self, changed: Callable[[], bool]) -> None:
+        self._changed = changed
+        self._waiting: set[asyncio.Future[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+        #: How many times the ticker saw a commit: a reader notes it before it reads.
+        self.generation = 0
+
+    async def wait(self, since: int, timeout: float) -> None:
+        """Return once something was committed to the file after :attr:`generation` was
+        ``since``, or after ``timeout`` seconds."""
+        if self.generation != since:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.add(future)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._waiting.discard(future)
+
+    async def _run(self) -> None:
+        try:
+            while self._waiting:
+                await asyncio.sleep(INTERVAL)
+                if self._changed():
+                    self.generation += 1
+                    for future in self._waiting:
+                        if not future.done():
+                            future.set_result(None)
+        except Exception:
+            # The readers read again, and meet the failure as a clear error of their own.
+            for future in self._waiting:
+                if not future.done():
+                    future.set_result(None)
 
 
 def counts(conn: Connection) -> tuple[int, int] | None:
