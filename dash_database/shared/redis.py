@@ -30,6 +30,7 @@ from typing import Any
 from ..backends.redis.async_server import AsyncServer
 from ..backends.redis.server import Server
 from ..backends.redis.wire import Script, glob_escape
+from . import waking
 from .polls import Poll, after
 
 #: The longest a sync reader blocks on the server at once (less with a short ``timeout``).
@@ -251,9 +252,7 @@ class _Watcher:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
         try:
-            await asyncio.wait_for(asyncio.shield(future), timeout)
-        except asyncio.TimeoutError:
-            pass
+            await waking.until(future, timeout)
         finally:
             readers = self._readers.get(stream, {})
             readers.pop(future, None)
@@ -288,16 +287,12 @@ class _Watcher:
                 )
                 reply = await connection.read_response()
                 for stream in _streams(reply):
-                    for future in self._readers.get(stream, {}):
-                        if not future.done():
-                            future.set_result(None)
+                    waking.wake(self._readers.get(stream, {}))
         except Exception:
             # The readers read again, and meet the failure as a clear error of their own.
             failed = True
             for readers in self._readers.values():
-                for future in readers:
-                    if not future.done():
-                        future.set_result(None)
+                waking.wake(readers)
         finally:
             self._client_id = None
             with contextlib.suppress(Exception):

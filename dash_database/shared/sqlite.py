@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from .. import async_concurrency, clock
 from ..backends.sqlite.connection import Connection
+from . import waking
 from .polls import Poll, after
 
 #: How often a waiting reader looks for a change.
@@ -250,9 +251,7 @@ class _Ticker:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
         try:
-            await asyncio.wait_for(asyncio.shield(future), timeout)
-        except asyncio.TimeoutError:
-            pass
+            await waking.until(future, timeout)
         finally:
             self._waiting.discard(future)
 
@@ -262,14 +261,10 @@ class _Ticker:
                 await asyncio.sleep(INTERVAL)
                 if self._changed():
                     self.generation += 1
-                    for future in self._waiting:
-                        if not future.done():
-                            future.set_result(None)
+                    waking.wake(self._waiting)
         except Exception:
             # The readers read again, and meet the failure as a clear error of their own.
-            for future in self._waiting:
-                if not future.done():
-                    future.set_result(None)
+            waking.wake(self._waiting)
 
 
 def counts(conn: Connection) -> tuple[int, int] | None:
