@@ -44,9 +44,17 @@ def _racers(store: Store, quotas: dict[str, int], writes: list[tuple[str, str, i
     """Run one write per process, 8 processes released at one instant."""
     context = multiprocessing.get_context("fork")
     _race.barrier = context.Barrier(len(writes))  # type: ignore[attr-defined]
-    with context.Pool(len(writes)) as pool:
+    pool = context.Pool(len(writes))
+    try:
         calls = [(store, quotas, *write) for write in writes]
         return pool.starmap(_race, calls, chunksize=1)
+    finally:
+        # Let the workers end on their own: Pool's __exit__ sends them SIGTERM, which
+        # Dash 4.5's handler (installed at import, inherited by a forked child) catches,
+        # and CPython may fail to run a Python handler in a child blocked on a lock, so
+        # that the worker survives and the join waits forever.
+        pool.close()
+        pool.join()
 
 
 def _store(request: pytest.FixtureRequest, engine: str, tmp_path: Path) -> Store:
