@@ -34,6 +34,7 @@ def test_frames_reach_the_page_in_order_through_other_workers(
     with run_gunicorn("gunicorn_streaming_app:server", TESTS, env) as url:
         browser.get(url)
         for question in range(1, 4):
+            wait_for_text(browser, "ask", "Ask")  # the page has rendered its layout
             browser.find_element(By.ID, "ask").click()
             last = 10 * question
             wait_for_text(browser, "answer", f"frame 10: {last} in this session")
