@@ -27,16 +27,20 @@ def _stats(users: int, sizes: list[int | None]) -> Stats:
     return Stats(users, len(sizes), stored, missing=sizes.count(None))
 
 
-async def _readable_sizes(backend: AsyncBackend, rows: list[ValueSize]) -> list[int | None]:
+async def _readable_sizes(
+    backend: AsyncBackend, rows: list[ValueSize], progress: Progress | None = None
+) -> list[int | None]:
     """The stored size of each value of ``rows``, ``None`` where its data is missing or
-    cannot be read back."""
+    cannot be read back; ``progress`` is called with the running count of values read."""
     sizes: list[int | None] = []
-    for user_id, key_name, size in rows:
+    for done, (user_id, key_name, size) in enumerate(rows, 1):
         if size is not None and await async_checking.damage(
             backend, backend.codec, user_id, key_name
         ):
             size = None
         sizes.append(size)
+        if progress is not None:
+            progress(done)
     return sizes
 
 
@@ -68,10 +72,11 @@ class AsyncInspector:
             if not self._activity.is_expired(seen.get(user, when), when)
         ]
 
-    async def stats(self, check: bool = False) -> Stats:
+    async def stats(self, check: bool = False, progress: Progress | None = None) -> Stats:
         """The number of live users, of their values, and their bytes.
 
         :param check: read every value (slow), and count those missing or damaged.
+        :param progress: with ``check``, called with the running count of values read.
         """
         if not check:
             users = await self.users()
@@ -83,7 +88,8 @@ class AsyncInspector:
             for row in await backend.value_sizes(None)
             if not self._activity.is_expired(seen.get(row[0], when), when)
         ]
-        return _stats(len({user for user, *_ in live}), await _readable_sizes(backend, live))
+        sizes = await _readable_sizes(backend, live, progress)
+        return _stats(len({user for user, *_ in live}), sizes)
 
     async def user_stats(self, user_id: Key, check: bool = False) -> UserStats:
         """The user's number of values, their bytes, and its last activity.

@@ -172,7 +172,8 @@ class Cli:
 
     def stats(self) -> None:
         """Users, values and bytes in the store."""
-        stats = self.db.inspect.stats(check=self.args.check)
+        progress = ProgressBar("checking", self.db.stats().keys) if self.args.check else None
+        stats = self.db.inspect.stats(check=self.args.check, progress=progress)
         data = {"users": stats.users, "keys": stats.keys, "bytes": stats.bytes}
         if stats.missing is not None:
             data["missing"] = stats.missing

@@ -178,3 +178,19 @@ def test_the_cli_repair_says_what_it_would_do_then_does_it(tmp_path: Path) -> No
     assert main([str(path), "repair"], out=out) == 0
     assert "dropped 1 values" in out.getvalue()
     assert main([str(path), "check"], out=io.StringIO()) == 0
+
+
+def test_stats_with_check_counts_damage_and_reports_progress(tmp_path: Path) -> None:
+    """stats(check=True) reads every value, calling progress with the running count, and
+    counts a damaged one as missing; the CLI's stats --check says the same."""
+    path = _damaged_store(tmp_path)
+    seen: list[int] = []
+    with DashDatabase(path, secret_key=KEY) as db:
+        stats = db.inspect.stats(check=True, progress=seen.append)
+    assert seen == list(range(1, stats.keys + 1))
+    assert stats.missing == 2  # alice's cut-short upload, bob's altered cart
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DASH_DATABASE_SECRET_KEY", KEY.decode())
+        assert main([str(path), "stats", "--check", "--json"], out=out) == 0
+    assert json.loads(out.getvalue())["missing"] == 2
