@@ -208,13 +208,6 @@ class RedisShared:
                 return found
             await watcher.wait(self._topic(topic)[1], cursor, left)
 
-    def close(self) -> None:
-        """Nothing of its own to close: the clients are the store's."""
-
-    async def aclose(self) -> None:
-        """Close the async client's connections."""
-        await self._async.aclose()
-
 
 def counts(server: Server, prefix: str) -> tuple[int, int] | None:
     """The values and topics of shared storage under the store prefix ``prefix`` (a scan

@@ -220,12 +220,6 @@ class SqliteShared:
         )
         conn.run("DELETE FROM dash_database_shared_topics WHERE expires <= ?", (now,))
 
-    def close(self) -> None:
-        """Nothing of its own to close: the connections are the store's."""
-
-    async def aclose(self) -> None:
-        """Nothing of its own to close."""
-
 
 class _Ticker:
     """One event loop's waiting async readers, woken together once the file changed.

@@ -47,8 +47,6 @@ class Engine(Protocol):
     async def adelete(self, key: str) -> None: ...
     async def apublish(self, topic: str, message: bytes, ttl: float | None) -> int: ...
     async def await_poll(self, topic: str, cursor: int, timeout: float) -> Poll: ...
-    def close(self) -> None: ...
-    async def aclose(self) -> None: ...
 
 
 def _encode(value: Any, what: str) -> bytes:
@@ -125,8 +123,6 @@ class SharedStorage(BaseSharedStorage):
                 location = None  # other processes never see it either way
             db = self._owned = DashDatabase(location, **options)
         self._engine: Engine = _engine_of(db, buffer_size)
-        self._closed = False
-        self._lock = threading.Lock()
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key``, or ``default`` when it is missing or expired."""
@@ -181,12 +177,9 @@ class SharedStorage(BaseSharedStorage):
         return _Subscription(self._engine, topic, cursor)
 
     def close(self) -> None:
-        """Release this process's handle; the store stays, and so does a given one."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        self._engine.close()
+        """Close the store this opened for a location (a given one stays open); the data
+        stays. An engine's connections are its store's, and each event loop's async client
+        closes with its loop."""
         if self._owned is not None:
             self._owned.close()
 
