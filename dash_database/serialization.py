@@ -321,9 +321,11 @@ class Codec:
             start = records.body_start(record)
             head, body = bytes(record[:start]), memoryview(record)[start:]
             self.check_kind(head)
-            kind, data = records.kind(head), self._one_piece(head, body, where)
-            if data is None or kind not in (b"P", b"J"):
-                # several frames, signed by 2.3, compressed, code-free, or refused
+            kind = records.kind(head)
+            # Code-free formats, several frames, signed by 2.3, compressed, or refused:
+            # read as a stream, whose checks are the only ones made.
+            data = self._one_piece(head, body, where) if kind in (b"P", b"J") else None
+            if data is None:
                 return self.load(head, [bytes(body)], where)
             if len(data) < 4096:
                 data = bytes(data)
