@@ -24,6 +24,8 @@ setup(
     install_requires=["sqlitedict>=2.1,<3"],
     extras_require={
         "redis": ["redis>=5.0.1"],
+        # The binary wheel brings libpq; the pool module takes an app's own pool.
+        "postgres": ["psycopg[binary]>=3.2", "psycopg-pool>=3.2"],
         # serializer="data" for DataFrames and arrays; before 14.0.1 pyarrow unpickles
         # extension types on read (CVE-2023-47248).
         "data": ["pyarrow>=14.0.1", "numpy>=1.22", "pandas>=2"],
@@ -41,6 +43,9 @@ setup(
             "zstandard>=0.22",
             # The contract suite also runs on Redis, with a real redis-server.
             "redis>=5.0.1",
+            # ... and on PostgreSQL, with a real server (initdb in a temporary folder).
+            "psycopg[binary]>=3.2",
+            "psycopg-pool>=3.2",
             # The example app in headless Chromium (Debian's chromium-driver),
             # and under gunicorn with 4 workers; the helpers on every Dash
             # backend (FastAPI and Quart under uvicorn), over WebSocket, async

@@ -192,6 +192,31 @@ async def transform(
         yield piece
 
 
+class Slots:
+    """At most ``count`` holders at once (connections of one event loop): a task waits for a
+    free slot.
+
+    :param count: how many slots.
+    """
+
+    def __init__(self, count: int) -> None:
+        self._free = asyncio.BoundedSemaphore(count)
+
+    async def acquire(self, timeout: float) -> None:
+        """Take a slot; give it back with :meth:`release`.
+
+        :raises TimeoutError: none was free within ``timeout`` seconds.
+        """
+        if self._free.locked():
+            await within(timeout, self._free.acquire())
+        else:
+            await self._free.acquire()  # free: no timer needed
+
+    def release(self) -> None:
+        """Give a slot back."""
+        self._free.release()
+
+
 class PerLoop(Generic[T]):
     """One resource (a client) per running event loop, released when its loop shuts down.
 

@@ -70,7 +70,8 @@ class AsyncDashDatabase:
 
     :param db_location: ``None``: a private temporary file (one per process);
         ``":memory:"``: this process's memory; a SQLite file path, shared by every
-        thread and process that opens it (under gunicorn); or a ``redis://`` URL.
+        thread and process that opens it (under gunicorn); a ``redis://`` URL; or a
+        ``postgresql://`` (or ``postgres://``) URL (the ``postgres`` extra).
     :param serializer: ``"pickle"`` (any picklable value), ``"json"`` (JSON
         values only), or ``"data"`` (JSON values, bytes, dates, tuples and sets,
         DataFrames, Series and NumPy arrays, in formats that never run code when
@@ -80,6 +81,8 @@ class AsyncDashDatabase:
     :param durability: SQLite only: ``"normal"`` survives a crash of any
         process, ``"full"`` also power loss (one fsync per write).
     :param prefix: Redis only: the start of every key (default ``"dash_database:"``).
+    :param schema: PostgreSQL only: the schema the store lives in, made on first use
+        (default ``"dash_database"``; never ``public``).
     :param expire_after: seconds or a ``timedelta``: a user idle that long is
         dropped (at once for readers, on disk by :meth:`purge_expired`).
     :param max_keys_per_user: refuse a write that would give a user more values.
@@ -110,6 +113,7 @@ class AsyncDashDatabase:
         timeout: float = 30.0,
         durability: str = "normal",
         prefix: str | None = None,
+        schema: str | None = None,
         expire_after: Duration | None = None,
         max_keys_per_user: int | None = None,
         max_bytes_per_user: int | None = None,
@@ -131,6 +135,7 @@ class AsyncDashDatabase:
             timeout=timeout,
             durability=durability,
             prefix=prefix,
+            schema=schema,
         )
         self._start(backend, Activity(expiry))
         # begin async only
@@ -141,6 +146,7 @@ class AsyncDashDatabase:
                 "serializer": serializer,
                 "timeout": timeout,
                 "prefix": prefix,
+                "schema": schema,
                 "expire_after": expire_after,
                 "max_keys_per_user": max_keys_per_user,
                 "max_bytes_per_user": max_bytes_per_user,
@@ -450,7 +456,7 @@ class AsyncDashDatabase:
     @property
     def sync(self) -> DashDatabase:
         """The sync face over the same store, for code that is not async: over the same
-        SQLite engine, or a Redis client of its own; made on first use."""
+        SQLite engine, or a Redis client (PostgreSQL pool) of its own; made on first use."""
         if self._sync is None:
             self._open()
             if isinstance(self._backend, ThreadedBackend):

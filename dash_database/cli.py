@@ -150,7 +150,9 @@ class Cli:
         # From the environment only: arguments show in `ps` and in shell history.
         keys = [key for key in os.environ.get(SECRET_KEY_VARIABLE, "").splitlines() if key]
         self.secret_key = keys or None
-        self.db = DashDatabase(args.location, prefix=args.prefix, secret_key=self.secret_key)
+        self.db = DashDatabase(
+            args.location, prefix=args.prefix, schema=args.schema, secret_key=self.secret_key
+        )
 
     def close(self) -> None:
         """Close the database this run opened."""
@@ -347,7 +349,12 @@ class Cli:
         existing = self.db.list_users()
         users = None if args.users is None else [_pick(text, existing) for text in args.users]
         progress = ProgressBar("copying", len(existing) if users is None else len(users))
-        target = DashDatabase(args.destination, prefix=args.to_prefix, secret_key=self.secret_key)
+        target = DashDatabase(
+            args.destination,
+            prefix=args.to_prefix,
+            schema=args.to_schema,
+            secret_key=self.secret_key,
+        )
         with target:
             report = self.db.copy_to(target, users, args.overwrite, progress)
         line = (

@@ -11,7 +11,7 @@ import os
 import re
 from typing import NoReturn
 
-from .backends.locations import REDIS_SCHEMES
+from .backends.locations import SCHEMES
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 SORTS = ("activity", "bytes", "keys", "user")
@@ -44,7 +44,7 @@ def parse_duration(text: str) -> float:
 
 
 def _location(text: str) -> str:
-    if not text.startswith(REDIS_SCHEMES) and not os.path.isfile(text):
+    if not text.startswith(SCHEMES) and not os.path.isfile(text):
         raise argparse.ArgumentTypeError(f"no database file at {text!r}")
     return text
 
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser: a location, then one subcommand."""
     parser = _Parser(
         prog="dash-database",
-        description="Inspect and maintain a dash_database store (a SQLite file or Redis).",
+        description="Inspect and maintain a dash_database store (SQLite, Redis, PostgreSQL).",
         epilog="examples:\n"
         "  dash-database sessions.sqlite3 users --sort bytes --reverse\n"
         "  dash-database sessions.sqlite3 purge --older-than 30d --dry-run\n"
@@ -79,9 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
         "every outcome JSON on stdout, errors included.",
         formatter_class=_FORMAT,
     )
-    parser.add_argument("location", type=_location, help="SQLite file path or redis:// URL")
+    parser.add_argument(
+        "location", type=_location, help="SQLite file path, redis:// or postgresql:// URL"
+    )
     parser.add_argument(
         "--prefix", help="Redis only: the app's key prefix (default dash_database:)"
+    )
+    parser.add_argument(
+        "--schema", help="PostgreSQL only: the app's schema (default dash_database)"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     stats = _command(commands, "stats", "users, values and bytes stored", "stats --check")
@@ -117,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     purge = _command(
         commands,
         "purge",
-        "delete users idle longer than DURATION (and side files of dead writes)",
+        "delete users idle past DURATION, and dead writes' files",
         "purge --older-than 30d --dry-run",
     )
     purge.add_argument(
@@ -167,11 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     copy = _command(
         commands,
         "copy",
-        "copy users' values (as stored, never unpickled) and activity to another store",
+        "copy values (never unpickled) and activity to a store",
         "copy redis://localhost:6379/0 --to-prefix myapp:",
     )
-    copy.add_argument("destination", help="SQLite file path (made if new) or redis:// URL")
+    copy.add_argument(
+        "destination", help="SQLite file path (made if new), redis:// or postgresql:// URL"
+    )
     copy.add_argument("--to-prefix", help="Redis only: the destination's key prefix")
+    copy.add_argument("--to-schema", help="PostgreSQL only: the destination's schema")
     copy.add_argument("--users", nargs="+", metavar="USER", help="only these users")
     copy.add_argument("--overwrite", action="store_true", help="replace values that differ")
     return parser

@@ -8,6 +8,7 @@ each does its work in the calling thread.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
@@ -63,6 +64,29 @@ class Deadline:
 
     def __exit__(self, *exc_info: object) -> None:
         pass
+
+
+class Slots:
+    """At most ``count`` holders at once (connections of one process): a thread waits for a
+    free slot.
+
+    :param count: how many slots.
+    """
+
+    def __init__(self, count: int) -> None:
+        self._free = threading.BoundedSemaphore(count)
+
+    def acquire(self, timeout: float) -> None:
+        """Take a slot; give it back with :meth:`release`.
+
+        :raises TimeoutError: none was free within ``timeout`` seconds.
+        """
+        if not self._free.acquire(timeout=timeout):
+            raise TimeoutError(f"no connection free within {timeout}s")
+
+    def release(self) -> None:
+        """Give a slot back."""
+        self._free.release()
 
 
 class PerLoop(Generic[T]):

@@ -68,7 +68,8 @@ class DashDatabase:
 
     :param db_location: ``None``: a private temporary file (one per process);
         ``":memory:"``: this process's memory; a SQLite file path, shared by every
-        thread and process that opens it (under gunicorn); or a ``redis://`` URL.
+        thread and process that opens it (under gunicorn); a ``redis://`` URL; or a
+        ``postgresql://`` (or ``postgres://``) URL (the ``postgres`` extra).
     :param serializer: ``"pickle"`` (any picklable value), ``"json"`` (JSON
         values only), or ``"data"`` (JSON values, bytes, dates, tuples and sets,
         DataFrames, Series and NumPy arrays, in formats that never run code when
@@ -78,6 +79,8 @@ class DashDatabase:
     :param durability: SQLite only: ``"normal"`` survives a crash of any
         process, ``"full"`` also power loss (one fsync per write).
     :param prefix: Redis only: the start of every key (default ``"dash_database:"``).
+    :param schema: PostgreSQL only: the schema the store lives in, made on first use
+        (default ``"dash_database"``; never ``public``).
     :param expire_after: seconds or a ``timedelta``: a user idle that long is
         dropped (at once for readers, on disk by :meth:`purge_expired`).
     :param max_keys_per_user: refuse a write that would give a user more values.
@@ -108,6 +111,7 @@ class DashDatabase:
         timeout: float = 30.0,
         durability: str = "normal",
         prefix: str | None = None,
+        schema: str | None = None,
         expire_after: Duration | None = None,
         max_keys_per_user: int | None = None,
         max_bytes_per_user: int | None = None,
@@ -129,6 +133,7 @@ class DashDatabase:
             timeout=timeout,
             durability=durability,
             prefix=prefix,
+            schema=schema,
         )
         self._start(backend, Activity(expiry))
 

@@ -27,17 +27,28 @@ os.environ["DASH_DATABASE_RESERVE_BYTES"] = str(64 * 1024)
 import dash_database.clock  # noqa: E402
 from dash_database import DashDatabase  # noqa: E402
 
-from helpers import Clock, OpenDb, RedisServer, open_backend, require_redis_server  # noqa: E402
+from helpers import (  # noqa: E402
+    Clock,
+    OpenDb,
+    PostgresServer,
+    RedisServer,
+    open_backend,
+    require_postgres_server,
+    require_redis_server,
+    server_url,
+)
 
 #: The engines the contract suite runs over, each once through either face: a SQLite
-#: file, this process's memory, Redis (which the async face reaches lazily).
+#: file, this process's memory, Redis and PostgreSQL (which the async face reaches lazily).
 BACKENDS = [
     "sqlite-path",
     "sqlite-memory",
     "redis",
+    "postgres",
     "async-sqlite-path",
     "async-sqlite-memory",
     "async-redis",
+    "async-postgres",
 ]
 
 
@@ -112,6 +123,15 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """The URL of a PostgreSQL server started for this test session."""
+    require_postgres_server()
+    server = PostgresServer().start()
+    yield server.url
+    server.remove()
+
+
 @pytest.fixture(params=BACKENDS)
 def backend_name(request: pytest.FixtureRequest) -> str:
     """The name of the backend under test."""
@@ -123,7 +143,7 @@ def open_db(backend_name: str, tmp_path: Path, request: pytest.FixtureRequest) -
     """A factory of fresh databases of the backend under test, closed afterwards."""
     opened: list[DashDatabase] = []
     counter = iter(range(1_000_000))
-    url = request.getfixturevalue("redis_url") if backend_name.endswith("redis") else ""
+    url = server_url(backend_name, request)
 
     def factory(**options: Any) -> DashDatabase:
         folder = tmp_path / f"db{next(counter)}"

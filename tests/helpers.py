@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -29,6 +30,7 @@ from typing import Any
 import pytest
 
 from dash_database import AsyncDashDatabase, DashDatabase, UserValues
+from dash_database.backends.locations import POSTGRES_SCHEMES
 from dash_database.backends.memory import MemoryBackend
 from dash_database.backends.sqlite.file import FileBackend
 from dash_database.backends.threaded import ThreadedBackend
@@ -123,8 +125,12 @@ def value_for(serializer: str, big: bool = False) -> Any:
 def large_bodies(db: DashDatabase) -> dict[Any, Any]:
     """Where the engine keeps the bodies of large values, as stored: each side file's inode,
     change time and bytes; each Redis chunk's bytes, by its name within its bucket (a
-    rename moves chunks to the new id's bucket); each memory record's chunk tuple."""
+    rename moves chunks to the new id's bucket); each memory record's chunk tuple; each
+    PostgreSQL chunk row's bytes and row id (a rewritten row gets a new one)."""
     engine: Any = db._backend
+    if engine.location.startswith(POSTGRES_SCHEMES):
+        rows = postgres_rows(engine, "SELECT version, seq, data, ctid::text FROM {}.chunks")
+        return {(version, seq): (data, ctid) for version, seq, data, ctid in rows}
     if isinstance(engine, FileBackend):
         folder = Path(engine.files.folder)
         files = sorted(folder.iterdir()) if folder.exists() else []
@@ -135,6 +141,16 @@ def large_bodies(db: DashDatabase) -> dict[Any, Any]:
     with redis_client(engine) as client:
         keys = client.scan_iter(f"{engine._prefix}*chunk:*")
         return {key.rsplit(b"}:", 1)[-1]: client.get(key) for key in keys}
+
+
+def postgres_rows(engine: Any, statement: str, *args: Any) -> list[tuple[Any, ...]]:
+    """The rows of ``statement`` (its ``{}``: the store's schema) on a PostgreSQL engine's
+    database, whichever face's engine it is, on a connection of the test's own."""
+    import psycopg
+
+    with psycopg.connect(engine.location, autocommit=True) as conn:
+        cursor = conn.execute(statement.format(engine._quoted), args)
+        return cursor.fetchall() if cursor.description else []
 
 
 def redis_client(engine: Any) -> Any:
@@ -234,6 +250,65 @@ class RedisServer:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=20)
+
+
+class PostgresServer:
+    """A private PostgreSQL cluster, made by ``initdb`` in a folder of its own and served on
+    127.0.0.1 and a free port (run as the ``postgres`` user when the tests run as root,
+    since PostgreSQL refuses to run as root). Made for tests: no fsync.
+    """
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="dash_database-postgres-"))
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self._as:
+            shutil.chown(self.folder, "postgres")
+
+    def _run(self, *command: str) -> None:
+        program = str(Path(postgres_bin()) / command[0])
+        subprocess.run([*self._as, program, *command[1:]], check=True, capture_output=True)
+
+    def start(self) -> PostgresServer:
+        """Make the cluster on first start, start the server, and wait until it answers."""
+        data = self.folder / "data"
+        if not data.exists():
+            self._run("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync")
+        options = (
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c full_page_writes=off -c max_connections=400"
+        )
+        log = str(self.folder / "log")
+        self._run("pg_ctl", "-D", str(data), "-o", options, "-l", log, "-w", "-t", "60", "start")
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (``"immediate"``: as a crash would, with no shutdown checkpoint)."""
+        data = str(self.folder / "data")
+        with suppress(subprocess.CalledProcessError):
+            self._run("pg_ctl", "-D", data, "-m", mode, "-w", "stop")
+
+    def remove(self) -> None:
+        """Stop the server and delete its folder."""
+        self.stop("immediate")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def postgres_bin() -> str:
+    """The folder of the PostgreSQL server's programs (Debian keeps them off ``PATH``), or
+    ``""`` if none is installed."""
+    found = shutil.which("initdb")
+    if found:
+        return str(Path(found).resolve().parent)
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: p.parts)
+    return str(versions[-1].parent) if versions else ""
+
+
+def require_postgres_server() -> None:
+    """Skip without PostgreSQL or psycopg locally; fail under CI."""
+    require(bool(postgres_bin()), "PostgreSQL is missing (apt-get install postgresql)")
+    require(importlib.util.find_spec("psycopg_pool") is not None, "psycopg is missing")
 
 
 class ReplyDroppingProxy:
@@ -443,19 +518,32 @@ def open_face(face: str, location: Any, **options: Any) -> DashDatabase:
     return DashDatabase(location, **options)
 
 
-def open_backend(name: str, tmp_path: Path, redis_url: str = "", **options: Any) -> DashDatabase:
-    """Open a fresh, empty database of the named backend."""
+def server_url(backend: str, request: pytest.FixtureRequest) -> str:
+    """The URL of the server that ``backend`` needs, started if not yet; ``""``: none."""
+    for engine in ("redis", "postgres"):
+        if backend.endswith(engine):
+            return str(request.getfixturevalue(f"{engine}_url"))
+    return ""
+
+
+def open_backend(name: str, tmp_path: Path, server_url: str = "", **options: Any) -> DashDatabase:
+    """Open a fresh, empty database of the named backend (``server_url``: of its server)."""
+    # A prefix (schema) per database keeps tests apart on one server.
+    if name.endswith("redis"):
+        options = {"prefix": f"test-{uuid.uuid4().hex}:", **options}
+    if name.endswith("postgres"):
+        options = {"schema": f"test_{uuid.uuid4().hex}", **options}
     if name.startswith("async-"):
-        location = {"sqlite-memory": ":memory:", "sqlite-path": str(tmp_path / "store.sqlite3")}
-        engine = name.removeprefix("async-")
-        if engine == "redis":
-            db = AsyncDashDatabase(redis_url, prefix=f"test-{uuid.uuid4().hex}:", **options)
-        else:
-            db = AsyncDashDatabase(location[engine], **options)
+        location = {
+            "sqlite-memory": ":memory:",
+            "sqlite-path": str(tmp_path / "store.sqlite3"),
+            "redis": server_url,
+            "postgres": server_url,
+        }
+        db = AsyncDashDatabase(location[name.removeprefix("async-")], **options)
         return AsyncFaceAsSync(db)  # type: ignore[return-value]
-    if name == "redis":
-        # A prefix per database keeps tests apart on one server.
-        return DashDatabase(redis_url, prefix=f"test-{uuid.uuid4().hex}:", **options)
+    if name in ("redis", "postgres"):
+        return DashDatabase(server_url, **options)
     if name == "sqlite-memory":
         return DashDatabase(":memory:", **options)
     if name == "sqlite-path":

@@ -222,21 +222,31 @@ def test_the_no_thread_test_calls_every_public_method() -> None:
         assert public == _CALLED[cls.__name__], cls.__name__
 
 
-def test_calls_under_the_chunk_size_use_no_thread_on_redis(
-    redis_url: str, monkeypatch: pytest.MonkeyPatch
+def _server_store(server: str, request: pytest.FixtureRequest) -> tuple[str, dict[str, str]]:
+    """A fresh store's location and options on the test server ``server``."""
+    if server == "postgres":
+        return request.getfixturevalue("postgres_url"), {"schema": f"test_{uuid.uuid4().hex}"}
+    return request.getfixturevalue("redis_url"), {"prefix": f"test-{uuid.uuid4().hex}:"}
+
+
+@pytest.mark.parametrize("server", ["redis", "postgres"])
+def test_calls_under_the_chunk_size_use_no_thread_on_a_server(
+    server: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """1,000 rounds of every public method on Redis, with every way to a thread failing."""
+    """1,000 rounds of every public method on Redis and on PostgreSQL, with every way to a
+    thread failing."""
     monkeypatch.setattr(asyncio, "to_thread", _refuse)
     monkeypatch.setattr(async_concurrency, "_pool", _refuse)
     with pytest.raises(AssertionError, match="a thread was used"):  # the trap is set
         asyncio.run(async_concurrency.run(len, b""))
-    prefix = f"test-{uuid.uuid4().hex}:"
+    url, options = _server_store(server, request)
+    copy_options = {name: value + "copy_" for name, value in options.items()}
     key = b"k" * 32
 
     async def main() -> None:
         asyncio.get_running_loop().set_default_executor(_RefusingExecutor())
-        db = AsyncDashDatabase(redis_url, prefix=prefix, expire_after=3600, secret_key=key)
-        target = AsyncDashDatabase(redis_url, prefix=prefix + "copy:", secret_key=key)
+        db = AsyncDashDatabase(url, expire_after=3600, secret_key=key, **options)  # type: ignore[arg-type]
+        target = AsyncDashDatabase(url, secret_key=key, **copy_options)  # type: ignore[arg-type]
         for turn in range(1000):
             await db.store_user_value("u", "k", turn)
             assert await db.get_user_value("u", "k") == turn
@@ -282,22 +292,39 @@ def test_calls_under_the_chunk_size_use_no_thread_on_redis(
     asyncio.run(main())
 
 
-def test_a_thousand_event_loops_leave_no_connection_open(redis_url: str) -> None:
-    """1,000 calls, each in its own asyncio.run, leave the server's client count where it was."""
+def _clients(server: str, url: str) -> Callable[[], int]:
+    """What counts the server's client connections."""
+    if server == "postgres":
+        import psycopg
+
+        admin = psycopg.connect(url, autocommit=True)
+        statement = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+        return lambda: int(admin.execute(statement).fetchone()[0])  # type: ignore[index]
     import redis
 
-    db = AsyncDashDatabase(redis_url, prefix=f"test-{uuid.uuid4().hex}:")
-    with redis.Redis.from_url(redis_url) as admin, warnings.catch_warnings():
+    client = redis.Redis.from_url(url)
+    return lambda: len(client.client_list())
+
+
+@pytest.mark.parametrize("server", ["redis", "postgres"])
+def test_a_thousand_event_loops_leave_no_connection_open(
+    server: str, request: pytest.FixtureRequest
+) -> None:
+    """1,000 calls, each in its own asyncio.run, leave the server's client count where it was."""
+    url, options = _server_store(server, request)
+    db = AsyncDashDatabase(url, **options)  # type: ignore[arg-type]
+    clients = _clients(server, url)
+    with warnings.catch_warnings():
         warnings.simplefilter("error")  # an unclosed transport or socket fails the test
-        before = len(admin.client_list())
+        before = clients()
         for turn in range(1000):
             asyncio.run(db.store_user_value("u", "k", turn))
         assert asyncio.run(db.get_user_value("u", "k")) == 999
         # A closed connection leaves the server's list as soon as the server reads its end.
         deadline = time.monotonic() + 5
-        while len(admin.client_list()) != before and time.monotonic() < deadline:
+        while clients() != before and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert len(admin.client_list()) == before
+        assert clients() == before
         asyncio.run(db.close())
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from dash_database import DashDatabase
+from dash_database.backends.locations import POSTGRES_SCHEMES
 from dash_database.backends.memory import MemoryBackend
 from dash_database.backends.sqlite.file import FileBackend
 from dash_database.cli import EXIT_DAMAGED, main
@@ -24,6 +25,7 @@ from helpers import (
     OpenDb,
     assert_counters_exact,
     open_face,
+    postgres_rows,
     redis_client,
     write_with,
 )
@@ -120,6 +122,9 @@ def _miscount(db: DashDatabase, user: Key) -> None:
         )
     elif isinstance(engine, MemoryBackend):
         engine._bytes[user] += 5
+    elif engine.location.startswith(POSTGRES_SCHEMES):
+        statement = "UPDATE {}.users SET bytes = bytes + 5 WHERE user_id = %s"
+        postgres_rows(engine, statement, json.dumps(user))
     else:
         member = json.dumps(user)
         users = engine.open().user_keys(member)[1]

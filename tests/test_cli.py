@@ -41,13 +41,18 @@ class Store:
         return code, out.getvalue(), err.getvalue()
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[Store]:
-    """Two users written 10 days apart, in a SQLite file or on redis-server."""
+    """Two users written 10 days apart, in a SQLite file, on redis-server or on PostgreSQL."""
     if request.param == "sqlite":
         path = str(tmp_path / "cli.sqlite3")
         db = DashDatabase(path)
         made = Store(db, [path], {"db_location": path})
+    elif request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        schema = f"test_cli_{uuid.uuid4().hex}"
+        db = DashDatabase(url, schema=schema)
+        made = Store(db, [url, "--schema", schema], {"db_location": url, "schema": schema})
     else:
         require_redis_server()
         url = request.getfixturevalue("redis_url")

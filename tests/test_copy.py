@@ -24,9 +24,13 @@ BIG = bytes(range(256)) * (9 * 1024 * 1024 // 256 + 1)  # over 8 MiB: side file 
 def open_store(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest, name: str
 ) -> DashDatabase:
-    """A fresh store: a SQLite file, or a fresh prefix on the test redis-server."""
+    """A fresh store: a SQLite file, a fresh prefix on the test redis-server, or a fresh
+    schema on the test PostgreSQL server."""
     if kind == "sqlite":
         return DashDatabase(tmp_path / f"{name}.sqlite3")
+    if kind == "postgres":
+        schema = f"test_{name}_{uuid.uuid4().hex}"
+        return DashDatabase(request.getfixturevalue("postgres_url"), schema=schema)
     require_redis_server()
     return DashDatabase(
         request.getfixturevalue("redis_url"), prefix=f"test-{name}-{uuid.uuid4().hex}:"
@@ -46,7 +50,16 @@ def snapshot(db: DashDatabase) -> dict[Any, Any]:
 
 @pytest.mark.parametrize(
     ("source_kind", "destination_kind"),
-    [("sqlite", "sqlite"), ("sqlite", "redis"), ("redis", "sqlite"), ("redis", "redis")],
+    [
+        ("sqlite", "sqlite"),
+        ("sqlite", "redis"),
+        ("redis", "sqlite"),
+        ("redis", "redis"),
+        ("sqlite", "postgres"),
+        ("postgres", "redis"),
+        ("redis", "postgres"),
+        ("postgres", "sqlite"),
+    ],
 )
 def test_copy_in_each_direction(
     source_kind: str,
@@ -83,6 +96,8 @@ def _reopen(db: DashDatabase) -> dict[str, Any]:
     engine = db._backend
     if engine.location.startswith("redis"):
         return {"db_location": engine._server.client(), "prefix": engine._prefix}  # type: ignore[attr-defined]
+    if engine.location.startswith("postgresql"):
+        return {"db_location": engine.location, "schema": engine.schema}  # type: ignore[attr-defined]
     return {"db_location": engine.location}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import shutil
@@ -26,12 +27,12 @@ from helpers import assert_counters_exact
 DATA = Path(__file__).parent / "data"
 
 
-Store = tuple[str, str | None]  # a location and its Redis prefix
+Store = tuple[str, dict[str, str]]  # a location, and its Redis prefix or PostgreSQL schema
 
 
 def _race(store: Store, quotas: dict[str, int], user: str, key: str, size: int) -> Any:
     """In a forked child: open the store, wait for the others, write once; report how it went."""
-    with DashDatabase(store[0], prefix=store[1], **quotas) as db:  # type: ignore[arg-type]
+    with DashDatabase(store[0], **store[1], **quotas) as db:  # type: ignore[arg-type]
         _race.barrier.wait()  # type: ignore[attr-defined]
         try:
             db.store_user_value(user, key, b"x" * size)
@@ -60,11 +61,13 @@ def _racers(store: Store, quotas: dict[str, int], writes: list[tuple[str, str, i
 def _store(request: pytest.FixtureRequest, engine: str, tmp_path: Path) -> Store:
     """A new, empty store on ``engine``."""
     if engine == "sqlite":
-        return str(tmp_path / "race.sqlite3"), None
-    return request.getfixturevalue("redis_url"), f"test-{uuid.uuid4().hex}:"
+        return str(tmp_path / "race.sqlite3"), {}
+    if engine == "postgres":
+        return request.getfixturevalue("postgres_url"), {"schema": f"test_{uuid.uuid4().hex}"}
+    return request.getfixturevalue("redis_url"), {"prefix": f"test-{uuid.uuid4().hex}:"}
 
 
-@pytest.mark.parametrize("engine", ["sqlite", "redis"])
+@pytest.mark.parametrize("engine", ["sqlite", "redis", "postgres"])
 @pytest.mark.parametrize("limit", ["max_keys_per_user", "max_bytes_per_user", "max_total_bytes"])
 def test_eight_racing_processes_never_pass_a_quota(
     engine: str, limit: str, tmp_path: Path, request: pytest.FixtureRequest
@@ -76,7 +79,7 @@ def test_eight_racing_processes_never_pass_a_quota(
         "max_bytes_per_user": {"max_bytes_per_user": 1_000_000},
         "max_total_bytes": {"max_total_bytes": 1_000_000},
     }[limit]
-    with DashDatabase(store[0], prefix=store[1]) as db:
+    with DashDatabase(store[0], **store[1]) as db:  # type: ignore[arg-type]
         if limit == "max_keys_per_user":
             for key in range(9):
                 db.store_user_value("u", f"old{key}", 1)
@@ -103,9 +106,9 @@ def test_eight_racing_processes_never_pass_a_quota(
 
 
 WRITER = """
-import sys
+import json, sys
 from dash_database import DashDatabase
-db = DashDatabase(sys.argv[1], prefix=sys.argv[3] or None)
+db = DashDatabase(sys.argv[1], **json.loads(sys.argv[3]))
 db._backend.chunk_size = 4096
 for index in range(int(sys.argv[2]), 10**9):
     db.store_user_value(index % 7, index % 50, [index] * (3000 if index % 3 == 0 else 1))
@@ -115,16 +118,16 @@ for index in range(int(sys.argv[2]), 10**9):
 """
 
 
-@pytest.mark.parametrize("engine", ["sqlite", "redis"])
+@pytest.mark.parametrize("engine", ["sqlite", "redis", "postgres"])
 def test_counters_match_a_recount_after_sigkilled_writers(
     engine: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """Writers SIGKILLed mid-write (big values, deletes) leave counters equal to a recount."""
-    location, prefix = _store(request, engine, tmp_path)
+    location, options = _store(request, engine, tmp_path)
     start = 0
     for rounds in range(8):
         writer = subprocess.Popen(
-            [sys.executable, "-c", WRITER, location, str(start), prefix or ""],
+            [sys.executable, "-c", WRITER, location, str(start), json.dumps(options)],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -133,7 +136,7 @@ def test_counters_match_a_recount_after_sigkilled_writers(
             start = int(writer.stdout.readline()) + 1
         writer.send_signal(signal.SIGKILL)
         writer.wait()
-        with DashDatabase(location, prefix=prefix) as db:
+        with DashDatabase(location, **options) as db:  # type: ignore[arg-type]
             assert db.stats().keys > 0
             assert_counters_exact(db)
 

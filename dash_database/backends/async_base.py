@@ -1,9 +1,10 @@
 """The contract every storage engine implements: the calls an app makes, and maintenance.
 
 Both faces' contracts come from one text: it is written as async code, and
-``tools/unasync.py`` writes the sync contract from it. The Redis engine implements
-both, from one text too; the SQLite engines implement the sync one, and the async
-face reaches them through :class:`~dash_database.backends.threaded.ThreadedBackend`.
+``tools/unasync.py`` writes the sync contract from it. The Redis and PostgreSQL
+engines implement both, each from one text too; the SQLite engines implement the sync
+one, and the async face reaches them through
+:class:`~dash_database.backends.threaded.ThreadedBackend`.
 
 :class:`AsyncEngine` holds the calls an app makes. :class:`~dash_database.DashDatabase`
 checks the arguments and the closed state, asks :class:`~..activity.Activity` what the
@@ -23,9 +24,11 @@ makes exactly one engine call:
 
 :meth:`Engine.get`, ``set``, ``update``, ``delete``, ``contains`` and ``keys`` apply the
 touch in the same call, by the one rule of :meth:`~..activity.Touch.outcome`, atomically
-with the operation where it writes: on SQLite, a plain read when the stored activity
-needs nothing, else one transaction; on Redis, one script for a read or a write (the
-touch's own script before ``keys``, ``contains`` and ``delete``). They return the user's
+with the operation where it writes: on SQLite and PostgreSQL, a plain read when the
+stored activity needs nothing, else one transaction (on PostgreSQL a read's touch commits
+just before the read, and a write's is in the write's statement or transaction); on
+Redis, one script for a read or a write (the touch's own script before ``keys``,
+``contains`` and ``delete``). They return the user's
 stored activity after the call (``None``: none, or not read) for
 :meth:`~..activity.Activity.learn`. Once per refresh interval, with expiry, a public
 call also purges a few idle users through :class:`Maintenance`.

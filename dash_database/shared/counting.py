@@ -10,8 +10,8 @@ from . import redis, sqlite
 
 def counts(backend: Any) -> tuple[int, int] | None:
     """The live values and topics of shared storage in ``backend``'s store; ``None`` where
-    it holds none (or cannot: a store in memory)."""
+    it holds none (or cannot: a store in memory or on PostgreSQL)."""
     if isinstance(backend, FileBackend):
         return sqlite.counts(backend._conn)
-    server = getattr(backend, "_server", None)
-    return None if server is None else redis.counts(server, backend._prefix)
+    prefix = getattr(backend, "_prefix", None)  # a Redis engine's
+    return None if prefix is None else redis.counts(backend._server, prefix)

@@ -23,7 +23,7 @@ from dash_database import DashDatabase
 from dash_database.backends.sqlite.schema import record_key, user_range
 from dash_database.keys import Key, decode_key, encode_key
 
-from helpers import open_backend
+from helpers import open_backend, server_url
 
 # Strings that broke 1.0's "f'{user_id}_{key_name}'" keys, JSON and SQL ranges:
 # separators, quotes, escapes, NUL, prefixes of each other, and digits that
@@ -77,13 +77,13 @@ class IsolationMachine(RuleBasedStateMachine):
     """Random operations on one database and on a plain dict of dicts, compared after each."""
 
     backend = "sqlite-memory"
-    redis_url = ""
+    server_url = ""
     users = Bundle("users")
 
     def __init__(self) -> None:
         super().__init__()
         self.tmp = tempfile.TemporaryDirectory()
-        self.db: DashDatabase = open_backend(self.backend, Path(self.tmp.name), self.redis_url)
+        self.db: DashDatabase = open_backend(self.backend, Path(self.tmp.name), self.server_url)
         self.model: dict[Key, dict[Key, Any]] = {}
 
     @initialize(target=users, user=keys)
@@ -143,8 +143,7 @@ class IsolationMachine(RuleBasedStateMachine):
 def test_isolation_matches_dict_of_dicts(backend_name: str, request: pytest.FixtureRequest) -> None:
     """For any ids and key names, every operation equals the dict-of-dicts model."""
     backend = backend_name
-    url = request.getfixturevalue("redis_url") if backend.endswith("redis") else ""
-    attributes = {"backend": backend, "redis_url": url}
+    attributes = {"backend": backend, "server_url": server_url(backend, request)}
     machine = type(f"Isolation_{backend}", (IsolationMachine,), attributes)
     run_state_machine_as_test(
         machine,

@@ -29,13 +29,14 @@ from typing import Any, NamedTuple
 
 from ... import async_concurrency, clock
 from ...activity import Touch
-from ...exceptions import DeserializationError, StorageError
+from ...exceptions import StorageError
 from ...keys import MISSING, Key, Where, decode_key, encode_key
 from ...quotas import Quotas
 from ...records import is_chunked, split
 from ...serialization import Codec
 from ...streams import CHUNK_SIZE
 from ..async_base import AsyncBackend, AsyncRawValue, Count, Seen, ValueSize
+from ..chunk_reads import ChunkVanished, check_replaced, redact
 from . import async_renaming, scripts
 from .async_chunks import AsyncChunks, Written
 from .async_counters import AsyncCounters
@@ -43,7 +44,7 @@ from .async_migration import open_layout
 from .async_server import AsyncServer
 from .layout import Layout
 from .scripts import NEED_CHUNKS
-from .wire import ChunkVanished, Script, glob_escape, redact
+from .wire import Script, glob_escape
 
 __all__ = ["AsyncRedisBackend", "redact"]
 
@@ -180,7 +181,7 @@ class AsyncRedisBackend(AsyncBackend):
             try:
                 return await self._load(record, user_id, key_name), seen
             except ChunkVanished:
-                _check_replaced(record, previous, (user_id, key_name))
+                check_replaced(record, previous, (user_id, key_name))
                 previous = record  # replaced while we read it: read the new value
         raise StorageError(f"{self.location}: the value kept changing while it was read; retry")
 
@@ -294,7 +295,7 @@ class AsyncRedisBackend(AsyncBackend):
                     else await self._load(record, user_id, key_name, codec)
                 )
             except ChunkVanished:
-                _check_replaced(record, previous, where)
+                check_replaced(record, previous, where)
                 previous = record  # replaced while we read it: try again
             else:
                 new = func(old)
@@ -445,22 +446,6 @@ class _Opened(NamedTuple):
 async def _one(body: bytes) -> AsyncIterator[bytes]:
     """The body of a record stored whole, as a stream of one piece."""
     yield body
-
-
-def _check_replaced(record: bytes, previous: bytes | None, where: Where) -> None:
-    """After a chunk of ``record`` was found gone: nothing, if the record was replaced since
-    it was last read (``previous``), so that reading it again finds the new value.
-
-    :raises DeserializationError: it was not: its chunk is gone for good (evicted, or
-        deleted by hand), and the value cannot be read.
-    """
-    if record == previous:
-        user_id, key_name = where
-        raise DeserializationError(
-            f"key_name={key_name!r} of user_id={user_id!r}: a chunk of its data is gone from "
-            "the server (evicted by maxmemory-policy, or deleted by hand); the value cannot "
-            "be read. Delete it, or run repair"
-        )
 
 
 def _score(pair: tuple[bytes, float]) -> float:

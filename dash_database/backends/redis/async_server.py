@@ -22,6 +22,7 @@ from typing import Any, cast
 import redis.asyncio
 
 from ... import async_concurrency
+from ..chunk_reads import redact
 from .wire import (
     Script,
     async_client_for,
@@ -31,7 +32,6 @@ from .wire import (
     fail,
     outcome_unknown,
     pack,
-    redact,
 )
 
 

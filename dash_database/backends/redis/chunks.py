@@ -12,7 +12,6 @@ user touch one hash slot.
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
@@ -23,19 +22,17 @@ from ...keys import Key, Where, encode_key
 from ...records import continued, inline, is_chunked, split, stored_size
 from ...serialization import Codec, Fill
 from ...streams import ChunkWriter
+from ..chunk_reads import ChunkVanished, parse_reference, reference
 from . import scripts
 from .layout import Layout
-from .scripts import MAX_CHUNKS
 from .server import Server
-from .wire import ChunkVanished, Script
+from .wire import Script
 
 logger = logging.getLogger("dash_database")
 
 #: Chunks of a value being written expire unless its record is committed:
 #: a writer that dies halfway leaves nothing behind for long.
 PENDING_CHUNK_SECONDS = 3600
-# The chunk references a record may hold, as this module writes them.
-_REFS = re.compile(rb"([0-9a-f]{32}):([0-9]{1,6})")
 #: A chunk is read in replies of at most this many bytes (see :meth:`Chunks.read`).
 READ_PIECE = 1024 * 1024
 _REFS_SCRIPT = Script.of(scripts.REFS)
@@ -66,8 +63,8 @@ class Chunks:
 
         :param chunk_key: the name of a chunk (version, index) of these records.
         """
-        found = [_REFS.fullmatch(ref) for ref in self._server.run(_REFS_SCRIPT, [values], [])]
-        valid = [(m[1].decode(), int(m[2])) for m in found if m and 1 <= int(m[2]) <= MAX_CHUNKS]
+        found = [parse_reference(ref) for ref in self._server.run(_REFS_SCRIPT, [values], [])]
+        valid = [parsed for parsed in found if parsed is not None]
         lasts = [chunk_key(version, count - 1) for version, count in valid]
         pipe = (self._server.client()).pipeline(transaction=False)
         for last in lasts:
@@ -84,14 +81,14 @@ class Chunks:
         :raises DeserializationError: the record holds references this library
             cannot have made.
         """
-        match = _REFS.fullmatch(reference)
-        if match is None or not 1 <= int(match[2]) <= MAX_CHUNKS:
+        parsed = parse_reference(reference)
+        if parsed is None:
             raise DeserializationError(
                 f"the record of key_name={key_name!r} of user_id={user_id!r} holds chunk "
                 f"references {reference[:80]!r} that dash_database cannot "
                 "have made: the record is damaged or forged, and was not used. Delete the value"
             )
-        return self._layout.chunks(encode_key(user_id), match[1].decode(), int(match[2]))
+        return self._layout.chunks(encode_key(user_id), *parsed)
 
     def stored_size(self, record: bytes, user_id: Key, key_name: Key) -> int | None:
         """The stored bytes of the value of ``record``: its head and its chunks (or the whole
@@ -221,5 +218,5 @@ class _Pending:
             return Written(record, [], len(record))
         if tail:
             self.put(tail)
-        reference = f"{self._version}:{len(self.keys)}".encode()
-        return Written(continued(head) + reference, self.keys, stored_size(len(head), self._size))
+        body = reference(self._version, len(self.keys))
+        return Written(continued(head) + body, self.keys, stored_size(len(head), self._size))

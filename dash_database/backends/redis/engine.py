@@ -30,13 +30,14 @@ from typing import Any, NamedTuple
 
 from ... import clock, concurrency
 from ...activity import Touch
-from ...exceptions import DeserializationError, StorageError
+from ...exceptions import StorageError
 from ...keys import MISSING, Key, Where, decode_key, encode_key
 from ...quotas import Quotas
 from ...records import is_chunked, split
 from ...serialization import Codec
 from ...streams import CHUNK_SIZE
 from ..base import Backend, Count, RawValue, Seen, ValueSize
+from ..chunk_reads import ChunkVanished, check_replaced, redact
 from . import renaming, scripts
 from .chunks import Chunks, Written
 from .counters import Counters
@@ -44,7 +45,7 @@ from .layout import Layout
 from .migration import open_layout
 from .scripts import NEED_CHUNKS
 from .server import Server
-from .wire import ChunkVanished, Script, glob_escape, redact
+from .wire import Script, glob_escape
 
 __all__ = ["RedisBackend", "redact"]
 
@@ -177,7 +178,7 @@ class RedisBackend(Backend):
             try:
                 return self._load(record, user_id, key_name), seen
             except ChunkVanished:
-                _check_replaced(record, previous, (user_id, key_name))
+                check_replaced(record, previous, (user_id, key_name))
                 previous = record  # replaced while we read it: read the new value
         raise StorageError(f"{self.location}: the value kept changing while it was read; retry")
 
@@ -283,7 +284,7 @@ class RedisBackend(Backend):
             try:
                 old = default if record is None else self._load(record, user_id, key_name, codec)
             except ChunkVanished:
-                _check_replaced(record, previous, where)
+                check_replaced(record, previous, where)
                 previous = record  # replaced while we read it: try again
             else:
                 new = func(old)
@@ -430,22 +431,6 @@ class _Opened(NamedTuple):
 def _one(body: bytes) -> Iterator[bytes]:
     """The body of a record stored whole, as a stream of one piece."""
     yield body
-
-
-def _check_replaced(record: bytes, previous: bytes | None, where: Where) -> None:
-    """After a chunk of ``record`` was found gone: nothing, if the record was replaced since
-    it was last read (``previous``), so that reading it again finds the new value.
-
-    :raises DeserializationError: it was not: its chunk is gone for good (evicted, or
-        deleted by hand), and the value cannot be read.
-    """
-    if record == previous:
-        user_id, key_name = where
-        raise DeserializationError(
-            f"key_name={key_name!r} of user_id={user_id!r}: a chunk of its data is gone from "
-            "the server (evicted by maxmemory-policy, or deleted by hand); the value cannot "
-            "be read. Delete it, or run repair"
-        )
 
 
 def _score(pair: tuple[bytes, float]) -> float:

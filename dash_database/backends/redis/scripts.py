@@ -19,11 +19,9 @@ cannot make the server loop for long; a damaged record is deleted alone.
 from __future__ import annotations
 
 from ...records import HEADER_TAGS, lua_body_start, lua_is_chunked
+from ..chunk_reads import MAX_CHUNKS
 from .layout import TOTAL
 
-#: The most chunks one value may have: 512 GiB at the default chunk size,
-#: more than a Redis server holds, and a loop the server runs in milliseconds.
-MAX_CHUNKS = 65_536
 #: A script's answer when it needs the chunk keys of the user's records.
 NEED_CHUNKS = b"C"
 

@@ -23,6 +23,7 @@ from typing import Any, cast
 import redis
 
 from ... import concurrency
+from ..chunk_reads import redact
 from .wire import (
     Script,
     client_for,
@@ -31,7 +32,6 @@ from .wire import (
     fail,
     outcome_unknown,
     pack,
-    redact,
 )
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from typing import Any, NamedTuple, NoReturn
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
@@ -19,7 +18,6 @@ from redis.retry import Retry
 
 from ...exceptions import (
     ConnectionFailedError,
-    DashDatabaseError,
     OutcomeUnknownError,
     StorageError,
 )
@@ -29,10 +27,6 @@ from ...exceptions import (
 MAX_ASYNC_CONNECTIONS = 64
 #: Arguments larger than this many bytes are sent without being copied (see :func:`pack`).
 LARGE = 6000
-
-
-class ChunkVanished(DashDatabaseError):
-    """A concurrent write replaced the value while we read its chunks."""
 
 
 class Script(NamedTuple):
@@ -45,16 +39,6 @@ class Script(NamedTuple):
     def of(cls, text: str) -> Script:
         """The script of ``text``."""
         return cls(text, hashlib.sha1(text.encode()).hexdigest())
-
-
-def redact(url: str) -> str:
-    """``url`` without its password, for messages and ``repr``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + netloc))
 
 
 def describe(client: redis.Redis | redis.asyncio.Redis) -> str:

@@ -1,0 +1,475 @@
+# Written by tools/unasync.py from async_engine.py: edit that file, then run the script.
+"""The PostgreSQL engine: values in a database that every process on every host shares.
+
+A store is a schema of its own (see :mod:`.schema`), made on first use. Each
+value is a row; a value larger than one chunk keeps its body in chunk rows,
+written in the same transaction as its row, so no reader sees half a value and
+a writer that dies halfway leaves nothing. Counters are kept by a trigger in the
+statement that writes. A write without quotas is one statement; under quotas it
+is one transaction that takes the user's counter row first, so racing writers
+are checked one after another. ``update`` is a compare-and-set of the value's
+record, retried until the timeout, as on Redis.
+
+Reads take no lock: a chunk that a concurrent write deleted midway through a
+read is noticed, and the value is read again (see :mod:`..chunk_reads`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from ... import concurrency, forks
+from ...activity import Touch
+from ...exceptions import StorageError
+from ...keys import MISSING, Key, Where, decode_key
+from ...quotas import Quotas, Usage
+from ...records import inline, is_chunked, split
+from ...serialization import Codec, Fill
+from ...streams import CHUNK_SIZE, ChunkWriter
+from ..base import Backend, Count, RawValue, Seen, ValueSize
+from ..chunk_reads import ChunkVanished, check_replaced
+from . import renaming
+from .chunks import Chunks, Pending, Written
+from .schema import VERSION, Ref, Statements, check_schema, ref, tables
+from .server import Server, Transaction
+
+logger = logging.getLogger("dash_database")
+
+#: update_user_value's retries wait a random time up to this (seconds).
+MAX_BACKOFF_SECONDS = 0.005
+_READ_ATTEMPTS = 5
+
+
+def _dumping(codec: Codec, value: Any, where: Where) -> Fill:
+    """What serializes ``value`` of ``where`` with ``codec``."""
+    return lambda out: codec.dump(value, out, where)
+
+
+def _one_statement(touch: Touch | None) -> bool:
+    """Whether a write's ``touch`` is an upsert of its time (see ``Touch.outcome``): a write
+    that drops no idle user records ``max(seen, now)``."""
+    return touch is None or (
+        touch.drop_before is None and touch.create and math.isinf(touch.refresh_before)
+    )
+
+
+class PostgresBackend(Backend):
+    """Values in a PostgreSQL database.
+
+    :param target: a ``postgresql://`` or ``postgres://`` URL, or a psycopg pool made by
+        the app (see :class:`.server.Server`).
+    :param codec: the serializer (see :class:`~..base.Engine` for it, ``quotas`` and
+        ``chunk_size``).
+    :param timeout: seconds to wait for a connection, and for a contended update.
+    :param schema: the schema the store lives in.
+    """
+
+    def __init__(
+        self,
+        target: object,
+        codec: Codec,
+        quotas: Quotas | None = None,
+        chunk_size: int = CHUNK_SIZE,
+        *,
+        timeout: float,
+        schema: str,
+    ) -> None:
+        super().__init__(codec, quotas, chunk_size)
+        self._quoted = check_schema(schema)
+        self._target, self._timeout = target, timeout
+        #: The schema the store lives in.
+        self.schema = schema
+        self._server = Server(target, timeout)
+        self.location = self._server.location
+        self._sql = Statements(self._quoted)
+        self._chunks = Chunks(self._server, self._sql)
+        self._ready = False
+        forks.register(self)
+        logger.debug("opened %s (schema %s)", self.location, schema)
+
+    def open(self) -> None:
+        """Reach the database and make the store's schema, if not done yet (once per
+        database: several processes opening it at once wait for one another).
+
+        :raises ConnectionFailedError: the database cannot be reached.
+        :raises StorageError: a newer dash_database made the schema.
+        """
+        if self._ready:
+            return
+        with self._server.transaction() as txn:
+            lock = f"dash_database schema {self.schema}"
+            txn.run("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (lock,))
+            made = (txn.run("SELECT to_regclass(%s)", (f"{self._quoted}.meta",)))[0][0]
+            rows = txn.run(self._sql.version) if made else []
+            version = int(rows[0][0]) if rows else 0
+            if version > VERSION:
+                raise StorageError(
+                    f"{self.location}: the schema was made by a newer dash_database (tables "
+                    f"version {version}, this one knows {VERSION}); upgrade dash_database"
+                )
+            if version < VERSION:
+                for statement in tables(self._quoted):
+                    txn.run(statement)
+                txn.run(self._sql.set_version, (str(VERSION),))
+                logger.info("%s: made the store's tables", self.location)
+        self._ready = True
+
+    def _load(self, record: bytes, user_id: Key, key_name: Key, codec: Codec | None = None) -> Any:
+        codec, where = codec or self.codec, (user_id, key_name)
+        if not is_chunked(record):
+            return codec.load_record(record, where)
+        head, body = split(record)
+        pieces = self._chunks.read(body, where)
+        return concurrency.consume(lambda p: codec.load(head, p, where), pieces)
+
+    def _record(self, user: Ref, key: Ref) -> bytes | None:
+        found = (self._server.query(self._sql.get, (*user, *user, *key)))[0][1]
+        return None if found is None else bytes(found)
+
+    def _read(
+        self, user: Ref, touch: Touch | None, statement: str, args: tuple[Any, ...]
+    ) -> Seen[Any]:
+        """A read, with ``touch`` applied first: ``statement`` (one of :class:`.Statements`'
+        reads, its rows' first column the user's activity, its second the result) in one
+        round trip when the stored activity needs nothing (most calls), else in one
+        transaction with the touch. The result, and the stored activity."""
+        rows = self._server.query(statement, (*user, *args))
+        seen, result = rows[0]
+        drop, store = (False, None) if touch is None else touch.outcome(seen)
+        if touch is not None and (drop or store is not None):
+            with self._server.transaction() as txn:
+                seen = self._touch_in(txn, user, touch)
+                result = (txn.run(statement, (*user, *args)))[0][1]
+        return result, seen if touch is not None else None
+
+    def _touched(self, user: Ref, touch: Touch) -> float | None:
+        """Apply ``touch`` alone, before a change; the stored activity."""
+        return (self._read(user, touch, self._sql.seen_alone, ()))[1]
+
+    def _touch_in(self, txn: Transaction, user: Ref, touch: Touch) -> float | None:
+        """Apply ``touch`` inside ``txn``: drop the user if idle, then record its activity."""
+        rows = txn.run(self._sql.lock_seen, tuple(user))
+        seen: float | None = rows[0][0] if rows else None
+        drop, store = touch.outcome(seen)
+        if drop:
+            assert touch.drop_before is not None
+            txn.run(self._sql.delete_idle, (*user, touch.drop_before, *user))
+            seen = None
+        if store is not None:
+            txn.run(self._sql.mark, (*user, store))
+            seen = store
+        return seen
+
+    def get(self, user_id: Key, key_name: Key, touch: Touch | None) -> Seen[Any]:
+        """The stored value, or :data:`~dash_database.keys.MISSING`."""
+        self.open()
+        user, key = ref(user_id), ref(key_name)
+        found, seen = self._read(user, touch, self._sql.get, (*user, *key))
+        record, previous = None if found is None else bytes(found), None
+        for _ in range(_READ_ATTEMPTS):
+            if record is None:
+                return MISSING, seen
+            try:
+                return self._load(record, user_id, key_name), seen
+            except ChunkVanished:
+                check_replaced(record, previous, (user_id, key_name))
+                previous = record  # replaced while we read it: read the new value
+                record = self._record(user, key)
+        raise StorageError(f"{self.location}: the value kept changing while it was read; retry")
+
+    def contains(self, user_id: Key, key_name: Key, touch: Touch | None) -> Seen[bool]:
+        """Whether a value is stored, without reading it."""
+        self.open()
+        user, key = ref(user_id), ref(key_name)
+        return self._read(user, touch, self._sql.has, (*user, *key))
+
+    def keys(self, user_id: Key, touch: Touch | None) -> Seen[list[Key]]:
+        """The user's key names."""
+        self.open()
+        user = ref(user_id)
+        found, seen = self._read(user, touch, self._sql.keys, tuple(user))
+        return [decode_key(key) for key in found], seen
+
+    def _check(self, txn: Transaction, where: Where, size: int) -> None:
+        """Check a write of ``size`` bytes against the quotas, with the user's counter row
+        (and the store's, under ``max_total_bytes``) taken for the rest of ``txn``.
+
+        :raises QuotaExceededError: it would pass a limit.
+        """
+        assert self.quotas is not None
+        user, key = ref(where[0]), ref(where[1])
+        keys, stored = (txn.run(self._sql.lock_count, tuple(user)))[0]
+        old = txn.run(self._sql.size, (*user, *key))
+        total = 0
+        if self.quotas.max_total_bytes is not None:
+            total = (txn.run(self._sql.total))[0][0]
+            if total is None:
+                logger.info("%s: keeping the store's total bytes from now on", self.location)
+                for statement in self._sql.keep_totals:
+                    txn.run(statement)
+                total = (txn.run(self._sql.total))[0][0]
+        self.quotas.check(*where, size, Usage(keys, stored, total, old[0][0] if old else None))
+
+    def _commit(
+        self,
+        txn: Transaction,
+        where: Where,
+        written: Written,
+        touch: Touch | None,
+        expect: tuple[bytes | None] | None = None,
+    ) -> bool:
+        """Write ``written``'s row, with ``touch``, under the quotas: one statement when
+        nothing needs checking, else in ``txn``. Return whether it was written: with
+        ``expect``, only if the key's record is still ``expect[0]`` (``None``: absent).
+
+        :raises QuotaExceededError: it would pass a limit; nothing changed.
+        """
+        user, key = ref(where[0]), ref(where[1])
+        row = (*user, *key, *written)
+        # One statement, committed alone, unless quotas or an idle user's drop need a
+        # transaction (a large value's is begun already: its chunks are in it).
+        alone = self.quotas is None and _one_statement(touch) and (touch is None or expect is None)
+        if not alone:
+            if touch is not None:
+                self._touch_in(txn, user, touch)
+            if self.quotas is not None:
+                self._check(txn, where, written.size)
+        run = txn.alone if alone else txn.run
+        if alone and touch is not None:
+            done = run(self._sql.put_seen, (*user, touch.now, *row))
+        elif expect is None:
+            done = run(self._sql.put, row)
+        elif expect[0] is None:
+            done = run(self._sql.insert_new, row)
+        else:
+            done = run(self._sql.replace, (*written, *user, *key, expect[0]))
+        if done[0][0] == 1:
+            return True
+        if expect is None:
+            raise StorageError(
+                f"{self.location}: key_name={where[1]!r} of user_id={where[0]!r} shares its "
+                "row digests with another user's value; nothing was stored. Use another key name"
+            )
+        txn.rollback()  # lost the race: nothing of this try stays
+        return False
+
+    def _write(
+        self, where: Where, fill: Fill, touch: Touch | None, expect: tuple[bytes | None] | None
+    ) -> bool:
+        """Serialize with ``fill`` and commit the value (see :meth:`_commit`); a large value's
+        chunks are inserted as they fill, in the transaction that writes its row."""
+        self.open()
+        with self._server.transaction() as txn:
+            chunks = Pending(txn, self._sql.chunk)
+            head, tail = concurrency.fill(fill, chunks.put, self.chunk_size)
+            return self._commit(txn, where, chunks.finish(head, tail), touch, expect)
+
+    def set(self, user_id: Key, key_name: Key, value: Any, touch: Touch | None) -> float | None:
+        """Store ``value``; committed when this returns."""
+        where = (user_id, key_name)
+        self._write(where, _dumping(self.codec, value, where), touch, None)
+        # A write stores at least its time (see Touch.outcome): no read back needed.
+        return None if touch is None else touch.now
+
+    def write_raw(self, user_id: Key, key_name: Key, head: bytes, pieces: Iterable[bytes]) -> None:
+        """Store a record read elsewhere, as :meth:`set` stores a value (its body copied,
+        never decoded, each chunk inserted as soon as it fills)."""
+        self.open()
+        with self._server.transaction() as txn:
+            chunks, full = Pending(txn, self._sql.chunk), list[bytes]()
+            out = ChunkWriter(full.append, self.chunk_size)
+            for piece in pieces:
+                out.write(piece)
+                for chunk in full:
+                    chunks.put(chunk)
+                full.clear()
+            written = chunks.finish(inline(head), out.tail())
+            self._commit(txn, (user_id, key_name), written, None)
+
+    def read_raw(self, user_id: Key, key_name: Key) -> RawValue | None:
+        """The value as stored, never decoded; ``None`` if there is none."""
+        self.open()
+        record = self._record(ref(user_id), ref(key_name))
+        if record is None:
+            return None
+        head, body = split(record)
+        if not is_chunked(record):
+            return head, _one(body)
+        return head, self._chunks.read(body, (user_id, key_name))
+
+    def _compare_and_set(
+        self,
+        where: Where,
+        codec: Codec,
+        func: Callable[[Any], Any],
+        default: Any,
+        touch: Touch | None,
+    ) -> tuple[bool, Any]:
+        """Store ``func(old value or default)``, both through ``codec``: a compare-and-set
+        of the key's record (no lock is held while ``func`` runs), run again on a changed
+        value until the timeout. Whether there was an old value, and the new one; with
+        ``default`` :data:`MISSING`, only a stored value is replaced.
+
+        :raises StorageError: the value kept changing for longer than the timeout.
+        """
+        self.open()
+        user_id, key_name = where
+        user, key = ref(user_id), ref(key_name)
+        if touch is not None and touch.drop_before is not None:
+            # An idle user is dropped before its value is read: the compare-and-set
+            # must compare with what is left, not with a value its touch deletes.
+            only_drop = dataclasses.replace(touch, refresh_before=-math.inf, create=False)
+            self._touched(user, only_drop)
+        deadline = time.monotonic() + self._timeout
+        tries, previous = 0, None
+        while True:
+            tries += 1
+            record = self._record(user, key)
+            if record is None and default is MISSING:
+                return False, MISSING
+            try:
+                old = default if record is None else self._load(record, *where, codec)
+            except ChunkVanished:
+                assert record is not None
+                check_replaced(record, previous, where)
+                previous = record  # replaced while we read it: try again
+            else:
+                new = func(old)
+                if self._write(where, _dumping(codec, new, where), touch, (record,)):
+                    return record is not None, new
+            if time.monotonic() >= deadline:
+                raise StorageError(
+                    f"{self.location}: key_name={key_name!r} of user_id={user_id!r} was "
+                    f"contended: other clients changed it during each of {tries} tries in "
+                    f"timeout={self._timeout}s. Nothing was stored; retry, or raise timeout"
+                )
+            # Spread the retries of updaters that lost the same race.
+            concurrency.sleep(random.uniform(0, MAX_BACKOFF_SECONDS))
+
+    def update(
+        self,
+        user_id: Key,
+        key_name: Key,
+        func: Callable[[Any], Any],
+        default: Any,
+        touch: Touch | None,
+    ) -> Seen[Any]:
+        """Atomically store and return ``func(old value or default)`` (a compare-and-set)."""
+        _, new = self._compare_and_set((user_id, key_name), self.codec, func, default, touch)
+        return new, None if touch is None else touch.now
+
+    def recode(self, user_id: Key, key_name: Key, codec: Codec, func: Callable[[Any], Any]) -> bool:
+        """Atomically replace a stored value with ``func(old)``, through ``codec``."""
+        return (self._compare_and_set((user_id, key_name), codec, func, MISSING, None))[0]
+
+    def delete(self, user_id: Key, key_name: Key, touch: Touch | None) -> Seen[bool]:
+        """Delete one value (the trigger takes its chunks and counts); whether it existed."""
+        self.open()
+        user = ref(user_id)
+        seen = None if touch is None else self._touched(user, touch)
+        rows = self._server.change(self._sql.delete, (*user, *ref(key_name)))
+        return rows[0][0] > 0, seen
+
+    def delete_user(self, user_id: Key) -> int:
+        """Delete the user's values and activity in one statement."""
+        self.open()
+        user = ref(user_id)
+        return int((self._server.change(self._sql.delete_user, (*user, *user)))[0][0])
+
+    def delete_idle_user(self, user_id: Key, cutoff: float) -> bool:
+        """Delete the user if it was last active before ``cutoff``, in one statement."""
+        self.open()
+        user = ref(user_id)
+        rows = self._server.change(self._sql.delete_idle, (*user, cutoff, *user))
+        return bool(rows[0][0] > 0)
+
+    def rename_user(self, old_id: Key, new_id: Key) -> int:
+        """Move the user's rows, counters and activity to ``new_id`` in one transaction (see
+        :mod:`.renaming`)."""
+        self.open()
+        with self._server.transaction() as txn:
+            return renaming.rename(txn, self._sql, self.codec, (old_id, new_id))
+
+    def seen(self, user_id: Key) -> float | None:
+        """The user's last recorded activity, or ``None``."""
+        self.open()
+        rows = self._server.query(self._sql.seen, tuple(ref(user_id)))
+        return float(rows[0][0]) if rows else None
+
+    def mark_seen(self, user_id: Key, when: float, create: bool) -> None:
+        """Record activity at ``when`` (never moving it back); ``create`` adds a missing user."""
+        self.open()
+        user = ref(user_id)
+        if create:
+            self._server.change(self._sql.mark, (*user, when))
+        else:
+            self._server.change(self._sql.refresh, (when, *user))
+
+    def sessions(self) -> dict[Key, float]:
+        """Every user's last recorded activity."""
+        self.open()
+        rows = self._server.query(self._sql.all_seen)
+        return {decode_key(user): float(seen) for user, seen in rows}
+
+    def idle_users(self, cutoff: float, limit: int) -> list[Key]:
+        """Up to ``limit`` users last active before ``cutoff``, oldest first (from an index)."""
+        self.open()
+        rows = self._server.query(self._sql.idle, (cutoff, limit))
+        return [decode_key(row[0]) for row in rows]
+
+    def value_sizes(self, user_id: Key | None) -> list[ValueSize]:
+        """``(user, key, stored bytes)`` for one user's values, or everybody's."""
+        self.open()
+        if user_id is None:
+            rows = self._server.query(self._sql.sizes)
+        else:
+            rows = self._server.query(self._sql.user_sizes, tuple(ref(user_id)))
+        sizes: list[ValueSize] = []
+        for user, key, record, recorded, chunks in rows:
+            stored = self._chunks.stored(bytes(record), recorded, chunks)
+            sizes.append((decode_key(user), decode_key(key), stored))
+        return sizes
+
+    def counts(self, user_id: Key | None) -> dict[Key, Count]:
+        """``(values, stored bytes)`` of one user, or of every user, from the counters."""
+        self.open()
+        if user_id is None:
+            rows = self._server.query(self._sql.all_counts)
+        else:
+            rows = self._server.query(self._sql.count, tuple(ref(user_id)))
+        return {decode_key(user): (int(keys), int(stored)) for user, keys, stored in rows}
+
+    def recount(self) -> None:
+        """Rebuild every counter from the rows, in one transaction that writers wait for."""
+        self.open()
+        with self._server.transaction() as txn:
+            txn.run(self._sql.lock_values)
+            for statement in self._sql.recount:
+                txn.run(statement)
+
+    def collect_garbage(self) -> int:
+        """Remove chunks that no row names (left by a change made by hand); how many."""
+        self.open()
+        return int((self._server.change(self._sql.orphans))[0][0])
+
+    def close(self) -> None:
+        """Close the connections this engine opened; never deletes data."""
+        self._server.close()
+
+    def after_fork_in_child(self) -> None:
+        """Give a forked child connections of its own (see :mod:`dash_database.forks`): the
+        parent's stay open, untouched, for the parent."""
+        forks.keep(self._server)
+        self._server = Server(self._target, self._timeout)
+        self._chunks = Chunks(self._server, self._sql)
+
+
+def _one(body: bytes) -> Iterator[bytes]:
+    """The body of a record stored whole, as a stream of one piece."""
+    yield body
