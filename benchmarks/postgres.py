@@ -40,6 +40,7 @@ ROOT = HERE.parent
 sys.path[:0] = [str(ROOT), str(HERE), str(ROOT / "tests")]
 
 from bench.method import Figure, ratio, wait_for_quiet  # noqa: E402
+from bench.workloads import list_and_delete  # noqa: E402
 
 VALUE = b"x" * 100
 KEYS = 5
@@ -151,19 +152,6 @@ def processes(name: str, url: str, place: str, writes: int, first: int = 0) -> f
     if any(worker.exitcode for worker in workers):
         raise RuntimeError(f"a writer of {name} failed; its traceback is above")
     return PROCESSES * writes / (time.perf_counter() - started)
-
-
-def list_and_delete(engine: Any, users: list[int]) -> dict[str, float]:
-    """Milliseconds to list, then to delete, each of ``users``, on average."""
-    started = time.perf_counter()
-    for user in users:
-        engine.list(user)
-    listed = (time.perf_counter() - started) / len(users)
-    started = time.perf_counter()
-    for user in users:
-        engine.delete_user(user)
-    deleted = (time.perf_counter() - started) / len(users)
-    return {"list_ms": listed * 1e3, "delete_ms": deleted * 1e3}
 
 
 @contextmanager

@@ -295,6 +295,46 @@ class PostgresServer:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+class PgBouncer:
+    """PgBouncer in transaction pooling on 127.0.0.1 and a free port, in front of a
+    PostgreSQL server, with two server connections, so that one client's transactions run
+    on different ones (run as the ``postgres`` user under root, as PgBouncer asks).
+
+    :param server_url: the PostgreSQL server's URL (``postgres`` user, no password).
+    """
+
+    def __init__(self, server_url: str) -> None:
+        host_port = server_url.split("@")[1].split("/")[0]
+        host, port = host_port.split(":")
+        self.folder = Path(tempfile.mkdtemp(prefix="dash_database-pgbouncer-"))
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        (self.folder / "users.txt").write_text('"postgres" ""\n')
+        (self.folder / "pgbouncer.ini").write_text(
+            f"[databases]\npostgres = host={host} port={port} dbname=postgres\n"
+            f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {self.port}\n"
+            f"unix_socket_dir =\nauth_type = trust\nauth_file = {self.folder}/users.txt\n"
+            "pool_mode = transaction\ndefault_pool_size = 2\n"
+        )
+        as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if as_postgres:
+            shutil.chown(self.folder, "postgres")
+        command = [*as_postgres, "pgbouncer", str(self.folder / "pgbouncer.ini")]
+        self.process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 1):
+                return
+            time.sleep(0.05)  # a real server starting up: nothing to patch
+        raise RuntimeError(f"pgbouncer did not start on port {self.port}")
+
+    def stop(self) -> None:
+        """Stop it and delete its folder."""
+        self.process.terminate()
+        self.process.wait(timeout=20)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 def postgres_bin() -> str:
     """The folder of the PostgreSQL server's programs (Debian keeps them off ``PATH``), or
     ``""`` if none is installed."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,7 +28,14 @@ import pytest
 from dash_database import AsyncDashDatabase, DashDatabase
 from dash_database.exceptions import DeserializationError, StorageError
 
-from helpers import PostgresServer, assert_counters_exact, postgres_rows, require_postgres_server
+from helpers import (
+    PgBouncer,
+    PostgresServer,
+    assert_counters_exact,
+    postgres_rows,
+    require,
+    require_postgres_server,
+)
 
 
 def _schema() -> str:
@@ -327,3 +335,55 @@ def test_chunks_that_no_row_names_are_collected(postgres_url: str) -> None:
         )
         assert db._backend.collect_garbage() == 1
         assert db.get_user_value("u", "kept") == b"x" * 5000
+
+
+def test_behind_pgbouncer_in_transaction_pooling_a_pool_without_prepared_statements_works(
+    postgres_url: str,
+) -> None:
+    """Through PgBouncer's transaction pooling (two server connections, four threads), a pool
+    made as the README says keeps every guarantee; a URL, whose connections prepare
+    statements, fails with the fix in its message."""
+    require(
+        shutil.which("pgbouncer") is not None, "pgbouncer is missing (apt-get install pgbouncer)"
+    )
+    bouncer = PgBouncer(postgres_url)
+    try:
+        kwargs = {"autocommit": True, "prepare_threshold": None}
+        with psycopg_pool.ConnectionPool(bouncer.url, kwargs=kwargs, min_size=4) as pool:
+            db = DashDatabase(pool, schema=_schema(), max_keys_per_user=102)
+
+            def work(thread: int) -> None:
+                for index in range(100):
+                    db.store_user_value(thread, index, index)
+                    assert db.get_user_value(thread, index) == index
+                    db.update_user_value(thread, "n", lambda n: n + 1, 0)
+                db.rename_user(thread, f"renamed{thread}")
+
+            threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert [db.get_user_value(f"renamed{n}", "n") for n in range(4)] == [100] * 4
+            assert_counters_exact(db)
+            db.close()
+        errors: list[BaseException] = []
+        by_url = DashDatabase(bouncer.url, schema=_schema())
+
+        def write(thread: int) -> None:
+            try:
+                for index in range(100):
+                    by_url.store_user_value(thread, index, index)
+            except StorageError as exc:  # kept for the assertion below
+                errors.append(exc)
+
+        writers = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join()
+        assert errors, "PgBouncer let prepared statements through: the test tested nothing"
+        assert "prepare_threshold" in str(errors[0])
+        by_url.close()
+    finally:
+        bouncer.stop()

@@ -23,6 +23,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 #: Each async source, from the package's root; its twin drops the ``async_`` prefix.
 SOURCES = (
     "dash_database/backends/async_base.py",
+    "dash_database/backends/async_contention.py",
     "dash_database/backends/redis/async_server.py",
     "dash_database/backends/redis/async_chunks.py",
     "dash_database/backends/redis/async_counters.py",

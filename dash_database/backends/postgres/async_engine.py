@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import random
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
@@ -31,6 +30,7 @@ from ...quotas import Quotas, Usage
 from ...records import inline, is_chunked, split
 from ...serialization import Codec, Fill
 from ...streams import CHUNK_SIZE, ChunkWriter
+from .. import async_contention
 from ..async_base import AsyncBackend, AsyncRawValue, Count, Seen, ValueSize
 from ..chunk_reads import ChunkVanished, check_replaced
 from . import async_renaming
@@ -40,8 +40,6 @@ from .schema import VERSION, Ref, Statements, check_schema, ref, tables
 
 logger = logging.getLogger("dash_database")
 
-#: update_user_value's retries wait a random time up to this (seconds).
-MAX_BACKOFF_SECONDS = 0.005
 _READ_ATTEMPTS = 5
 
 
@@ -331,7 +329,7 @@ class AsyncPostgresBackend(AsyncBackend):
             # must compare with what is left, not with a value its touch deletes.
             only_drop = dataclasses.replace(touch, refresh_before=-math.inf, create=False)
             await self._touched(user, only_drop)
-        deadline = time.monotonic() + self._timeout
+        started = time.monotonic()
         tries, previous = 0, None
         while True:
             tries += 1
@@ -348,14 +346,7 @@ class AsyncPostgresBackend(AsyncBackend):
                 new = func(old)
                 if await self._write(where, _dumping(codec, new, where), touch, (record,)):
                     return record is not None, new
-            if time.monotonic() >= deadline:
-                raise StorageError(
-                    f"{self.location}: key_name={key_name!r} of user_id={user_id!r} was "
-                    f"contended: other clients changed it during each of {tries} tries in "
-                    f"timeout={self._timeout}s. Nothing was stored; retry, or raise timeout"
-                )
-            # Spread the retries of updaters that lost the same race.
-            await async_concurrency.sleep(random.uniform(0, MAX_BACKOFF_SECONDS))
+            await async_contention.back_off(self.location, where, tries, started, self._timeout)
 
     async def update(
         self,

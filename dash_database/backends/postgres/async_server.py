@@ -41,6 +41,12 @@ from . import pools
 #: them waits for one, up to the store's ``timeout``.
 MAX_CONNECTIONS = 16
 IDLE = psycopg.pq.TransactionStatus.IDLE
+# What PostgreSQL answers, behind a transaction pooler, to a statement psycopg prepared on
+# another server connection: it refuses the statement before running it.
+_PREPARED_ELSEWHERE = (
+    psycopg.errors.DuplicatePreparedStatement,
+    psycopg.errors.InvalidSqlStatementName,
+)
 
 Rows = list[tuple[Any, ...]]
 
@@ -111,6 +117,14 @@ class AsyncServer:
             raise ConnectionFailedError(
                 f"{self.location}: lost the connection to PostgreSQL ({exc}); check that "
                 "the server runs. This call changed nothing."
+            ) from exc
+        if isinstance(exc, _PREPARED_ELSEWHERE):
+            raise StorageError(
+                f"{self.location}: a statement psycopg prepared is missing or there already "
+                f"({exc}): a pooler such as PgBouncer in transaction pooling sits in front of "
+                "PostgreSQL. Hand in a pool made with psycopg_pool.ConnectionPool(url, "
+                'kwargs={"autocommit": True, "prepare_threshold": None}), or set '
+                "max_prepared_statements in PgBouncer 1.21 or later. This call changed nothing."
             ) from exc
         raise StorageError(f"{self.location}: PostgreSQL refused the operation: {exc}") from exc
 

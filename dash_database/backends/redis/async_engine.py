@@ -22,7 +22,6 @@ import heapq
 import json
 import logging
 import math
-import random
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from typing import Any, NamedTuple
@@ -35,6 +34,7 @@ from ...quotas import Quotas
 from ...records import is_chunked, split
 from ...serialization import Codec
 from ...streams import CHUNK_SIZE
+from .. import async_contention
 from ..async_base import AsyncBackend, AsyncRawValue, Count, Seen, ValueSize
 from ..chunk_reads import ChunkVanished, check_replaced, redact
 from . import async_renaming, scripts
@@ -53,8 +53,6 @@ logger = logging.getLogger("dash_database")
 #: A replaced value's chunks stay this long, so that a reader already
 #: streaming them finishes with the old value instead of starting over.
 REPLACED_CHUNK_SECONDS = 60
-#: update_user_value's retries wait a random time up to this (seconds).
-MAX_BACKOFF_SECONDS = 0.005
 _READ_ATTEMPTS = 5
 _SET = Script.of(scripts.SET)
 _GET = Script.of(scripts.GET)
@@ -281,7 +279,7 @@ class AsyncRedisBackend(AsyncBackend):
         """
         user_id, key_name = where
         field = encode_key(key_name)
-        deadline = time.monotonic() + self._timeout
+        started = time.monotonic()
         tries, previous = 0, None
         while True:
             tries += 1
@@ -305,14 +303,7 @@ class AsyncRedisBackend(AsyncBackend):
                 expect = ["absent", b""] if record is None else ["equal", record]
                 if await self._commit(user_id, key_name, written, expect, touch):
                     return record is not None, new
-            if time.monotonic() >= deadline:
-                raise StorageError(
-                    f"{self.location}: key_name={key_name!r} of user_id={user_id!r} was "
-                    f"contended: other clients changed it during each of {tries} tries in "
-                    f"timeout={self._timeout}s. Nothing was stored; retry, or raise timeout"
-                )
-            # Spread the retries of updaters that lost the same race.
-            await async_concurrency.sleep(random.uniform(0, MAX_BACKOFF_SECONDS))
+            await async_contention.back_off(self.location, where, tries, started, self._timeout)
 
     async def update(
         self,

@@ -23,7 +23,6 @@ import heapq
 import json
 import logging
 import math
-import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
@@ -36,6 +35,7 @@ from ...quotas import Quotas
 from ...records import is_chunked, split
 from ...serialization import Codec
 from ...streams import CHUNK_SIZE
+from .. import contention
 from ..base import Backend, Count, RawValue, Seen, ValueSize
 from ..chunk_reads import ChunkVanished, check_replaced, redact
 from . import renaming, scripts
@@ -54,8 +54,6 @@ logger = logging.getLogger("dash_database")
 #: A replaced value's chunks stay this long, so that a reader already
 #: streaming them finishes with the old value instead of starting over.
 REPLACED_CHUNK_SECONDS = 60
-#: update_user_value's retries wait a random time up to this (seconds).
-MAX_BACKOFF_SECONDS = 0.005
 _READ_ATTEMPTS = 5
 _SET = Script.of(scripts.SET)
 _GET = Script.of(scripts.GET)
@@ -274,7 +272,7 @@ class RedisBackend(Backend):
         """
         user_id, key_name = where
         field = encode_key(key_name)
-        deadline = time.monotonic() + self._timeout
+        started = time.monotonic()
         tries, previous = 0, None
         while True:
             tries += 1
@@ -294,14 +292,7 @@ class RedisBackend(Backend):
                 expect = ["absent", b""] if record is None else ["equal", record]
                 if self._commit(user_id, key_name, written, expect, touch):
                     return record is not None, new
-            if time.monotonic() >= deadline:
-                raise StorageError(
-                    f"{self.location}: key_name={key_name!r} of user_id={user_id!r} was "
-                    f"contended: other clients changed it during each of {tries} tries in "
-                    f"timeout={self._timeout}s. Nothing was stored; retry, or raise timeout"
-                )
-            # Spread the retries of updaters that lost the same race.
-            concurrency.sleep(random.uniform(0, MAX_BACKOFF_SECONDS))
+            contention.back_off(self.location, where, tries, started, self._timeout)
 
     def update(
         self,
