@@ -33,6 +33,7 @@ SOURCES = (
     "dash_database/backends/postgres/async_server.py",
     "dash_database/backends/postgres/async_chunks.py",
     "dash_database/backends/postgres/async_renaming.py",
+    "dash_database/backends/postgres/async_writing.py",
     "dash_database/backends/postgres/async_engine.py",
     "dash_database/async_purging.py",
     "dash_database/async_copying.py",

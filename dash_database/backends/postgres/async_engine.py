@@ -26,34 +26,22 @@ from ... import async_concurrency, forks
 from ...activity import Touch
 from ...exceptions import StorageError
 from ...keys import MISSING, Key, Where, decode_key
-from ...quotas import Quotas, Usage
-from ...records import inline, is_chunked, split
-from ...serialization import Codec, Fill
-from ...streams import CHUNK_SIZE, ChunkWriter
+from ...quotas import Quotas
+from ...records import is_chunked, split
+from ...serialization import Codec
+from ...streams import CHUNK_SIZE
 from .. import async_contention
 from ..async_base import AsyncBackend, AsyncRawValue, Count, Seen, ValueSize
 from ..chunk_reads import ChunkVanished, check_replaced
 from . import async_renaming
-from .async_chunks import AsyncChunks, AsyncPending, Written
-from .async_server import AsyncServer, Transaction
+from .async_chunks import AsyncChunks
+from .async_server import AsyncServer
+from .async_writing import AsyncWriting, dumping
 from .schema import VERSION, Ref, Statements, check_schema, ref, tables
 
 logger = logging.getLogger("dash_database")
 
 _READ_ATTEMPTS = 5
-
-
-def _dumping(codec: Codec, value: Any, where: Where) -> Fill:
-    """What serializes ``value`` of ``where`` with ``codec``."""
-    return lambda out: codec.dump(value, out, where)
-
-
-def _one_statement(touch: Touch | None) -> bool:
-    """Whether a write's ``touch`` is an upsert of its time (see ``Touch.outcome``): a write
-    that drops no idle user records ``max(seen, now)``."""
-    return touch is None or (
-        touch.drop_before is None and touch.create and math.isinf(touch.refresh_before)
-    )
 
 
 class AsyncPostgresBackend(AsyncBackend):
@@ -86,6 +74,7 @@ class AsyncPostgresBackend(AsyncBackend):
         self.location = self._server.location
         self._sql = Statements(self._quoted)
         self._chunks = AsyncChunks(self._server, self._sql)
+        self._writing = AsyncWriting(self._server, self._sql, quotas, self.location)
         self._ready = False
         forks.register(self)
         logger.debug("opened %s (schema %s)", self.location, schema)
@@ -143,27 +132,13 @@ class AsyncPostgresBackend(AsyncBackend):
         drop, store = (False, None) if touch is None else touch.outcome(seen)
         if touch is not None and (drop or store is not None):
             async with self._server.transaction() as txn:
-                seen = await self._touch_in(txn, user, touch)
+                seen = await self._writing.touch_in(txn, user, touch)
                 result = (await txn.run(statement, (*user, *args)))[0][1]
         return result, seen if touch is not None else None
 
     async def _touched(self, user: Ref, touch: Touch) -> float | None:
         """Apply ``touch`` alone, before a change; the stored activity."""
         return (await self._read(user, touch, self._sql.seen_alone, ()))[1]
-
-    async def _touch_in(self, txn: Transaction, user: Ref, touch: Touch) -> float | None:
-        """Apply ``touch`` inside ``txn``: drop the user if idle, then record its activity."""
-        rows = await txn.run(self._sql.lock_seen, tuple(user))
-        seen: float | None = rows[0][0] if rows else None
-        drop, store = touch.outcome(seen)
-        if drop:
-            assert touch.drop_before is not None
-            await txn.run(self._sql.delete_idle, (*user, touch.drop_before, *user))
-            seen = None
-        if store is not None:
-            await txn.run(self._sql.mark, (*user, store))
-            seen = store
-        return seen
 
     async def get(self, user_id: Key, key_name: Key, touch: Touch | None) -> Seen[Any]:
         """The stored value, or :data:`~dash_database.keys.MISSING`."""
@@ -195,105 +170,22 @@ class AsyncPostgresBackend(AsyncBackend):
         found, seen = await self._read(user, touch, self._sql.keys, tuple(user))
         return [decode_key(key) for key in found], seen
 
-    async def _check(self, txn: Transaction, where: Where, size: int) -> None:
-        """Check a write of ``size`` bytes against the quotas, with the user's counter row
-        (and the store's, under ``max_total_bytes``) taken for the rest of ``txn``.
-
-        :raises QuotaExceededError: it would pass a limit.
-        """
-        assert self.quotas is not None
-        user, key = ref(where[0]), ref(where[1])
-        keys, stored = (await txn.run(self._sql.lock_count, tuple(user)))[0]
-        old = await txn.run(self._sql.size, (*user, *key))
-        total = 0
-        if self.quotas.max_total_bytes is not None:
-            total = (await txn.run(self._sql.total))[0][0]
-            if total is None:
-                logger.info("%s: keeping the store's total bytes from now on", self.location)
-                for statement in self._sql.keep_totals:
-                    await txn.run(statement)
-                total = (await txn.run(self._sql.total))[0][0]
-        self.quotas.check(*where, size, Usage(keys, stored, total, old[0][0] if old else None))
-
-    async def _commit(
-        self,
-        txn: Transaction,
-        where: Where,
-        written: Written,
-        touch: Touch | None,
-        expect: tuple[bytes | None] | None = None,
-    ) -> bool:
-        """Write ``written``'s row, with ``touch``, under the quotas: one statement when
-        nothing needs checking, else in ``txn``. Return whether it was written: with
-        ``expect``, only if the key's record is still ``expect[0]`` (``None``: absent).
-
-        :raises QuotaExceededError: it would pass a limit; nothing changed.
-        """
-        user, key = ref(where[0]), ref(where[1])
-        row = (*user, *key, *written)
-        # One statement, committed alone, unless quotas or an idle user's drop need a
-        # transaction (a large value's is begun already: its chunks are in it).
-        alone = self.quotas is None and _one_statement(touch) and (touch is None or expect is None)
-        if not alone:
-            if touch is not None:
-                await self._touch_in(txn, user, touch)
-            if self.quotas is not None:
-                await self._check(txn, where, written.size)
-        run = txn.alone if alone else txn.run
-        if alone and touch is not None:
-            done = await run(self._sql.put_seen, (*user, touch.now, *row))
-        elif expect is None:
-            done = await run(self._sql.put, row)
-        elif expect[0] is None:
-            done = await run(self._sql.insert_new, row)
-        else:
-            done = await run(self._sql.replace, (*written, *user, *key, expect[0]))
-        if done[0][0] == 1:
-            return True
-        if expect is None:
-            raise StorageError(
-                f"{self.location}: key_name={where[1]!r} of user_id={where[0]!r} shares its "
-                "row digests with another user's value; nothing was stored. Use another key name"
-            )
-        await txn.rollback()  # lost the race: nothing of this try stays
-        return False
-
-    async def _write(
-        self, where: Where, fill: Fill, touch: Touch | None, expect: tuple[bytes | None] | None
-    ) -> bool:
-        """Serialize with ``fill`` and commit the value (see :meth:`_commit`); a large value's
-        chunks are inserted as they fill, in the transaction that writes its row."""
-        await self.open()
-        async with self._server.transaction() as txn:
-            chunks = AsyncPending(txn, self._sql.chunk)
-            head, tail = await async_concurrency.fill(fill, chunks.put, self.chunk_size)
-            return await self._commit(txn, where, await chunks.finish(head, tail), touch, expect)
-
     async def set(
         self, user_id: Key, key_name: Key, value: Any, touch: Touch | None
     ) -> float | None:
         """Store ``value``; committed when this returns."""
         where = (user_id, key_name)
-        await self._write(where, _dumping(self.codec, value, where), touch, None)
+        await self.open()
+        await self._writing.write(where, dumping(self.codec, value, where), touch, self.chunk_size)
         # A write stores at least its time (see Touch.outcome): no read back needed.
         return None if touch is None else touch.now
 
     async def write_raw(
         self, user_id: Key, key_name: Key, head: bytes, pieces: AsyncIterable[bytes]
     ) -> None:
-        """Store a record read elsewhere, as :meth:`set` stores a value (its body copied,
-        never decoded, each chunk inserted as soon as it fills)."""
+        """Store a record read elsewhere, as :meth:`set` stores a value."""
         await self.open()
-        async with self._server.transaction() as txn:
-            chunks, full = AsyncPending(txn, self._sql.chunk), list[bytes]()
-            out = ChunkWriter(full.append, self.chunk_size)
-            async for piece in pieces:
-                out.write(piece)
-                for chunk in full:
-                    await chunks.put(chunk)
-                full.clear()
-            written = await chunks.finish(inline(head), out.tail())
-            await self._commit(txn, (user_id, key_name), written, None)
+        await self._writing.write_raw((user_id, key_name), head, pieces, self.chunk_size)
 
     async def read_raw(self, user_id: Key, key_name: Key) -> AsyncRawValue | None:
         """The value as stored, never decoded; ``None`` if there is none."""
@@ -344,7 +236,8 @@ class AsyncPostgresBackend(AsyncBackend):
                 previous = record  # replaced while we read it: try again
             else:
                 new = func(old)
-                if await self._write(where, _dumping(codec, new, where), touch, (record,)):
+                fill, expect = dumping(codec, new, where), (record,)
+                if await self._writing.write(where, fill, touch, self.chunk_size, expect):
                     return record is not None, new
             await async_contention.back_off(self.location, where, tries, started, self._timeout)
 
@@ -466,6 +359,7 @@ class AsyncPostgresBackend(AsyncBackend):
         forks.keep(self._server)
         self._server = AsyncServer(self._target, self._timeout)
         self._chunks = AsyncChunks(self._server, self._sql)
+        self._writing = AsyncWriting(self._server, self._sql, self.quotas, self.location)
 
 
 async def _one(body: bytes) -> AsyncIterator[bytes]:
