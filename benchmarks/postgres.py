@@ -39,11 +39,10 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(ROOT), str(HERE), str(ROOT / "tests")]
 
+from bench import workloads  # noqa: E402
 from bench.method import Figure, ratio, wait_for_quiet  # noqa: E402
-from bench.workloads import list_and_delete  # noqa: E402
+from bench.workloads import VALUE, list_and_delete  # noqa: E402
 
-VALUE = b"x" * 100
-KEYS = 5
 PROCESSES = 4
 SCALE_USERS = 100_000
 #: Users listed, then deleted, per turn: psycopg prepares a statement on its sixth run on a
@@ -114,19 +113,12 @@ def open_contender(name: str, url: str, place: str) -> Any:
 
 
 def small(name: str, url: str, users: int) -> dict[str, float]:
-    """Writes/s then reads/s of 100-byte values over ``users`` x 5 keys, on a fresh store."""
+    """Writes/s then reads/s of 100-byte values over ``users`` x 5 keys, on a fresh store
+    (the main benchmark's workload; its list and delete figures are left out here)."""
     engine = open_contender(name, url, f"bench_{uuid.uuid4().hex}")
-    order = [(user, key) for key in range(KEYS) for user in range(users)]
-    started = time.perf_counter()
-    for user, key in order:
-        engine.store(user, key, VALUE)
-    writes = len(order) / (time.perf_counter() - started)
-    started = time.perf_counter()
-    for user, key in order:
-        engine.get(user, key)
-    reads = len(order) / (time.perf_counter() - started)
+    figures = workloads.small(engine, users)
     engine.close()
-    return {"writes": writes, "reads": reads}
+    return {"writes": figures["writes"], "reads": figures["reads"]}
 
 
 def _writer(name: str, url: str, place: str, process: int, writes: int, first: int) -> None:

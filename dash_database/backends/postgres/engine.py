@@ -36,7 +36,7 @@ from ..base import Backend, Count, RawValue, Seen, ValueSize
 from ..chunk_reads import ChunkVanished, check_replaced
 from . import renaming
 from .chunks import Chunks
-from .schema import VERSION, Ref, Statements, check_schema, ref, tables
+from .schema import VERSION, Read, Ref, Statements, check_schema, ref, tables
 from .server import Server
 from .writing import Writing, dumping
 
@@ -116,24 +116,23 @@ class PostgresBackend(Backend):
         return concurrency.consume(lambda p: codec.load(head, p, where), pieces)
 
     def _record(self, user: Ref, key: Ref) -> bytes | None:
-        found = (self._server.query(self._sql.get, (*user, *user, *key)))[0][1]
+        found = (self._server.query(self._sql.get.plain, (*user, *key)))[0][1]
         return None if found is None else bytes(found)
 
-    def _read(
-        self, user: Ref, touch: Touch | None, statement: str, args: tuple[Any, ...]
-    ) -> Seen[Any]:
-        """A read, with ``touch`` applied first: ``statement`` (one of :class:`.Statements`'
-        reads, its rows' first column the user's activity, its second the result) in one
-        round trip when the stored activity needs nothing (most calls), else in one
-        transaction with the touch. The result, and the stored activity."""
-        rows = self._server.query(statement, (*user, *args))
-        seen, result = rows[0]
-        drop, store = (False, None) if touch is None else touch.outcome(seen)
-        if touch is not None and (drop or store is not None):
+    def _read(self, user: Ref, touch: Touch | None, read: Read, args: tuple[Any, ...]) -> Seen[Any]:
+        """A read, with ``touch`` applied first: without a touch (most reads), the plain
+        statement; with one, the statement that brings the user's activity in the same
+        round trip, and, when that activity needs changing, the touch and the read again
+        in one transaction. The result, and the stored activity."""
+        if touch is None:
+            return (self._server.query(read.plain, args))[0][1], None
+        seen, result = (self._server.query(read.touched, (*user, *args)))[0]
+        drop, store = touch.outcome(seen)
+        if drop or store is not None:
             with self._server.transaction() as txn:
                 seen = self._writing.touch_in(txn, user, touch)
-                result = (txn.run(statement, (*user, *args)))[0][1]
-        return result, seen if touch is not None else None
+                result = (txn.run(read.touched, (*user, *args)))[0][1]
+        return result, seen
 
     def _touched(self, user: Ref, touch: Touch) -> float | None:
         """Apply ``touch`` alone, before a change; the stored activity."""

@@ -152,6 +152,20 @@ def _triggers(s: str, function: str) -> tuple[str, ...]:
     )
 
 
+class Read(NamedTuple):
+    """A read's two statements, each one row: the user's activity (``NULL`` in ``plain``),
+    then the result. ``touched`` takes the user's digest and id before the result's
+    arguments."""
+
+    touched: str
+    plain: str
+
+    @classmethod
+    def of(cls, seen: str, result: str) -> Read:
+        """The read of ``result``, with the activity that ``seen`` selects."""
+        return cls(f"SELECT {seen}, {result}", f"SELECT NULL, {result}")
+
+
 class Statements:
     """Every statement of a store in the quoted schema ``s`` (``%s`` placeholders)."""
 
@@ -163,13 +177,13 @@ class Statements:
             f"INSERT INTO {s}.meta VALUES ('version', %s) "
             "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
         )
-        # A read answers with the user's activity too (see the engine's _read): one row,
-        # the activity first.
+        # A read that applies a touch answers with the user's activity too (see the
+        # engine's _read): one row, the activity first.
         seen = f"(SELECT seen FROM {s}.sessions WHERE {user})"
-        self.get = f"SELECT {seen}, (SELECT record FROM {s}.values WHERE {row})"
-        self.has = f"SELECT {seen}, EXISTS (SELECT FROM {s}.values WHERE {row})"
-        self.keys = f"SELECT {seen}, array(SELECT key_name FROM {s}.values WHERE {user})"
-        self.seen_alone = f"SELECT {seen}, NULL"
+        self.get = Read.of(seen, f"(SELECT record FROM {s}.values WHERE {row})")
+        self.has = Read.of(seen, f"EXISTS (SELECT FROM {s}.values WHERE {row})")
+        self.keys = Read.of(seen, f"array(SELECT key_name FROM {s}.values WHERE {user})")
+        self.seen_alone = Read.of(seen, "NULL")
         self.size = f"SELECT size FROM {s}.values WHERE {row}"
         # The digests' collision guard: a conflicting row of other ids is left alone,
         # and the statement reports no row written.
